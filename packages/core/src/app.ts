@@ -1,0 +1,124 @@
+import type { z } from 'zod';
+import type { Broker } from './broker.js';
+import { connectBroker, connectResults } from './connect.js';
+import { BackendError, ValidationError } from './errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import { assertTaskName } from './names.js';
+import { appOptionsSchema, parseOptions, taskOptionsSchema } from './options.js';
+import type { ResultBackend } from './results.js';
+import { Task, type TaskHandler } from './task.js';
+
+export interface AppOptions {
+  /** `memory://`, `redis://…`, `rediss://…`, `amqp://…`, `amqps://…`, or a `Broker` instance. */
+  broker: string | Broker;
+  /** Where results go: a URL or a `ResultBackend`; default: the broker's own store. */
+  results?: string | ResultBackend;
+  /** Queue for tasks that name none (default `default`). */
+  defaultQueue?: string;
+  /** How long final results are kept (default 24 h). */
+  resultTtlMs?: number;
+  /** How long an idempotency key's record is kept, after the task's own result (default 24 h). */
+  idempotencyTtlMs?: number;
+  logger?: Logger;
+}
+
+export interface Connection {
+  broker: Broker;
+  results: ResultBackend;
+}
+
+export interface TaskDefinition<I extends z.ZodType, R> {
+  input: I;
+  /** Checks the handler's return value before it is stored. */
+  output?: z.ZodType<R>;
+  queue?: string;
+  retry?: z.input<typeof taskOptionsSchema>['retry'];
+  timeoutMs?: number;
+  priority?: number;
+}
+
+/**
+ * The app: the task registry plus a lazily opened connection.
+ * 1. Registers tasks by name (`app.task`), refusing duplicates and bad names.
+ * 2. Connects the broker and result store on first use, once, from URLs or instances.
+ * 3. Closes what it opened.
+ */
+export class App {
+  readonly options: z.output<typeof appOptionsSchema>;
+  readonly logger: Logger;
+  readonly #tasks = new Map<string, Task>();
+  readonly #broker: string | Broker;
+  readonly #results: string | ResultBackend | undefined;
+  #connection: Promise<Connection> | undefined;
+
+  constructor(options: AppOptions) {
+    const { broker, results, logger, ...rest } = options ?? ({} as AppOptions);
+    if (typeof broker !== 'string' && (typeof broker !== 'object' || broker === null)) {
+      throw new ValidationError('INVALID_OPTIONS', 'createApp: broker is required: a URL such as "memory://" or "redis://127.0.0.1:6379", or a Broker instance');
+    }
+    this.options = parseOptions(appOptionsSchema, rest, 'createApp options');
+    this.#broker = broker;
+    this.#results = results;
+    this.logger = logger ?? silentLogger;
+  }
+
+  task<I extends z.ZodType, R>(name: string, definition: TaskDefinition<I, R>, handler: TaskHandler<z.output<I>, R>): Task<I, Awaited<R>> {
+    assertTaskName(name);
+    if (this.#tasks.has(name)) throw new ValidationError('INVALID_OPTIONS', `task "${name}" is already registered in this app; task names must be unique`);
+    const { input, output, ...rest } = definition ?? ({} as TaskDefinition<I, R>);
+    if (!input || typeof (input as { safeParse?: unknown }).safeParse !== 'function') {
+      throw new ValidationError('INVALID_OPTIONS', `task "${name}": input must be a zod schema, e.g. { input: z.object({ a: z.number() }) }`);
+    }
+    if (typeof handler !== 'function') throw new ValidationError('INVALID_OPTIONS', `task "${name}": the handler must be a function`);
+    const options = parseOptions(taskOptionsSchema, rest, `options for task "${name}"`);
+    const task = new Task(this, name, { ...options, queue: options.queue ?? this.options.defaultQueue }, input, output, handler);
+    this.#tasks.set(name, task as unknown as Task);
+    return task as unknown as Task<I, Awaited<R>>;
+  }
+
+  getTask(name: string): Task | undefined {
+    return this.#tasks.get(name);
+  }
+
+  get tasks(): ReadonlyMap<string, Task> {
+    return this.#tasks;
+  }
+
+  /** The queues this app's tasks go to (what a worker listens on by default). */
+  get queues(): string[] {
+    return [...new Set([this.options.defaultQueue, ...[...this.#tasks.values()].map((t) => t.options.queue)])];
+  }
+
+  /** Opens the broker and result store once; every caller shares the same promise. */
+  readonly connection = (): Promise<Connection> => {
+    this.#connection ??= this.#open().catch((err) => {
+      this.#connection = undefined;
+      throw err;
+    });
+    return this.#connection;
+  };
+
+  async close(): Promise<void> {
+    const pending = this.#connection;
+    this.#connection = undefined;
+    if (!pending) return;
+    const { broker, results } = await pending;
+    if (results !== broker.results) await results.close();
+    await broker.close();
+  }
+
+  async #open(): Promise<Connection> {
+    const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker) : this.#broker;
+    const results = this.#results === undefined ? broker.results : typeof this.#results === 'string' ? await connectResults(this.#results) : this.#results;
+    if (!results) {
+      await broker.close();
+      throw new BackendError('this broker keeps no results: pass createApp({ results: "redis://…" }) or a ResultBackend');
+    }
+    return { broker, results };
+  }
+}
+
+/** Creates an app. Connections open lazily, on the first enqueue or worker start. */
+export function createApp(options: AppOptions): App {
+  return new App(options);
+}

@@ -1,0 +1,114 @@
+import type { ErrorInfo } from './errors.js';
+import type { TaskMessage } from './envelope.js';
+import type { ResultBackend, Settlement, TaskRef } from './results.js';
+
+/** What a backend can do natively. Callers branch on these, never on the backend's class. */
+export interface BrokerCapabilities {
+  /** Delayed delivery (`eta`) without a scheduler outside the broker. */
+  delays: boolean;
+  /** Priorities 0–9 honoured on fetch. */
+  priorities: boolean;
+  /** A dead-letter place that `deadLetters()` can list. */
+  deadLetter: boolean;
+  /** Works against a clustered server (all keys of a queue in one hash slot). */
+  cluster: boolean;
+  /** `state()` knows where a pending task is (ready, delayed, in flight). */
+  taskStates: boolean;
+}
+
+export interface FetchRequest {
+  /** Queues to take from, all of equal standing. */
+  queues: readonly string[];
+  /** Most deliveries to return (the worker passes its free slots: prefetch is bounded by concurrency). */
+  max: number;
+  /** Lease length: the delivery is not given to anyone else until it ends or is renewed. */
+  leaseMs: number;
+  /** How long to block when nothing is ready. Backends block; they do not poll the server. */
+  waitMs: number;
+  /** Aborting returns the deliveries taken so far (possibly none) promptly. */
+  signal?: AbortSignal;
+}
+
+export interface PublishOptions {
+  /** How long an idempotency key keeps pointing at its first task. */
+  keyTtlMs: number;
+}
+
+export interface Published {
+  /** The id of the task that owns this message: its own, or the first task with the same id or key. */
+  id: string;
+  /** True when no new task was created (same id already known, or same idempotency key). */
+  duplicate: boolean;
+}
+
+/**
+ * One leased message. The delivery owns its acknowledgement: exactly one of `ack`, `retry`,
+ * `deadLetter`, `release` settles it. Each checks the fencing `token`: once the lease was lost
+ * (expired and handed to another consumer), every one of them rejects with `LeaseLostError`
+ * and changes nothing.
+ */
+export interface Delivery {
+  readonly message: TaskMessage;
+  /** Fencing token, unique to this delivery. */
+  readonly token: string;
+  /**
+   * Removes the message. With a settlement, a broker whose `results` store is in use writes it in
+   * the same atomic step, so an outcome is stored if and only if the ack took effect.
+   */
+  ack(settlement?: Settlement): Promise<void>;
+  /** Schedules the next attempt (`attempt + 1`) at epoch ms `at`, keeping `error` as `lastError`. */
+  retry(at: number, error: ErrorInfo): Promise<void>;
+  /** Moves the message to the dead-letter place with `reason`; stores the settlement as for `ack`. */
+  deadLetter(reason: string, settlement?: Settlement): Promise<void>;
+  /** Gives the message back unchanged (same attempt), ready at `at` (default: now). */
+  release(at?: number): Promise<void>;
+}
+
+export interface QueueStats {
+  queue: string;
+  ready: number;
+  delayed: number;
+  inFlight: number;
+  dead: number;
+  completed: number;
+  failed: number;
+}
+
+export interface DeadLetter {
+  /** The message as it was on the wire (it may not parse: that can be why it is here). */
+  raw: string;
+  reason: string;
+  error: ErrorInfo | null;
+  at: number;
+}
+
+/**
+ * The broker contract. Rules every backend keeps (the conformance suite checks each):
+ * 1. At-least-once: a published message is delivered until it is acked, retried, dead-lettered or
+ *    released; a crash of its consumer loses nothing (the lease runs out and it is delivered again).
+ * 2. Order: higher `priority` first; within a priority, earlier ready time first.
+ * 3. A message with `eta` in the future is not delivered before `eta`.
+ * 4. A delivery's lease lasts `leaseMs` from fetch or the last `renew`; while it lasts nobody else
+ *    gets the message; after it lapses the message is delivered again with a new token, and the
+ *    old token's settlements reject with `LeaseLostError`.
+ * 5. `publish` deduplicates: a message whose id is known, or whose idempotency key (scoped by queue)
+ *    maps to a live task id, creates nothing and returns the owner's id with `duplicate: true`.
+ * 6. A message that fails validation on fetch is never returned: it goes to the dead-letter place
+ *    with the reason.
+ * 7. Batching lives here: `publish`, `fetch` and `renew` take many at once, and settlements issued
+ *    together may share a round trip.
+ */
+export interface Broker {
+  readonly capabilities: BrokerCapabilities;
+  /** The result store kept in this broker, if any; acks with a settlement write it atomically. */
+  readonly results: ResultBackend | null;
+  publish(messages: readonly TaskMessage[], options: PublishOptions): Promise<Published[]>;
+  fetch(request: FetchRequest): Promise<Delivery[]>;
+  /** Extends the leases of many deliveries in one round trip; `false` where the lease was lost. */
+  renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]>;
+  /** Where a not-yet-final task is, or `null` if the broker does not know it. */
+  state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null>;
+  stats(queue: string): Promise<QueueStats>;
+  deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+import type { Broker } from './broker.js';
+import { BackendError, ValidationError } from './errors.js';
+import { MemoryBroker } from './memory/broker.js';
+import { MemoryResultBackend } from './memory/results.js';
+import type { ResultBackend } from './results.js';
+
+/**
+ * What a backend package exports so `createApp` can load it from a URL on demand
+ * (`@celeriac/redis-backend` for redis:// and rediss://, `@celeriac/amqp-backend` for amqp:// and amqps://).
+ */
+export interface BackendModule {
+  connectBroker(url: string): Promise<Broker>;
+  connectResults?(url: string): Promise<ResultBackend>;
+}
+
+const PACKAGES: Record<string, string> = {
+  'redis:': '@celeriac/redis-backend',
+  'rediss:': '@celeriac/redis-backend',
+  'amqp:': '@celeriac/amqp-backend',
+  'amqps:': '@celeriac/amqp-backend',
+};
+
+// `memory://name` gives every app in the process that names it the same broker, so a producer
+// module and a worker module can meet without a server; plain `memory://` is private to one app.
+const sharedMemory = new Map<string, MemoryBroker>();
+
+export async function connectBroker(url: string): Promise<Broker> {
+  const parsed = parseUrl(url, 'broker');
+  if (parsed.protocol === 'memory:') return memoryBroker(parsed);
+  return (await loadBackend(parsed)).connectBroker(url);
+}
+
+export async function connectResults(url: string): Promise<ResultBackend> {
+  const parsed = parseUrl(url, 'results');
+  if (parsed.protocol === 'memory:') return parsed.host ? memoryBroker(parsed).results : new MemoryResultBackend();
+  const mod = await loadBackend(parsed);
+  if (!mod.connectResults) {
+    throw new ValidationError('INVALID_OPTIONS', `results: ${parsed.protocol}// cannot store results; use a redis:// URL or memory://`);
+  }
+  return mod.connectResults(url);
+}
+
+/** The URL with any password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+function memoryBroker(url: URL): MemoryBroker {
+  if (!url.host) return new MemoryBroker();
+  let broker = sharedMemory.get(url.host);
+  if (!broker) sharedMemory.set(url.host, (broker = new MemoryBroker()));
+  return broker;
+}
+
+function parseUrl(url: string, what: string): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ValidationError('INVALID_OPTIONS', `${what}: ${JSON.stringify(redactUrl(url))} is not a URL; use memory://, redis://host:6379, rediss://…, amqp://host:5672 or amqps://…`);
+  }
+  if (parsed.protocol !== 'memory:' && !(parsed.protocol in PACKAGES)) {
+    throw new ValidationError('INVALID_OPTIONS', `${what}: unsupported scheme ${parsed.protocol}// — use memory://, redis://, rediss://, amqp:// or amqps://`);
+  }
+  return parsed;
+}
+
+async function loadBackend(url: URL): Promise<BackendModule> {
+  const pkg = PACKAGES[url.protocol]!;
+  try {
+    return (await import(pkg)) as BackendModule;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new BackendError(`${url.protocol}// needs the ${pkg} package: run \`npm install ${pkg}\``, { cause: err });
+    }
+    throw err;
+  }
+}

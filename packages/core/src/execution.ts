@@ -1,0 +1,187 @@
+import type { App, Connection } from './app.js';
+import type { Delivery } from './broker.js';
+import type { TaskMessage } from './envelope.js';
+import { LeaseLostError, NonRetryableError, TaskTimeoutError, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
+import type { Settlement, TaskResult } from './results.js';
+import { backoffDelay } from './retry.js';
+import type { TaskContext } from './task.js';
+
+/** How long a delivery whose idempotency key is held elsewhere waits before it is offered again. */
+export const KEY_BUSY_DELAY_MS = 1_000;
+
+export type TaskEvent =
+  | { type: 'task:started'; message: TaskMessage }
+  | { type: 'task:succeeded'; message: TaskMessage; value: unknown; durationMs: number }
+  | { type: 'task:retrying'; message: TaskMessage; error: ErrorInfo; delayMs: number }
+  | { type: 'task:failed'; message: TaskMessage; error: ErrorInfo; reason: string };
+
+/** How a delivery ended, from the worker's point of view. */
+export type RunOutcome = 'succeeded' | 'retrying' | 'failed' | 'expired' | 'duplicate' | 'yielded' | 'released' | 'lost';
+
+export interface RunOptions {
+  /** The attempt's controller: the worker aborts it on lease loss or hard stop; a time limit aborts it here. */
+  abort: AbortController;
+  leaseMs: number;
+  onEvent?: (event: TaskEvent) => void;
+}
+
+/**
+ * Runs one delivery by the rules of celeriac, and settles it exactly once.
+ * 1. Unknown task or invalid payload → dead letter with the reason (never dropped, never run).
+ * 2. Past `expiresAt` → not run; ends `expired`.
+ * 3. Idempotency key → claimed first; a stored success is reused, a key held elsewhere yields.
+ * 4. The handler runs with `ctx.signal`; the time limit fails the attempt even if it is ignored.
+ * 5. Success → result stored with the ack; failure → retry with backoff, or dead letter when
+ *    attempts are spent or the error is `NonRetryableError`.
+ */
+export async function runDelivery(app: App, conn: Connection, delivery: Delivery, options: RunOptions): Promise<RunOutcome> {
+  try {
+    return await run(app, conn, delivery, options);
+  } catch (err) {
+    if (err instanceof LeaseLostError) {
+      app.logger.warn({ taskId: delivery.message.id }, err.message);
+      return 'lost';
+    }
+    throw err;
+  }
+}
+
+async function run(app: App, conn: Connection, delivery: Delivery, { abort, leaseMs, onEvent }: RunOptions): Promise<RunOutcome> {
+  const message = delivery.message;
+  const task = app.getTask(message.task);
+  const fail = (error: ErrorInfo, reason: string, state: 'failed' | 'expired' = 'failed') => {
+    onEvent?.({ type: 'task:failed', message, error, reason });
+    return settle(app, conn, delivery, record(message, state, { error }), reason);
+  };
+  if (!task) {
+    const err = new UnknownTaskError(message.task);
+    await fail(toErrorInfo(err), err.message);
+    return 'failed';
+  }
+  if (message.expiresAt !== null && Date.now() > message.expiresAt) {
+    const error = { name: 'TaskExpiredError', message: `task expired at ${new Date(message.expiresAt).toISOString()} before it ran` };
+    onEvent?.({ type: 'task:failed', message, error, reason: error.message });
+    await settle(app, conn, delivery, record(message, 'expired', { error }));
+    return 'expired';
+  }
+  const input = task.input.safeParse(message.payload);
+  if (!input.success) {
+    const problems = input.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
+    const err = new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${message.task}": ${problems}`);
+    await fail(toErrorInfo(err), err.message);
+    return 'failed';
+  }
+
+  const keyRef = message.idempotencyKey === null ? null : { queue: message.queue, key: message.idempotencyKey };
+  if (keyRef) {
+    const claim = await conn.results.claimKey(keyRef, delivery.token, leaseMs);
+    if (claim.status === 'done') {
+      await settle(app, conn, delivery, { ...claim.record, id: message.id, queue: message.queue, task: message.task });
+      return 'duplicate';
+    }
+    if (claim.status === 'busy') {
+      await delivery.release(Date.now() + KEY_BUSY_DELAY_MS);
+      return 'yielded';
+    }
+  }
+
+  onEvent?.({ type: 'task:started', message });
+  const started = Date.now();
+  const ctx: TaskContext = {
+    id: message.id,
+    task: message.task,
+    queue: message.queue,
+    attempt: message.attempt,
+    maxAttempts: message.maxAttempts,
+    idempotencyKey: message.idempotencyKey,
+    signal: abort.signal,
+    log: app.logger,
+  };
+  const timeoutMs = task.options.timeoutMs;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
+  let value: unknown;
+  try {
+    value = await Promise.race([Promise.resolve().then(() => task.handler(input.data, ctx)), rejectOnAbort(abort.signal)]);
+    value = toJson(value);
+    if (task.output) {
+      const out = task.output.safeParse(value);
+      if (!out.success) throw new NonRetryableError(`task "${message.task}" returned a value that fails its output schema: ${out.error.issues.map((i) => i.message).join('; ')}`);
+    }
+  } catch (err) {
+    const reason: unknown = abort.signal.aborted ? abort.signal.reason : undefined;
+    if (reason !== undefined && !(reason instanceof TaskTimeoutError)) {
+      // Lease lost or the worker is stopping at once: this attempt's outcome is not ours to record.
+      if (keyRef) await conn.results.releaseKey(keyRef, delivery.token);
+      if (reason instanceof LeaseLostError) return 'lost';
+      await delivery.release();
+      return 'released';
+    }
+    return failAttempt(app, conn, delivery, task.options.retry, reason ?? err, keyRef, onEvent);
+  } finally {
+    clearTimeout(timer);
+  }
+  onEvent?.({ type: 'task:succeeded', message, value, durationMs: Date.now() - started });
+  await settle(app, conn, delivery, record(message, 'succeeded', { value }));
+  return 'succeeded';
+}
+
+async function failAttempt(
+  app: App,
+  conn: Connection,
+  delivery: Delivery,
+  policy: Parameters<typeof backoffDelay>[0],
+  err: unknown,
+  keyRef: { queue: string; key: string } | null,
+  onEvent: RunOptions['onEvent'],
+): Promise<RunOutcome> {
+  const message = delivery.message;
+  const error = toErrorInfo(err);
+  const spent = message.attempt >= message.maxAttempts;
+  if (spent || err instanceof NonRetryableError) {
+    const reason = spent ? `failed after ${message.attempt} attempt(s): ${error.message}` : `non-retryable error: ${error.message}`;
+    onEvent?.({ type: 'task:failed', message, error, reason });
+    await settle(app, conn, delivery, record(message, 'failed', { error }), reason);
+    return 'failed';
+  }
+  const delayMs = backoffDelay(policy, message.attempt);
+  onEvent?.({ type: 'task:retrying', message, error, delayMs });
+  if (keyRef) await conn.results.releaseKey(keyRef, delivery.token);
+  await delivery.retry(Date.now() + delayMs, error);
+  return 'retrying';
+}
+
+/** Stores the outcome and acks (or dead-letters when `deadReason` is given) — atomically where the broker holds the results. */
+async function settle(app: App, conn: Connection, delivery: Delivery, result: TaskResult, deadReason?: string): Promise<void> {
+  const settlement: Settlement = { record: result, ttlMs: app.options.resultTtlMs, keyTtlMs: app.options.idempotencyTtlMs };
+  const atomic = conn.results === conn.broker.results;
+  if (!atomic) await conn.results.store(settlement);
+  const withAck = atomic ? settlement : undefined;
+  if (deadReason === undefined) await delivery.ack(withAck);
+  else await delivery.deadLetter(deadReason, withAck);
+}
+
+function record(message: TaskMessage, state: TaskResult['state'], extra: { value?: unknown; error?: ErrorInfo }): TaskResult {
+  return {
+    id: message.id,
+    queue: message.queue,
+    task: message.task,
+    state,
+    ...extra,
+    attempts: message.attempt,
+    finishedAt: Date.now(),
+    idempotencyKey: message.idempotencyKey,
+  };
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => {}); // an abort after the race was decided is nobody's error
+  return aborted;
+}
+
+function toJson(value: unknown): unknown {
+  return value === undefined ? null : JSON.parse(JSON.stringify(value));
+}

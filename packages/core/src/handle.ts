@@ -1,0 +1,54 @@
+import { ResultTimeoutError, TaskFailedError } from './errors.js';
+import type { Connection } from './app.js';
+import type { TaskRef, TaskState } from './results.js';
+
+/** setTimeout's ceiling; "no limit" waits in slices of this. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export interface ResultOptions {
+  /** Give up after this long with `ResultTimeoutError` (default: wait as long as it takes). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A reference to an enqueued task: await its result or ask its state, from any process. */
+export class TaskHandle<R = unknown> implements TaskRef {
+  constructor(
+    private readonly connect: () => Promise<Connection>,
+    readonly id: string,
+    readonly queue: string,
+    readonly taskName: string,
+    /** True when enqueue found an existing task (same id or idempotency key) and created nothing. */
+    readonly duplicate = false,
+  ) {}
+
+  /** The handler's return value once the task succeeded; rejects with `TaskFailedError` otherwise. */
+  async result(options: ResultOptions = {}): Promise<R> {
+    const { results } = await this.connect();
+    const limit = options.timeoutMs ?? Infinity;
+    const started = Date.now();
+    for (;;) {
+      const left = limit - (Date.now() - started);
+      const slice = Math.max(0, Math.min(left, MAX_TIMER_MS));
+      const record = await results.wait(this, { timeoutMs: slice, ...(options.signal ? { signal: options.signal } : {}) });
+      if (record) {
+        if (record.state === 'succeeded') return record.value as R;
+        throw new TaskFailedError(this.id, record.state, record.error ?? null);
+      }
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (Date.now() - started >= limit) throw new ResultTimeoutError(this.id, limit);
+    }
+  }
+
+  /** Where the task is now. Final states come from the result store, the rest from the broker. */
+  async state(): Promise<TaskState> {
+    const { broker, results } = await this.connect();
+    const record = await results.get(this);
+    if (record) return record.state;
+    return (broker.capabilities.taskStates ? await broker.state(this) : null) ?? 'pending';
+  }
+
+  toJSON(): { id: string; queue: string; task: string } {
+    return { id: this.id, queue: this.queue, task: this.taskName };
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * @celeriac/core — typed tasks, the broker contract, and the in-memory backend.
+ *
+ *   const app = createApp({ broker: 'memory://' });
+ *   const add = app.task('math.add', { input: z.object({ a: z.number(), b: z.number() }) }, ({ a, b }) => a + b);
+ *   const handle = await add.enqueue({ a: 1, b: 2 });
+ *   console.log(await handle.result({ timeoutMs: 5_000 })); // 3, once a Worker runs
+ */
+export { App, createApp } from './app.js';
+export type { AppOptions, Connection, TaskDefinition } from './app.js';
+export { Task } from './task.js';
+export type { TaskContext, TaskHandler } from './task.js';
+export { TaskHandle } from './handle.js';
+export type { ResultOptions } from './handle.js';
+export {
+  BackendError,
+  CeleriacError,
+  LeaseLostError,
+  NonRetryableError,
+  ResultTimeoutError,
+  TaskFailedError,
+  TaskTimeoutError,
+  UnknownTaskError,
+  ValidationError,
+  toErrorInfo,
+} from './errors.js';
+export type { ErrorCode, ErrorInfo } from './errors.js';
+export { MAX_PRIORITY, encodeMessage, parseMessage, peekIdentity, taskMessageSchema } from './envelope.js';
+export type { ParsedMessage, TaskMessage } from './envelope.js';
+export type { Broker, BrokerCapabilities, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
+export type { FinalState, KeyClaim, KeyRef, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';
+export { assertQueueName, assertTaskName } from './names.js';
+export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
+export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
+export { backoffDelay } from './retry.js';
+export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
+export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
+export { connectBroker, connectResults, redactUrl } from './connect.js';
+export type { BackendModule } from './connect.js';
+export { consoleLogger, silentLogger } from './logger.js';
+export type { LogLevel, Logger } from './logger.js';
+export { MemoryBroker } from './memory/broker.js';
+export { MemoryResultBackend } from './memory/results.js';

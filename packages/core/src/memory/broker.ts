@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import type { Broker, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from '../broker.js';
+import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
+import { LeaseLostError, type ErrorInfo } from '../errors.js';
+import type { Settlement, TaskRef } from '../results.js';
+import { MemoryQueue, type Entry } from './queue.js';
+import { MemoryResultBackend } from './results.js';
+
+interface Waiter {
+  queues: readonly string[];
+  wake: () => void;
+}
+
+/**
+ * The embedded broker (`memory://`): the full contract in one process, for development, demos and
+ * users' own tests.
+ * 1. Keeps messages as JSON text, so what runs is what a real broker would carry.
+ * 2. Leases, fencing tokens, delays, priorities, dead letters and stats, as the contract states.
+ * 3. Blocks fetches on an in-process wake-up (publish, release, due time), never polling.
+ * 4. Holds its own result store; acks with a settlement write it in the same synchronous step.
+ */
+export class MemoryBroker implements Broker {
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true };
+  readonly results = new MemoryResultBackend();
+  readonly #queues = new Map<string, MemoryQueue>();
+  readonly #waiters = new Set<Waiter>();
+  #closed = false;
+
+  async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
+    const now = Date.now();
+    const out = messages.map((message): Published => {
+      const queue = this.#queue(message.queue);
+      if (queue.entries.has(message.id) || this.results.getNow(message)) return { id: message.id, duplicate: true };
+      if (message.idempotencyKey !== null) {
+        const owner = this.results.reserveKey({ queue: message.queue, key: message.idempotencyKey }, message.id, keyTtlMs);
+        if (owner !== message.id) return { id: owner, duplicate: true };
+      }
+      const entry: Entry = { id: message.id, raw: encodeMessage(message), priority: message.priority, state: 'pending', token: null, leaseUntil: 0 };
+      queue.entries.set(entry.id, entry);
+      queue.enqueue(entry, message.eta ?? now, now);
+      return { id: message.id, duplicate: false };
+    });
+    this.#wakeAll();
+    return out;
+  }
+
+  /** Puts raw text on a queue as if it came off the wire (used to test malformed messages). */
+  injectRaw(queue: string, raw: string): void {
+    const id = `raw-${randomUUID()}`;
+    const q = this.#queue(queue);
+    const entry: Entry = { id, raw, priority: 0, state: 'pending', token: null, leaseUntil: 0 };
+    q.entries.set(id, entry);
+    q.enqueue(entry, 0, 0);
+    this.#wakeAll();
+  }
+
+  async fetch(request: FetchRequest): Promise<Delivery[]> {
+    const deadline = Date.now() + request.waitMs;
+    for (;;) {
+      const taken = this.#take(request);
+      if (taken.length > 0 || this.#closed || request.signal?.aborted) return taken;
+      const now = Date.now();
+      if (now >= deadline) return taken;
+      const dueAt = Math.min(deadline, ...request.queues.map((q) => this.#queue(q).nextDue()));
+      await this.#sleep(request, Math.max(0, dueAt - now));
+    }
+  }
+
+  async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
+    const now = Date.now();
+    return deliveries.map((d) => {
+      const entry = this.#owned(d);
+      if (entry) entry.leaseUntil = now + leaseMs;
+      return entry !== undefined;
+    });
+  }
+
+  async state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null> {
+    return this.#queues.get(ref.queue)?.entries.get(ref.id)?.state ?? null;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    const q = this.#queue(queue);
+    q.promote(Date.now());
+    return { queue, ready: q.readyCount, delayed: q.delayedCount, inFlight: q.inFlight.size, dead: q.dead.length, completed: q.completed, failed: q.failed };
+  }
+
+  async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
+    return this.#queue(queue).dead.slice(-limit);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wakeAll();
+    await this.results.close();
+  }
+
+  #take({ queues, max, leaseMs }: FetchRequest): Delivery[] {
+    const now = Date.now();
+    const qs = queues.map((name) => this.#queue(name));
+    for (const q of qs) q.promote(now);
+    const out: Delivery[] = [];
+    while (out.length < max) {
+      let best: MemoryQueue | undefined;
+      for (const q of qs) if (q.readyCount > 0 && (!best || q.topPriority() > best.topPriority())) best = q;
+      const entry = best?.takeAtLeast(0);
+      if (!best || !entry) break;
+      const parsed = parseMessage(entry.raw);
+      if (!parsed.ok) {
+        best.remove(entry);
+        best.bury(entry.raw, parsed.reason, null, now);
+        continue;
+      }
+      entry.state = 'active';
+      entry.token = randomUUID();
+      entry.leaseUntil = now + leaseMs;
+      best.inFlight.set(entry.id, entry);
+      out.push(new MemoryDelivery(this, parsed.message, entry.token));
+    }
+    return out;
+  }
+
+  #sleep(request: FetchRequest, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = { queues: request.queues, wake: () => done() };
+      const done = () => {
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', done);
+        this.#waiters.delete(waiter);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      request.signal?.addEventListener('abort', done, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  #wakeAll(): void {
+    for (const waiter of [...this.#waiters]) waiter.wake();
+  }
+
+  #queue(name: string): MemoryQueue {
+    let q = this.#queues.get(name);
+    if (!q) this.#queues.set(name, (q = new MemoryQueue(name)));
+    return q;
+  }
+
+  #owned(d: Delivery): Entry | undefined {
+    const entry = this.#queues.get(d.message.queue)?.inFlight.get(d.message.id);
+    return entry && entry.token === d.token ? entry : undefined;
+  }
+
+  /** @internal settlement steps for MemoryDelivery; each is fenced by the delivery's token. */
+  settle(d: Delivery, step: Settle): void {
+    const entry = this.#owned(d);
+    if (!entry) throw new LeaseLostError(d.message.id);
+    const q = this.#queue(d.message.queue);
+    const now = Date.now();
+    switch (step.kind) {
+      case 'ack':
+        q.remove(entry);
+        if (step.settlement) this.results.storeNow(step.settlement);
+        if (!step.settlement || step.settlement.record.state === 'succeeded') q.completed++;
+        else q.failed++;
+        break;
+      case 'dead':
+        q.remove(entry);
+        if (step.settlement) this.results.storeNow(step.settlement);
+        q.bury(entry.raw, step.reason, step.settlement?.record.error ?? null, now);
+        break;
+      case 'retry': {
+        const next = { ...d.message, attempt: d.message.attempt + 1, lastError: step.error, eta: step.at };
+        entry.raw = encodeMessage(next);
+        q.enqueue(entry, step.at, now, true);
+        break;
+      }
+      case 'release':
+        q.enqueue(entry, step.at ?? now, now);
+        break;
+    }
+    this.#wakeAll();
+  }
+}
+
+type Settle =
+  | { kind: 'ack'; settlement: Settlement | undefined }
+  | { kind: 'dead'; reason: string; settlement: Settlement | undefined }
+  | { kind: 'retry'; at: number; error: ErrorInfo }
+  | { kind: 'release'; at: number | undefined };
+
+class MemoryDelivery implements Delivery {
+  constructor(
+    readonly broker: MemoryBroker,
+    readonly message: TaskMessage,
+    readonly token: string,
+  ) {}
+
+  async ack(settlement?: Settlement): Promise<void> {
+    this.broker.settle(this, { kind: 'ack', settlement });
+  }
+
+  async retry(at: number, error: ErrorInfo): Promise<void> {
+    this.broker.settle(this, { kind: 'retry', at, error });
+  }
+
+  async deadLetter(reason: string, settlement?: Settlement): Promise<void> {
+    this.broker.settle(this, { kind: 'dead', reason, settlement });
+  }
+
+  async release(at?: number): Promise<void> {
+    this.broker.settle(this, { kind: 'release', at });
+  }
+}

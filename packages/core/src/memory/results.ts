@@ -1,0 +1,137 @@
+import type { KeyClaim, KeyRef, ResultBackend, Settlement, TaskRef, TaskResult } from '../results.js';
+
+interface Expiring<T> {
+  value: T;
+  expiresAt: number;
+}
+
+interface KeyRecord {
+  taskId: string;
+  record: TaskResult | null;
+  owner: string | null;
+  ownerUntil: number;
+}
+
+const SWEEP_EVERY = 1_000;
+
+/**
+ * The in-memory result store (`memory://`).
+ * 1. Keeps final records by task id and idempotency records by key, each with its TTL.
+ * 2. Wakes `wait()` callers the moment a record is stored (no polling).
+ * 3. Serves as the dedup table for `MemoryBroker.publish` (key → first task id).
+ */
+export class MemoryResultBackend implements ResultBackend {
+  readonly capabilities = { push: true };
+  readonly #results = new Map<string, Expiring<TaskResult>>();
+  readonly #keys = new Map<string, Expiring<KeyRecord>>();
+  readonly #waiters = new Map<string, Set<(record: TaskResult) => void>>();
+  #writes = 0;
+
+  async store(settlement: Settlement): Promise<void> {
+    this.storeNow(settlement);
+  }
+
+  /** Synchronous store, so the memory broker can make it atomic with an ack. */
+  storeNow({ record, ttlMs, keyTtlMs }: Settlement): void {
+    const now = Date.now();
+    const id = taskKey(record);
+    const existing = live(this.#results.get(id), now);
+    if (existing?.state === 'succeeded') return;
+    const copy = structuredClone(record);
+    this.#results.set(id, { value: copy, expiresAt: now + ttlMs });
+    if (record.idempotencyKey !== null) {
+      const key = keyOf({ queue: record.queue, key: record.idempotencyKey });
+      const current = live(this.#keys.get(key), now);
+      const keep = current?.record?.state === 'succeeded' ? current.record : copy;
+      this.#keys.set(key, { value: { taskId: current?.taskId ?? record.id, record: keep, owner: null, ownerUntil: 0 }, expiresAt: now + keyTtlMs });
+    }
+    const waiters = this.#waiters.get(id);
+    if (waiters) {
+      this.#waiters.delete(id);
+      for (const wake of waiters) wake(copy);
+    }
+    if (++this.#writes % SWEEP_EVERY === 0) this.#sweep(now);
+  }
+
+  async get(ref: TaskRef): Promise<TaskResult | null> {
+    return this.getNow(ref);
+  }
+
+  getNow(ref: TaskRef): TaskResult | null {
+    return live(this.#results.get(taskKey(ref)), Date.now()) ?? null;
+  }
+
+  wait(ref: TaskRef, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null> {
+    const found = this.getNow(ref);
+    if (found || signal?.aborted) return Promise.resolve(found);
+    const id = taskKey(ref);
+    return new Promise((resolve) => {
+      const done = (record: TaskResult | null) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#waiters.get(id)?.delete(done);
+        resolve(record);
+      };
+      const onAbort = () => done(null);
+      const timer = setTimeout(() => done(null), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      let set = this.#waiters.get(id);
+      if (!set) this.#waiters.set(id, (set = new Set()));
+      set.add(done);
+    });
+  }
+
+  async claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim> {
+    const now = Date.now();
+    const key = keyOf(ref);
+    const entry = this.#keys.get(key);
+    const current = live(entry, now);
+    if (current?.record?.state === 'succeeded') return { status: 'done', record: current.record };
+    if (current && current.owner !== null && current.owner !== owner && current.ownerUntil > now) return { status: 'busy' };
+    const value: KeyRecord = current ?? { taskId: '', record: null, owner: null, ownerUntil: 0 };
+    value.owner = owner;
+    value.ownerUntil = now + leaseMs;
+    this.#keys.set(key, { value, expiresAt: Math.max(entry?.expiresAt ?? 0, now + leaseMs) });
+    return { status: 'acquired' };
+  }
+
+  async releaseKey(ref: KeyRef, owner: string): Promise<void> {
+    const current = live(this.#keys.get(keyOf(ref)), Date.now());
+    if (current?.owner === owner) {
+      current.owner = null;
+      current.ownerUntil = 0;
+    }
+  }
+
+  /** Points `key` at `taskId` unless it already points at a live task; returns the owner's id. */
+  reserveKey(ref: KeyRef, taskId: string, ttlMs: number): string {
+    const now = Date.now();
+    const key = keyOf(ref);
+    const current = live(this.#keys.get(key), now);
+    if (current?.taskId) return current.taskId;
+    const value: KeyRecord = current ?? { taskId, record: null, owner: null, ownerUntil: 0 };
+    value.taskId = taskId;
+    this.#keys.set(key, { value, expiresAt: now + ttlMs });
+    return taskId;
+  }
+
+  async close(): Promise<void> {
+    for (const [id, waiters] of this.#waiters) {
+      this.#waiters.delete(id);
+      for (const wake of waiters) (wake as (r: TaskResult | null) => void)(null);
+    }
+  }
+
+  #sweep(now: number): void {
+    for (const map of [this.#results, this.#keys] as Map<string, Expiring<unknown>>[]) {
+      for (const [k, v] of map) if (v.expiresAt <= now) map.delete(k);
+    }
+  }
+}
+
+function live<T>(entry: Expiring<T> | undefined, now: number): T | undefined {
+  return entry && entry.expiresAt > now ? entry.value : undefined;
+}
+
+const taskKey = (ref: TaskRef) => `${ref.queue}\u0000${ref.id}`;
+const keyOf = (ref: KeyRef) => `${ref.queue}\u0000${ref.key}`;

@@ -1,0 +1,74 @@
+import type { ErrorInfo } from './errors.js';
+
+/** Where a task lives: results and idempotency records are scoped by queue (one hash slot per queue). */
+export interface TaskRef {
+  id: string;
+  queue: string;
+}
+
+export type FinalState = 'succeeded' | 'failed' | 'expired' | 'revoked';
+export type TaskState = 'pending' | 'scheduled' | 'active' | 'retrying' | FinalState;
+
+/** The final outcome of a task, as stored and returned by `handle.result()`. JSON only. */
+export interface TaskResult {
+  id: string;
+  queue: string;
+  task: string;
+  state: FinalState;
+  /** The handler's return value when `state` is `succeeded`. */
+  value?: unknown;
+  /** The last error when the task did not succeed. */
+  error?: ErrorInfo;
+  attempts: number;
+  finishedAt: number;
+  idempotencyKey: string | null;
+}
+
+/** A final outcome to store, with how long to keep it and its idempotency record. */
+export interface Settlement {
+  record: TaskResult;
+  /** How long `record` is kept, by task id. */
+  ttlMs: number;
+  /** How long the idempotency key's record (key → task id and outcome) is kept; outlives `ttlMs`. */
+  keyTtlMs: number;
+}
+
+export type KeyClaim =
+  /** The caller holds the key until it stores a settlement, releases it, or the lease runs out. */
+  | { status: 'acquired' }
+  /** The key already has a stored success: do not run the handler again. */
+  | { status: 'done'; record: TaskResult }
+  /** Another delivery holds the key right now: wait or yield, do not run. */
+  | { status: 'busy' };
+
+export interface ResultBackendCapabilities {
+  /** `wait()` is woken by the store (pub/sub, blocking read, in-process event), not by polling. */
+  push: boolean;
+}
+
+/**
+ * Stores final outcomes and idempotency records.
+ *
+ * Rules every result backend keeps:
+ * 1. `store` writes the record under its task id for `ttlMs`; when the record has an idempotency key
+ *    it also writes the key's record (task id + outcome) for `keyTtlMs` and releases any claim on it.
+ * 2. A stored `succeeded` record is final: a later `store` for the same id never replaces it.
+ * 3. `wait` resolves as soon as a record for the id is stored (or at once if one exists), and with
+ *    `null` after `timeoutMs`; backends with `capabilities.push` must not poll to do so.
+ * 4. `claimKey` is a lease: the same owner may call it again to extend it; a different owner gets
+ *    `busy` while it is held, `done` once a success is stored under the key.
+ */
+export interface ResultBackend {
+  readonly capabilities: ResultBackendCapabilities;
+  store(settlement: Settlement): Promise<void>;
+  get(ref: TaskRef): Promise<TaskResult | null>;
+  wait(ref: TaskRef, options: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null>;
+  claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim>;
+  releaseKey(ref: KeyRef, owner: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface KeyRef {
+  queue: string;
+  key: string;
+}

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
+import type { App } from './app.js';
+import type { TaskMessage } from './envelope.js';
+import { ValidationError } from './errors.js';
+import { TaskHandle } from './handle.js';
+import type { Logger } from './logger.js';
+import { enqueueOptionsSchema, parseOptions, type EnqueueOptions, type TaskOptions } from './options.js';
+
+/** What a handler gets besides its input. */
+export interface TaskContext {
+  id: string;
+  task: string;
+  queue: string;
+  /** 1 on the first run, 2 on the first retry, … */
+  attempt: number;
+  maxAttempts: number;
+  idempotencyKey: string | null;
+  /** Aborted when the time limit passes, the lease is lost, or the worker stops at once. */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export type TaskHandler<In, Out> = (input: In, ctx: TaskContext) => Out | Promise<Out>;
+
+/** A registered task: enqueue it with typed input; a worker runs its handler. */
+export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
+  constructor(
+    readonly app: App,
+    readonly name: string,
+    readonly options: TaskOptions & { queue: string },
+    readonly input: I,
+    readonly output: z.ZodType<R> | undefined,
+    readonly handler: TaskHandler<z.output<I>, R>,
+  ) {}
+
+  /** Validates `payload` (as it will travel: JSON) and publishes it. Resolves once the broker has it. */
+  async enqueue(payload: z.input<I>, options?: EnqueueOptions): Promise<TaskHandle<R>> {
+    const [handle] = await this.enqueueMany([{ payload, ...(options ? { options } : {}) }]);
+    return handle!;
+  }
+
+  /** Publishes many tasks in one broker round trip (all or none are validated before any is sent). */
+  async enqueueMany(items: readonly { payload: z.input<I>; options?: EnqueueOptions }[]): Promise<TaskHandle<R>[]> {
+    const now = Date.now();
+    const messages = items.map((item) => this.#message(item.payload, item.options, now));
+    const conn = await this.app.connection();
+    const published = await conn.broker.publish(messages, { keyTtlMs: this.app.options.idempotencyTtlMs });
+    return published.map((p, i) => new TaskHandle<R>(this.app.connection, p.id, messages[i]!.queue, this.name, p.duplicate));
+  }
+
+  /** A handle for a task enqueued elsewhere (e.g. an id sent to a browser). */
+  handle(id: string, queue: string = this.options.queue): TaskHandle<R> {
+    return new TaskHandle<R>(this.app.connection, id, queue, this.name);
+  }
+
+  #message(payload: unknown, options: EnqueueOptions | undefined, now: number): TaskMessage {
+    const o = options === undefined ? {} : parseOptions(enqueueOptionsSchema, options, `enqueue options for task "${this.name}"`);
+    return {
+      v: 1,
+      id: o.id ?? randomUUID(),
+      task: this.name,
+      queue: o.queue ?? this.options.queue,
+      payload: this.#wirePayload(payload),
+      attempt: 1,
+      maxAttempts: this.options.retry.maxAttempts,
+      eta: o.eta ?? (o.delayMs ? now + o.delayMs : null),
+      expiresAt: o.expiresAt ?? (o.expiresInMs !== undefined ? now + o.expiresInMs : null),
+      priority: o.priority ?? this.options.priority,
+      idempotencyKey: o.idempotencyKey ?? null,
+      trace: o.trace ?? {},
+      createdAt: now,
+      lastError: null,
+    };
+  }
+
+  // The worker sees the payload after a JSON round trip, so that is what is validated here: a
+  // Date or a Map that would not survive the wire fails now, at the caller, not later in a worker.
+  #wirePayload(payload: unknown): z.core.util.JSONType {
+    let wire: z.core.util.JSONType;
+    try {
+      wire = JSON.parse(JSON.stringify(payload ?? null));
+    } catch (err) {
+      throw new ValidationError('INVALID_PAYLOAD', `payload for task "${this.name}" is not JSON-serialisable: ${(err as Error).message}`);
+    }
+    const parsed = this.input.safeParse(wire);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
+      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${problems}`);
+    }
+    return wire;
+  }
+}
