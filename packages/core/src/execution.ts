@@ -156,8 +156,17 @@ async function settle(app: App, conn: Connection, delivery: Delivery, result: Ta
   const atomic = conn.results === conn.broker.results;
   if (!atomic) await conn.results.store(settlement);
   const withAck = atomic ? settlement : undefined;
-  if (deadReason === undefined) await delivery.ack(withAck);
-  else await delivery.deadLetter(deadReason, withAck);
+  try {
+    if (deadReason === undefined) await delivery.ack(withAck);
+    else await delivery.deadLetter(deadReason, withAck);
+  } catch (err) {
+    // The handler of a keyed task did take effect: record the success under its key even though
+    // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.
+    if (err instanceof LeaseLostError && atomic && result.state === 'succeeded' && result.idempotencyKey !== null) {
+      await conn.results.store(settlement);
+    }
+    throw err;
+  }
 }
 
 function record(message: TaskMessage, state: TaskResult['state'], extra: { value?: unknown; error?: ErrorInfo }): TaskResult {

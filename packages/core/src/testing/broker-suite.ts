@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker, Delivery } from '../broker.js';
+import { LeaseLostError } from '../errors.js';
+import type { ResultBackend, TaskResult } from '../results.js';
+import type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
+import { makeMessage, sleep, uniqueQueue } from './messages.js';
+
+const KEY_TTL = { keyTtlMs: 60_000 };
+const LONG_LEASE = 30_000;
+
+/** The broker contract, rule by rule (see `Broker` in broker.ts), driven through the contract alone. */
+export function describeBrokerContract(name: string, factory: BrokerFactory, options: SuiteOptions = {}): void {
+  const shortLease = options.shortLeaseMs ?? 250;
+
+  describe(`${name}: broker contract`, () => {
+    let fx: BrokerFixture;
+    let broker: Broker;
+    let results: ResultBackend;
+    beforeAll(async () => {
+      fx = await factory();
+      broker = fx.broker;
+      results = fx.results ?? broker.results!;
+    });
+    afterAll(async () => fx?.close());
+
+    const fetchAll = (queue: string, max = 100, waitMs = 0, leaseMs = LONG_LEASE) => broker.fetch({ queues: [queue], max, leaseMs, waitMs });
+
+    it('delivers a published message once, with its envelope intact', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q, { payload: { hello: 'world', list: [1, 2] } });
+      expect(await broker.publish([msg], KEY_TTL)).toEqual([{ id: msg.id, duplicate: false }]);
+      const [d, ...rest] = await fetchAll(q, 10, 2_000);
+      expect(rest).toEqual([]);
+      expect(d!.message).toEqual(msg);
+      expect(typeof d!.token).toBe('string');
+      expect(await fetchAll(q)).toEqual([]);
+      await d!.ack();
+    });
+
+    it('orders by priority, then by time within a priority', async () => {
+      const q = uniqueQueue();
+      const msgs = [0, 5, 9, 5, 0, 9].map((priority, i) => makeMessage(q, { priority, payload: { i } }));
+      for (const m of msgs) await broker.publish([m], KEY_TTL);
+      const got = await collect(broker, q, msgs.length);
+      expect(got.map((d) => d.message.payload)).toEqual([{ i: 2 }, { i: 5 }, { i: 1 }, { i: 3 }, { i: 0 }, { i: 4 }]);
+      await Promise.all(got.map((d) => d.ack()));
+    });
+
+    it('returns at most `max` per fetch and publishes many in one call', async () => {
+      const q = uniqueQueue();
+      const msgs = Array.from({ length: 25 }, (_, i) => makeMessage(q, { payload: { i } }));
+      const published = await broker.publish(msgs, KEY_TTL);
+      expect(published.map((p) => p.id)).toEqual(msgs.map((m) => m.id));
+      const first = await fetchAll(q, 10, 2_000);
+      expect(first.length).toBeGreaterThan(0);
+      expect(first.length).toBeLessThanOrEqual(10);
+      const rest = await collect(broker, q, 25 - first.length);
+      expect(new Set([...first, ...rest].map((d) => d.message.id)).size).toBe(25);
+      await Promise.all([...first, ...rest].map((d) => d.ack()));
+    });
+
+    it('holds a delayed message until its eta, reporting it as scheduled', async () => {
+      const q = uniqueQueue();
+      const eta = Date.now() + 400;
+      const msg = makeMessage(q, { eta });
+      await broker.publish([msg], KEY_TTL);
+      if (broker.capabilities.taskStates) expect(await broker.state(msg)).toBe('scheduled');
+      expect(await fetchAll(q, 10, 0)).toEqual([]);
+      const [d] = await fetchAll(q, 10, 5_000);
+      expect(d?.message.id).toBe(msg.id);
+      expect(Date.now()).toBeGreaterThanOrEqual(eta);
+      await d!.ack();
+    });
+
+    it('blocks an idle fetch and wakes it when a message arrives', async () => {
+      const q = uniqueQueue();
+      const started = Date.now();
+      const pending = fetchAll(q, 10, 10_000);
+      await sleep(100);
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const [d] = await pending;
+      expect(d?.message.id).toBe(msg.id);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await d!.ack();
+    });
+
+    it('returns promptly with nothing when the fetch is aborted', async () => {
+      const q = uniqueQueue();
+      const ac = new AbortController();
+      const pending = broker.fetch({ queues: [q], max: 1, leaseMs: LONG_LEASE, waitMs: 10_000, signal: ac.signal });
+      await sleep(50);
+      ac.abort();
+      expect(await pending).toEqual([]);
+    });
+
+    it('redelivers after the lease lapses with a new token, and fences the old owner out', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const [first] = await fetchAll(q, 1, 2_000, shortLease);
+      expect(first).toBeDefined();
+      if (broker.capabilities.taskStates) expect(await broker.state(msg)).toBe('active');
+      expect(await fetchAll(q, 1, 0)).toEqual([]);
+      const [second] = await fetchAll(q, 1, shortLease * 8, LONG_LEASE);
+      expect(second?.message.id).toBe(msg.id);
+      expect(second!.token).not.toBe(first!.token);
+      await expect(first!.ack()).rejects.toBeInstanceOf(LeaseLostError);
+      await expect(first!.retry(Date.now(), { name: 'Error', message: 'late' })).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await broker.renew([first!, second!], LONG_LEASE)).toEqual([false, true]);
+      await second!.ack();
+      await expect(second!.ack()).rejects.toBeInstanceOf(LeaseLostError);
+    });
+
+    it('does not redeliver while the lease is renewed', async () => {
+      const q = uniqueQueue();
+      await broker.publish([makeMessage(q)], KEY_TTL);
+      const [d] = await fetchAll(q, 1, 2_000, shortLease);
+      for (let i = 0; i < 4; i++) {
+        await sleep(shortLease / 2);
+        expect(await broker.renew([d!], shortLease)).toEqual([true]);
+      }
+      expect(await fetchAll(q, 1, 0)).toEqual([]);
+      await d!.ack();
+    });
+
+    it('stores a settlement atomically with the ack and wakes waiters', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const waiting = results.wait(msg, { timeoutMs: 10_000 });
+      const [d] = await fetchAll(q, 1, 2_000);
+      const record = resultFor(msg, 'succeeded', { value: { sum: 3 } });
+      await settleWith(broker, results, d!, record);
+      expect(await waiting).toMatchObject({ id: msg.id, state: 'succeeded', value: { sum: 3 } });
+      expect(await results.get(msg)).toMatchObject({ state: 'succeeded', value: { sum: 3 } });
+      expect(await results.wait({ id: 'missing', queue: q }, { timeoutMs: 50 })).toBeNull();
+    });
+
+    it('retries at a later time with the next attempt and the last error', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const [d] = await fetchAll(q, 1, 2_000);
+      const at = Date.now() + 300;
+      await d!.retry(at, { name: 'Error', message: 'boom' });
+      if (broker.capabilities.taskStates) expect(await broker.state(msg)).toBe('retrying');
+      expect(await fetchAll(q, 1, 0)).toEqual([]);
+      const [again] = await fetchAll(q, 1, 5_000);
+      expect(Date.now()).toBeGreaterThanOrEqual(at);
+      expect(again!.message).toMatchObject({ id: msg.id, attempt: 2, lastError: { message: 'boom' } });
+      await again!.ack();
+    });
+
+    it('releases a message back unchanged', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const [d] = await fetchAll(q, 1, 2_000);
+      await d!.release();
+      const [again] = await fetchAll(q, 1, 2_000);
+      expect(again!.message).toEqual(msg);
+      await again!.ack();
+    });
+
+    it('dead-letters with the reason and counts it', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      await broker.publish([msg], KEY_TTL);
+      const [d] = await fetchAll(q, 1, 2_000);
+      const record = resultFor(msg, 'failed', { error: { name: 'Error', message: 'nope' } });
+      if (broker.results === results) await d!.deadLetter('failed after 3 attempt(s): nope', { record, ttlMs: 60_000, keyTtlMs: 60_000 });
+      else {
+        await results.store({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
+        await d!.deadLetter('failed after 3 attempt(s): nope');
+      }
+      const dead = await broker.deadLetters(q);
+      expect(dead).toHaveLength(1);
+      expect(dead[0]!.reason).toContain('nope');
+      expect(JSON.parse(dead[0]!.raw)).toMatchObject({ id: msg.id });
+      expect((await broker.stats(q)).dead).toBe(1);
+      expect(await results.get(msg)).toMatchObject({ state: 'failed' });
+    });
+
+    it('dead-letters malformed messages off the wire with the reason, and keeps going', async () => {
+      const q = uniqueQueue();
+      await fx.injectRaw(q, 'this is not json');
+      await fx.injectRaw(q, JSON.stringify({ v: 1, id: 'x', task: 'has spaces', queue: q }));
+      const good = makeMessage(q);
+      await broker.publish([good], KEY_TTL);
+      const got = await collect(broker, q, 1);
+      expect(got.map((d) => d.message.id)).toEqual([good.id]);
+      const dead = await broker.deadLetters(q);
+      expect(dead.map((x) => x.raw).sort()).toEqual([JSON.stringify({ v: 1, id: 'x', task: 'has spaces', queue: q }), 'this is not json'].sort());
+      for (const x of dead) expect(x.reason).toMatch(/malformed message/);
+      await got[0]!.ack();
+    });
+
+    it('deduplicates publishes by task id and by idempotency key', async () => {
+      const q = uniqueQueue();
+      const msg = makeMessage(q);
+      expect(await broker.publish([msg], KEY_TTL)).toEqual([{ id: msg.id, duplicate: false }]);
+      expect(await broker.publish([msg], KEY_TTL)).toEqual([{ id: msg.id, duplicate: true }]);
+      const a = makeMessage(q, { idempotencyKey: 'order-42' });
+      const b = makeMessage(q, { idempotencyKey: 'order-42' });
+      const other = makeMessage(uniqueQueue(), { idempotencyKey: 'order-42' });
+      expect(await broker.publish([a, b], KEY_TTL)).toEqual([{ id: a.id, duplicate: false }, { id: a.id, duplicate: true }]);
+      expect(await broker.publish([other], KEY_TTL)).toEqual([{ id: other.id, duplicate: false }]);
+      const got = await collect(broker, q, 2);
+      expect(got.map((d) => d.message.id).sort()).toEqual([msg.id, a.id].sort());
+      expect(await fetchAll(q, 10, 200)).toEqual([]);
+      await Promise.all(got.map((d) => d.ack()));
+      await broker.fetch({ queues: [other.queue], max: 1, leaseMs: LONG_LEASE, waitMs: 2_000 }).then((ds) => Promise.all(ds.map((d) => d.ack())));
+    });
+
+    it('claims idempotency keys as leases: acquired, busy for others, done after a stored success', async () => {
+      const q = uniqueQueue();
+      const ref = { queue: q, key: 'k-1' };
+      expect(await results.claimKey(ref, 'owner-a', 5_000)).toEqual({ status: 'acquired' });
+      expect(await results.claimKey(ref, 'owner-a', 5_000)).toEqual({ status: 'acquired' });
+      expect(await results.claimKey(ref, 'owner-b', 5_000)).toEqual({ status: 'busy' });
+      await results.releaseKey(ref, 'owner-a');
+      expect(await results.claimKey(ref, 'owner-b', shortLease)).toEqual({ status: 'acquired' });
+      await sleep(shortLease * 2);
+      expect(await results.claimKey(ref, 'owner-c', 5_000)).toEqual({ status: 'acquired' });
+      const record = resultFor(makeMessage(q, { idempotencyKey: 'k-1' }), 'succeeded', { value: 7 });
+      await results.store({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
+      expect(await results.claimKey(ref, 'owner-d', 5_000)).toMatchObject({ status: 'done', record: { value: 7 } });
+      const later = { ...record, state: 'failed' as const, value: undefined, error: { name: 'Error', message: 'late' } };
+      await results.store({ record: later, ttlMs: 60_000, keyTtlMs: 60_000 });
+      expect(await results.get(record)).toMatchObject({ state: 'succeeded', value: 7 });
+    });
+
+    it('reports queue stats', async () => {
+      const q = uniqueQueue();
+      await broker.publish([makeMessage(q), makeMessage(q), makeMessage(q, { eta: Date.now() + 60_000 })], KEY_TTL);
+      expect(await broker.stats(q)).toMatchObject({ queue: q, ready: 2, delayed: 1, inFlight: 0, dead: 0 });
+      const [d] = await fetchAll(q, 1, 2_000);
+      expect(await broker.stats(q)).toMatchObject({ ready: 1, delayed: 1, inFlight: 1 });
+      await d!.ack();
+      expect(await broker.stats(q)).toMatchObject({ ready: 1, inFlight: 0, completed: 1 });
+    });
+  });
+}
+
+/** Fetches until `n` deliveries arrived (blocking fetches, bounded). */
+export async function collect(broker: Broker, queue: string, n: number): Promise<Delivery[]> {
+  const out: Delivery[] = [];
+  const deadline = Date.now() + 10_000;
+  while (out.length < n && Date.now() < deadline) {
+    out.push(...(await broker.fetch({ queues: [queue], max: n - out.length, leaseMs: LONG_LEASE, waitMs: 1_000 })));
+  }
+  return out;
+}
+
+function resultFor(msg: { id: string; queue: string; task: string; idempotencyKey: string | null }, state: TaskResult['state'], extra: Partial<TaskResult>): TaskResult {
+  return { id: msg.id, queue: msg.queue, task: msg.task, state, attempts: 1, finishedAt: Date.now(), idempotencyKey: msg.idempotencyKey, ...extra };
+}
+
+async function settleWith(broker: Broker, results: ResultBackend, d: Delivery, record: TaskResult): Promise<void> {
+  const settlement = { record, ttlMs: 60_000, keyTtlMs: 60_000 };
+  if (broker.results === results) return d.ack(settlement);
+  await results.store(settlement);
+  await d.ack();
+}
