@@ -1,4 +1,5 @@
-import { defaultServerConditions, defineConfig } from 'vite';
+import { defaultServerConditions } from 'vite';
+import { defineConfig } from 'vitest/config';
 
 // Tests run from TypeScript sources: the `@celeriac/source` export condition points each package
 // at src/, for both client and SSR resolution (vitest runs tests through the SSR pipeline).

@@ -1,1 +1,11 @@
-export {};
+/**
+ * @celeriac/worker — the runtime that executes tasks, and the `celeriac` command.
+ *
+ *   import { Worker } from '@celeriac/worker';
+ *   const worker = new Worker(app, { queues: ['default'], concurrency: 50 });
+ *   worker.on('task:failed', (e) => console.error(e.message.id, e.reason));
+ *   await worker.start();   // … later: await worker.stop();
+ */
+export { Worker } from './worker.js';
+export type { WorkerEvents, WorkerOptions } from './worker.js';
+export { loadApp, main } from './cli.js';

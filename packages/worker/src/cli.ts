@@ -1,0 +1,123 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CeleriacError, consoleLogger, type App, type LogLevel } from '@celeriac/core';
+import { Worker } from './worker.js';
+
+const MAIN_HELP = `celeriac — typed distributed task queue
+
+Usage: celeriac <command> [options]
+
+Commands:
+  worker    run tasks from one or more queues
+
+Run \`celeriac <command> --help\` for a command's options.`;
+
+const WORKER_HELP = `Usage: celeriac worker --app <module> [options]
+
+Runs the tasks registered in <module>'s exported \`app\` (export const app = createApp(...)).
+
+Options:
+  --app <path>            module exporting \`app\` (required), e.g. ./dist/app.js
+  --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
+  --queues <a,b>          queues to consume (default: every queue the app's tasks use)
+  --concurrency <n>       tasks run at once (default 10)
+  --lease-ms <ms>         lease per task, renewed while it runs (default 30000)
+  --grace-ms <ms>         how long a stop waits for running tasks (default 30000)
+  --log-level <level>     debug | info | warn | error | silent (default info)
+  -h, --help              show this help
+
+SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue.`;
+
+const workerArgs = {
+  app: { type: 'string' },
+  broker: { type: 'string' },
+  queues: { type: 'string' },
+  concurrency: { type: 'string' },
+  'lease-ms': { type: 'string' },
+  'grace-ms': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+/** Runs the command; resolves with the process exit code. */
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      out(MAIN_HELP);
+      return command === undefined ? 1 : 0;
+    }
+    if (command === 'worker') return await workerCommand(rest, out);
+    throw new UsageError(`unknown command "${command}"\n\n${MAIN_HELP}`);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof CeleriacError) {
+      process.stderr.write(`celeriac: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+async function workerCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parse(argv, workerArgs);
+  if (values.help) {
+    out(WORKER_HELP);
+    return 0;
+  }
+  if (!values.app) throw new UsageError(`--app is required\n\n${WORKER_HELP}`);
+  const level = values['log-level'] as LogLevel;
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent (got ${values['log-level']})`);
+  const options = {
+    ...(values.queues ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
+    ...(values.concurrency ? { concurrency: int('--concurrency', values.concurrency) } : {}),
+    ...(values['lease-ms'] ? { leaseMs: int('--lease-ms', values['lease-ms']) } : {}),
+    ...(values['grace-ms'] ? { shutdownGraceMs: int('--grace-ms', values['grace-ms']) } : {}),
+    handleSignals: true,
+    logger: consoleLogger(level),
+  };
+  if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
+  const app = await loadApp(values.app);
+  const worker = new Worker(app, options);
+  const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
+  await worker.start();
+  await stopped;
+  await app.close();
+  return 0;
+}
+
+/** Imports the user's module and finds its app (named export `app`, or the default export). */
+export async function loadApp(path: string): Promise<App> {
+  const url = pathToFileURL(resolve(path)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(resolve(path))) {
+      throw new UsageError(`--app ${path}: no such module (resolved to ${resolve(path)}); build your app first if it is TypeScript`);
+    }
+    throw err;
+  }
+  const app = (mod.app ?? mod.default) as App | undefined;
+  if (!app || typeof app.task !== 'function' || typeof app.connection !== 'function') {
+    throw new UsageError(`--app ${path}: the module exports no celeriac app; add \`export const app = createApp({ broker: … })\``);
+  }
+  return app;
+}
+
+function parse<O extends ParseArgsConfig['options']>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function int(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer (got ${value})`);
+  return n;
+}
+
+class UsageError extends Error {}

@@ -1,0 +1,172 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createApp, MemoryBroker, type App } from '@celeriac/core';
+import { makeMessage, sleep } from '@celeriac/core/testing';
+import { Worker } from './worker.js';
+
+const apps: App[] = [];
+function newApp() {
+  const broker = new MemoryBroker();
+  const app = createApp({ broker });
+  apps.push(app);
+  return { app, broker };
+}
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+});
+
+/** A promise with its resolver, to hold handlers at a point the test chooses. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+describe('Worker', () => {
+  it('never runs more than `concurrency` tasks at once, and uses all of them', async () => {
+    const { app } = newApp();
+    let running = 0;
+    let peak = 0;
+    const t = app.task('work', { input: z.object({ i: z.number() }) }, async ({ i }) => {
+      peak = Math.max(peak, ++running);
+      await sleep(20);
+      running--;
+      return i;
+    });
+    const handles = await t.enqueueMany(Array.from({ length: 30 }, (_, i) => ({ payload: { i } })));
+    const worker = new Worker(app, { concurrency: 4 });
+    await worker.start();
+    const values = await Promise.all(handles.map((h) => h.result({ timeoutMs: 10_000 })));
+    await worker.stop();
+    expect(values).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(peak).toBe(4);
+  });
+
+  it('stops gracefully: running tasks finish, unstarted ones stay queued', async () => {
+    const { app, broker } = newApp();
+    const hold = gate();
+    let started = 0;
+    const t = app.task('slow', { input: z.object({}) }, async () => {
+      started++;
+      await hold.opened;
+      return 'finished';
+    });
+    const handles = await t.enqueueMany(Array.from({ length: 6 }, () => ({ payload: {} })));
+    const worker = new Worker(app, { concurrency: 2 });
+    await worker.start();
+    await until(() => started === 2);
+    const stopping = worker.stop();
+    await sleep(20);
+    hold.open();
+    await stopping;
+    expect(started).toBe(2);
+    const states = await Promise.all(handles.map((h) => h.state()));
+    expect(states.filter((s) => s === 'succeeded')).toHaveLength(2);
+    expect(states.filter((s) => s === 'pending')).toHaveLength(4);
+    expect(await broker.stats('default')).toMatchObject({ ready: 4, inFlight: 0, completed: 2 });
+  });
+
+  it('returns tasks still running after the grace period to the queue', async () => {
+    const { app, broker } = newApp();
+    const t = app.task('forever', { input: z.object({}) }, () => new Promise(() => {}));
+    const handle = await t.enqueue({});
+    const worker = new Worker(app, { concurrency: 1 });
+    let sawStart = false;
+    worker.on('task:started', () => (sawStart = true));
+    await worker.start();
+    await until(() => sawStart);
+    await worker.stop({ graceMs: 50 });
+    expect(await handle.state()).toBe('pending');
+    expect(await broker.stats('default')).toMatchObject({ ready: 1, inFlight: 0, completed: 0 });
+  });
+
+  it('fails an attempt that ignores its signal past timeoutMs, then retries it', async () => {
+    const { app } = newApp();
+    const t = app.task('stubborn', { input: z.object({}), timeoutMs: 50, retry: { maxAttempts: 3, delayMs: 10, jitter: false } }, async (_, ctx) => {
+      if (ctx.attempt === 1) await sleep(300); // ignores ctx.signal
+      return ctx.attempt;
+    });
+    const worker = new Worker(app, { concurrency: 2 });
+    const retrying: unknown[] = [];
+    worker.on('task:retrying', (e) => retrying.push(e.error));
+    await worker.start();
+    const handle = await t.enqueue({});
+    expect(await handle.result({ timeoutMs: 5_000 })).toBe(2);
+    await worker.stop();
+    expect(retrying).toEqual([expect.objectContaining({ name: 'TaskTimeoutError', code: 'TASK_TIMEOUT' })]);
+  });
+
+  it('dead-letters an invalid payload found on the wire, with the reason, and keeps working', async () => {
+    const { app, broker } = newApp();
+    const runs: number[] = [];
+    const t = app.task('square', { input: z.object({ n: z.number() }) }, ({ n }) => {
+      runs.push(n);
+      return n * n;
+    });
+    const failed: string[] = [];
+    const worker = new Worker(app, { concurrency: 2 });
+    worker.on('task:failed', (e) => failed.push(e.reason));
+    await worker.start();
+    await broker.publish([makeMessage('default', { task: 'square', payload: { n: 'four' } })], { keyTtlMs: 1_000 });
+    broker.injectRaw('default', '{"v":1,"id":"half a message"');
+    expect(await (await t.enqueue({ n: 3 })).result({ timeoutMs: 5_000 })).toBe(9);
+    await until(async () => (await broker.stats('default')).dead === 2);
+    await worker.stop();
+    expect(runs).toEqual([3]);
+    const dead = await broker.deadLetters('default');
+    expect(dead.map((d) => d.reason)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^invalid payload for task "square": n: /), expect.stringMatching(/^malformed message: not JSON/)]),
+    );
+    expect(failed).toEqual([expect.stringMatching(/invalid payload/)]);
+  });
+
+  it('renews leases so a task running longer than its lease is not handed out again', async () => {
+    const { app, broker } = newApp();
+    let runs = 0;
+    const t = app.task('long', { input: z.object({}) }, async () => {
+      runs++;
+      await sleep(600);
+      return 'ok';
+    });
+    const worker = new Worker(app, { concurrency: 1, leaseMs: 150 });
+    await worker.start();
+    const handle = await t.enqueue({});
+    await until(() => runs === 1);
+    // A second consumer polling the queue meanwhile must get nothing.
+    const stolen = await broker.fetch({ queues: ['default'], max: 1, leaseMs: 1_000, waitMs: 400 });
+    expect(stolen).toEqual([]);
+    expect(await handle.result({ timeoutMs: 5_000 })).toBe('ok');
+    await worker.stop();
+    expect(runs).toBe(1);
+  });
+
+  it('emits typed events in order for a task that retries then succeeds', async () => {
+    const { app } = newApp();
+    const t = app.task('twice', { input: z.object({}), retry: { maxAttempts: 2, delayMs: 0, jitter: false } }, (_, ctx) => {
+      if (ctx.attempt === 1) throw new Error('first try fails');
+      return 'second';
+    });
+    const worker = new Worker(app);
+    const seen: string[] = [];
+    for (const type of ['task:started', 'task:succeeded', 'task:retrying', 'task:failed'] as const) {
+      worker.on(type, (e) => seen.push(`${e.type}#${e.message.attempt}`));
+    }
+    await worker.start();
+    expect(await (await t.enqueue({})).result({ timeoutMs: 5_000 })).toBe('second');
+    await worker.stop();
+    expect(seen).toEqual(['task:started#1', 'task:retrying#1', 'task:started#2', 'task:succeeded#2']);
+  });
+
+  it('rejects bad options with the field named', () => {
+    const { app } = newApp();
+    expect(() => new Worker(app, { concurrency: 0 })).toThrow(/concurrency: .*\(got 0\)/);
+  });
+});

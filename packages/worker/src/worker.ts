@@ -1,0 +1,118 @@
+import { EventEmitter } from 'node:events';
+import { z } from 'zod';
+import { CeleriacError, parseOptions, type App, type Logger, type TaskEvent } from '@celeriac/core';
+import { Executor } from './executor.js';
+import { Fetcher } from './fetcher.js';
+import { LeaseKeeper } from './lease-keeper.js';
+
+const workerOptionsSchema = z
+  .object({
+    queues: z.array(z.string()).min(1).optional(),
+    concurrency: z.number().int().min(1).max(10_000).default(10),
+    leaseMs: z.number().int().min(100).default(30_000),
+    shutdownGraceMs: z.number().int().min(0).default(30_000),
+    blockMs: z.number().int().min(10).default(5_000),
+    handleSignals: z.boolean().default(false),
+  })
+  .strict();
+
+export type WorkerOptions = z.input<typeof workerOptionsSchema> & { logger?: Logger };
+
+type Of<T extends TaskEvent['type']> = Extract<TaskEvent, { type: T }>;
+export interface WorkerEvents {
+  'task:started': [Of<'task:started'>];
+  'task:succeeded': [Of<'task:succeeded'>];
+  'task:retrying': [Of<'task:retrying'>];
+  'task:failed': [Of<'task:failed'>];
+  /** A broker error the worker is recovering from (it keeps going). */
+  'worker:error': [Error];
+  'worker:stopped': [];
+}
+
+/** Aborts tasks still running when a stop runs out of grace; they go back to the queue. */
+class WorkerStoppedError extends CeleriacError {
+  constructor() {
+    super('BACKEND', 'worker stopped before the task finished; it was returned to the queue');
+  }
+}
+
+/**
+ * A worker process's runtime.
+ * 1. Connects the app, then runs the fetcher, the executor and the lease keeper.
+ * 2. Emits typed task events.
+ * 3. Stops gracefully: no more fetching, running tasks finish within the grace period, the rest go back.
+ * 4. With `handleSignals`, SIGTERM/SIGINT stop gracefully; a second signal stops at once.
+ */
+export class Worker extends EventEmitter<WorkerEvents> {
+  readonly options: z.output<typeof workerOptionsSchema>;
+  readonly #app: App;
+  readonly #logger: Logger;
+  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper } | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
+
+  constructor(app: App, options: WorkerOptions = {}) {
+    super();
+    const { logger, ...rest } = options;
+    this.options = parseOptions(workerOptionsSchema, rest, 'worker options');
+    this.#app = app;
+    this.#logger = logger ?? app.logger;
+  }
+
+  get queues(): string[] {
+    return this.options.queues ?? this.#app.queues;
+  }
+
+  /** Tasks running right now. */
+  get running(): number {
+    return this.#parts?.executor.running ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.#parts) return;
+    const conn = await this.#app.connection();
+    const { concurrency, leaseMs, blockMs } = this.options;
+    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.emit(e.type, e as never));
+    const fetcher = new Fetcher(this.#app, conn, executor, { queues: this.queues, leaseMs, blockMs, onError: (err) => this.emit('worker:error', err) });
+    const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
+    this.#parts = { executor, fetcher, leases };
+    leases.start();
+    fetcher.start();
+    if (this.options.handleSignals) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, this.#onSignal);
+    this.#logger.info({ queues: this.queues, concurrency }, 'worker started');
+  }
+
+  /**
+   * Stops fetching, waits up to `graceMs` (default `shutdownGraceMs`) for running tasks, then
+   * returns the unfinished ones to the queue. Safe to call more than once.
+   */
+  stop(options: { graceMs?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.graceMs ?? this.options.shutdownGraceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    const parts = this.#parts;
+    if (!parts) return;
+    await parts.fetcher.stop();
+    if (!(await parts.executor.waitIdle(graceMs))) {
+      this.#logger.warn({ running: parts.executor.running }, 'grace period over; returning unfinished tasks to the queue');
+      parts.executor.abortAll(new WorkerStoppedError());
+      await parts.executor.waitIdle(30_000);
+    }
+    parts.leases.stop();
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, this.#onSignal);
+    this.#logger.info('worker stopped');
+    this.emit('worker:stopped');
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    if (!this.#stopping) {
+      this.#logger.info({ signal }, 'stopping gracefully; send the signal again to stop at once');
+      void this.stop();
+    } else {
+      this.#logger.warn({ signal }, 'stopping at once; unfinished tasks go back to the queue');
+      this.#parts?.executor.abortAll(new WorkerStoppedError());
+    }
+  }
+}
