@@ -1,0 +1,7 @@
+-- Shared: the clock every script uses.
+-- Redis' own clock (TIME), never the caller's: leases are compared across many worker machines,
+-- and with one clock a worker whose clock runs fast can never reclaim a lease that is still alive.
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end

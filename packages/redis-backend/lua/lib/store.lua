@@ -1,0 +1,20 @@
+-- Shared: writes a final record and its idempotency record (results.ts rules 1 and 2).
+-- base: the queue's key prefix; rec: TaskResult JSON; key: idempotency key or ''.
+local function storeRecord(base, id, rec, ttl, keyTtl, key, state)
+  local rkey = base .. 'r:' .. id
+  local old = redis.call('GET', rkey)
+  -- Decoding only when a record exists keeps the common path (a fresh id) cheap.
+  if old and cjson.decode(old).state == 'succeeded' then return end
+  redis.call('SET', rkey, rec, 'PX', ttl)
+  if key ~= '' then
+    local k = base .. 'k:' .. key
+    if redis.call('HGET', k, 'ok') ~= '1' then
+      redis.call('HSET', k, 'rec', rec, 'ok', state == 'succeeded' and '1' or '0')
+    end
+    redis.call('HSETNX', k, 'tid', id)
+    redis.call('HDEL', k, 'own', 'until')
+    redis.call('PEXPIRE', k, keyTtl)
+  end
+  -- Sharded pub/sub stays on this slot's node in a cluster (PUBLISH would go to every node).
+  redis.call('SPUBLISH', base .. 'done', id)
+end

@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+import {
+  encodeMessage,
+  type Broker,
+  type DeadLetter,
+  type Delivery,
+  type FetchRequest,
+  type Published,
+  type PublishOptions,
+  type QueueStats,
+  type TaskMessage,
+  type TaskRef,
+} from '@celeriac/core';
+import { Fetcher } from './fetcher.js';
+import { KeyCache } from './keys.js';
+import { RedisResultBackend } from './results.js';
+import { Scripts, type Client } from './scripts.js';
+import { RedisDelivery, Settler } from './settler.js';
+import type { RedisTarget } from './url.js';
+
+/** Most messages in one publish script call (bulk enqueues are split, and the calls pipelined). */
+const PUBLISH_CHUNK = 1_000;
+
+const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as const;
+
+/**
+ * The Redis broker (`redis://`, `rediss://`).
+ * 1. Publishes in batches through one script per queue, deduplicating by id and idempotency key
+ *    on the server, so a publish resent after a reconnect never creates a second task.
+ * 2. Fetches and settles through the Fetcher and Settler (leased, fenced, batched).
+ * 3. Renews many leases per round trip; reports task states and O(1) queue stats.
+ * 4. Holds its result store on the same connection, so acks write results atomically.
+ */
+export class RedisBroker implements Broker {
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true };
+  readonly results: RedisResultBackend;
+  readonly #client: Client;
+  readonly #scripts: Scripts;
+  readonly #keys: KeyCache;
+  readonly #settler: Settler;
+  readonly #fetcher: Fetcher;
+  #closing: Promise<void> | undefined;
+
+  constructor(client: Client, target: RedisTarget) {
+    this.#client = client;
+    this.#scripts = new Scripts(client);
+    this.#keys = new KeyCache(target.prefix);
+    this.#settler = new Settler(this.#scripts, target.tombstoneMs);
+    this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, target.cluster);
+    this.results = new RedisResultBackend(client, this.#scripts, this.#keys, false);
+  }
+
+  async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
+    const byQueue = new Map<string, number[]>();
+    messages.forEach((m, i) => {
+      const list = byQueue.get(m.queue);
+      if (list) list.push(i);
+      else byQueue.set(m.queue, [i]);
+    });
+    const out = new Array<Published>(messages.length);
+    const calls: Promise<void>[] = [];
+    for (const [queue, indexes] of byQueue) {
+      const keys = this.#keys.of(queue);
+      for (let start = 0; start < indexes.length; start += PUBLISH_CHUNK) {
+        const chunk = indexes.slice(start, start + PUBLISH_CHUNK);
+        const args: (string | number)[] = [keys.base, Math.ceil(keyTtlMs)];
+        for (const i of chunk) {
+          const m = messages[i]!;
+          args.push(m.id, encodeMessage(m), m.priority, m.eta ?? '', m.idempotencyKey ?? '');
+        }
+        calls.push(
+          this.#scripts.run('publish', keys.main, args).then((reply) => {
+            const r = reply as (string | number)[];
+            chunk.forEach((i, n) => (out[i] = { id: r[2 * n] as string, duplicate: r[2 * n + 1] === 1 }));
+          }),
+        );
+      }
+    }
+    await Promise.all(calls);
+    return out;
+  }
+
+  /** Puts raw text on `queue` as if it had come off the wire (for tests of malformed messages). */
+  async injectRaw(queue: string, raw: string): Promise<void> {
+    const keys = this.#keys.of(queue);
+    await this.#scripts.run('publish', keys.main, [keys.base, 1, `raw-${randomUUID()}`, raw, 0, '', '']);
+  }
+
+  fetch(request: FetchRequest): Promise<Delivery[]> {
+    return this.#fetcher.fetch(request);
+  }
+
+  async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
+    const byQueue = new Map<string, { keys: RedisDelivery['keys']; args: string[]; indexes: number[] }>();
+    deliveries.forEach((d, i) => {
+      const keys = d instanceof RedisDelivery ? d.keys : this.#keys.of(d.message.queue);
+      const id = d instanceof RedisDelivery ? d.storedId : d.message.id;
+      let group = byQueue.get(keys.base);
+      if (!group) byQueue.set(keys.base, (group = { keys, args: [], indexes: [] }));
+      group.args.push(id, d.token);
+      group.indexes.push(i);
+    });
+    const out = new Array<boolean>(deliveries.length).fill(false);
+    await Promise.all(
+      [...byQueue.values()].map(async ({ keys, args, indexes }) => {
+        const reply = (await this.#scripts.run('renew', keys.leaseKeys, [Math.ceil(leaseMs), ...args])) as number[];
+        indexes.forEach((i, n) => (out[i] = reply[n] === 1));
+      }),
+    );
+    return out;
+  }
+
+  async state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null> {
+    const code = await this.#client.hget(this.#keys.of(ref.queue).task, ref.id);
+    return code ? (STATES[code[0] as keyof typeof STATES] ?? null) : null;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    const keys = this.#keys.of(queue);
+    const [ready, delayed, inFlight, dead, completed, failed] = (await this.#scripts.run('stats', keys.main, [keys.base])) as number[];
+    return { queue, ready: ready!, delayed: delayed!, inFlight: inFlight!, dead: dead!, completed: completed!, failed: failed! };
+  }
+
+  async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
+    if (limit <= 0) return [];
+    const entries = await this.#client.lrange(this.#keys.of(queue).dead, -limit, -1);
+    return entries.map((text) => JSON.parse(text) as DeadLetter);
+  }
+
+  /** Stops fetches, waits for pending settlements, then closes the connections. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#fetcher.close();
+      await this.#settler.drain();
+      await this.results.close();
+      await this.#client.quit().catch(() => {});
+    })();
+    return this.#closing;
+  }
+}

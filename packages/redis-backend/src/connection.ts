@@ -1,0 +1,79 @@
+import { BackendError } from '@celeriac/core';
+import { Cluster, Redis } from 'ioredis';
+import type { Client } from './scripts.js';
+import type { RedisTarget } from './url.js';
+
+// Reconnect with exponential backoff from 100 ms to 3 s, with jitter so a fleet of workers does
+// not reconnect in lockstep after a server restart.
+const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 3_000) + Math.floor(Math.random() * 100);
+
+/** Opens a client for `target`, checks the server can hold a queue safely, and returns it. */
+export async function openClient(target: RedisTarget): Promise<Client> {
+  const client = createClient(target);
+  try {
+    await client.connect();
+    await checkServers(client, target);
+    return client;
+  } catch (err) {
+    client.disconnect();
+    if (err instanceof BackendError) throw err;
+    throw new BackendError(`cannot connect to Redis at ${target.display}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function createClient(target: RedisTarget): Client {
+  // Auto-pipelining writes every command issued in one tick as one batch: concurrent publishes,
+  // fetches of several queues and settlements share round trips without callers doing anything.
+  const common = { lazyConnect: true, enableAutoPipelining: true } as const;
+  if (!target.cluster) {
+    return new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy });
+  }
+  return new Cluster([{ host: target.host, port: target.port }], {
+    ...common,
+    redisOptions: { ...target.redis },
+    clusterRetryStrategy: retryStrategy,
+    // Results wake waiters with SPUBLISH on the queue's own slot; this routes SSUBSCRIBE there.
+    shardedSubscribers: true,
+  });
+}
+
+async function checkServers(client: Client, target: RedisTarget): Promise<void> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  for (const node of nodes) {
+    const info = parseInfo(await node.info());
+    const version = info.get('redis_version') ?? '0';
+    if (Number(version.split('.')[0]) < 7) {
+      throw new BackendError(`Redis at ${target.display} is version ${version}; celeriac needs Redis 7 or later (sharded pub/sub, LPOP with a count)`);
+    }
+    const policy = info.get('maxmemory_policy') ?? 'noeviction';
+    // Only noeviction is safe. allkeys-* would evict queued messages. volatile-* leaves the queue
+    // itself alone (its keys have no TTL) but evicts results and idempotency records, which carry
+    // one: a task could then run twice despite its key, or a waiting caller never see its result.
+    if (policy !== 'noeviction') {
+      throw new BackendError(
+        `Redis at ${target.display} has maxmemory-policy "${policy}", which can evict ${policy.startsWith('volatile') ? 'results and idempotency records' : 'queued tasks'}; ` +
+          'celeriac needs noeviction: run `CONFIG SET maxmemory-policy noeviction` (and set it in redis.conf)',
+      );
+    }
+  }
+}
+
+/** INFO text → field map (INFO works where CONFIG is disabled, as on many managed services). */
+function parseInfo(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split('\r\n')) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) fields.set(line.slice(0, at), line.slice(at + 1));
+  }
+  return fields;
+}
+
+/** A second connection to the same server(s), for blocking reads or pub/sub, which tie a connection up. */
+export function duplicate(client: Client, options: { maxRetriesPerRequest?: null; enableAutoPipelining?: boolean }): Client {
+  const conn: Client =
+    client instanceof Cluster
+      ? client.duplicate([], { ...options, redisOptions: { ...client.options.redisOptions, ...options } })
+      : client.duplicate(options);
+  conn.on('error', () => {}); // it reconnects on its own; callers see failures on their commands
+  return conn;
+}

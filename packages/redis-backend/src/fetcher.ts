@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import { parseMessage, type Delivery, type FetchRequest } from '@celeriac/core';
+import type { KeyCache, QueueKeys } from './keys.js';
+import { duplicate } from './connection.js';
+import type { Client, Scripts } from './scripts.js';
+import { RedisDelivery, type Settler } from './settler.js';
+
+/** In cluster mode one BLPOP cannot span slots: with several queues each wait is this short, in turn. */
+const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
+
+/**
+ * The fetch path.
+ * 1. One `fetch` script call per queue promotes due work, reclaims lapsed leases and leases up to
+ *    `max` messages: one round trip for a single queue.
+ * 2. Parses each message; a malformed one is dead-lettered with the reason, never returned.
+ * 3. When nothing is ready, blocks on the queues' wake lists (BLPOP on a connection of its own)
+ *    until a publish, or until the next delayed task or lease end is due: no polling.
+ */
+export class Fetcher {
+  readonly #scripts: Scripts;
+  readonly #keys: KeyCache;
+  readonly #settler: Settler;
+  readonly #blocking: BlockingPool;
+  readonly #cluster: boolean;
+  readonly #instance = randomUUID();
+  #calls = 0;
+  #rotation = 0;
+  #closed = false;
+
+  constructor(client: Client, scripts: Scripts, keys: KeyCache, settler: Settler, cluster: boolean) {
+    this.#scripts = scripts;
+    this.#keys = keys;
+    this.#settler = settler;
+    this.#cluster = cluster;
+    this.#blocking = new BlockingPool(client);
+  }
+
+  async fetch(request: FetchRequest): Promise<Delivery[]> {
+    const deadline = Date.now() + request.waitMs;
+    const queues = request.queues.map((q) => this.#keys.of(q));
+    for (;;) {
+      if (this.#closed || request.signal?.aborted) return [];
+      const { deliveries, dueInMs } = await this.#take(queues, request.max, request.leaseMs);
+      if (deliveries.length > 0) return deliveries;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.#closed || request.signal?.aborted) return [];
+      let waitMs = Math.min(left, dueInMs);
+      let wakeKeys = queues.map((q) => q.wake);
+      if (this.#cluster && queues.length > 1) {
+        wakeKeys = [wakeKeys[this.#rotation++ % wakeKeys.length]!];
+        waitMs = Math.min(waitMs, CLUSTER_MULTI_QUEUE_WAIT_MS);
+      }
+      if (waitMs > 0) await this.#blocking.wait(wakeKeys, waitMs, request.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#blocking.close();
+  }
+
+  /** Takes from the queues in turn (a rotating start keeps them of equal standing) until `max`. */
+  async #take(queues: QueueKeys[], max: number, leaseMs: number): Promise<{ deliveries: Delivery[]; dueInMs: number }> {
+    const deliveries: Delivery[] = [];
+    let dueInMs = Infinity;
+    const start = queues.length > 1 ? this.#rotation++ : 0;
+    for (let i = 0; i < queues.length && deliveries.length < max; i++) {
+      const keys = queues[(start + i) % queues.length]!;
+      const tokenBase = `${this.#instance}.${++this.#calls}`;
+      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, max - deliveries.length, Math.ceil(leaseMs), tokenBase])) as (string | number)[];
+      const [now, nextDue] = reply as [number, number];
+      if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
+      const burials: Promise<void>[] = [];
+      for (let at = 2; at < reply.length; at += 3) {
+        const id = reply[at] as string;
+        const raw = reply[at + 1] as string;
+        const token = reply[at + 2] as string;
+        const parsed = parseMessage(raw);
+        if (parsed.ok) {
+          deliveries.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler));
+        } else {
+          burials.push(this.#settler.submit(keys, id, ['D', id, token, '', 0, 0, '', '', parsed.reason, '']));
+        }
+      }
+      // A malformed message is dead-lettered before fetch returns, so it is never lost in between.
+      await Promise.all(burials);
+    }
+    return { deliveries, dueInMs };
+  }
+}
+
+/**
+ * Connections for BLPOP: a blocked connection can carry nothing else, so each concurrent wait
+ * takes one of its own. Aborting (or closing) disconnects it, which ends the BLPOP at once.
+ */
+class BlockingPool {
+  readonly #client: Client;
+  readonly #idle: Client[] = [];
+  readonly #busy = new Set<Client>();
+  #closed = false;
+
+  constructor(client: Client) {
+    this.#client = client;
+  }
+
+  async wait(keys: string[], ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return;
+    const conn = this.#idle.pop() ?? this.#open();
+    this.#busy.add(conn);
+    let broken = false;
+    const onAbort = () => {
+      broken = true;
+      conn.disconnect();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // Whole milliseconds, at least a few: Redis reads a timeout under 1 ms as 0, "block forever".
+      await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
+    } catch (err) {
+      if (!broken && !this.#closed) throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.#busy.delete(conn);
+      if (!broken && !this.#closed) this.#idle.push(conn);
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const conn of [...this.#idle, ...this.#busy]) conn.disconnect();
+    this.#idle.length = 0;
+  }
+
+  #open(): Client {
+    // No retry limit: a wait that outlives a reconnect simply continues on the new connection.
+    return duplicate(this.#client, { maxRetriesPerRequest: null, enableAutoPipelining: false });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Key names. Every key of a queue starts with `<prefix>:{<queue>}:` so the whole queue lives in
+ * one hash slot (Redis Cluster). Queue names cannot contain braces (core's name rules) and the
+ * prefix is checked for them, so the queue's tag is always the first `{…}` of the key, even for
+ * idempotency keys that contain braces themselves.
+ */
+export class QueueKeys {
+  readonly base: string;
+  /** The standard KEYS of the queue scripts, in their order (see lua/lib/queue.lua). */
+  readonly main: readonly string[];
+  readonly wake: string;
+  readonly channel: string;
+
+  constructor(prefix: string, readonly queue: string) {
+    this.base = `${prefix}:{${queue}}:`;
+    const b = this.base;
+    this.main = [`${b}msg`, `${b}task`, `${b}tok`, `${b}delayed`, `${b}lease`, `${b}wake`, `${b}dead`, `${b}stats`];
+    this.wake = `${b}wake`;
+    this.channel = `${b}done`;
+  }
+
+  get task(): string {
+    return this.main[1]!;
+  }
+
+  get dead(): string {
+    return this.main[6]!;
+  }
+
+  get leaseKeys(): string[] {
+    return [this.main[2]!, this.main[4]!];
+  }
+
+  result(id: string): string {
+    return `${this.base}r:${id}`;
+  }
+
+  idempotency(key: string): string {
+    return `${this.base}k:${key}`;
+  }
+}
+
+/** One QueueKeys per queue name, made once. */
+export class KeyCache {
+  readonly #cache = new Map<string, QueueKeys>();
+  constructor(readonly prefix: string) {}
+
+  of(queue: string): QueueKeys {
+    let keys = this.#cache.get(queue);
+    if (!keys) this.#cache.set(queue, (keys = new QueueKeys(this.prefix, queue)));
+    return keys;
+  }
+}

@@ -1,0 +1,136 @@
+import { BackendError, LeaseLostError, encodeMessage, type Delivery, type ErrorInfo, type Settlement, type TaskMessage } from '@celeriac/core';
+import type { QueueKeys } from './keys.js';
+import type { Scripts } from './scripts.js';
+
+type Op = (string | number)[];
+
+interface Batch {
+  keys: QueueKeys;
+  args: Op;
+  waiters: { id: string; resolve: () => void; reject: (err: Error) => void }[];
+}
+
+/** Most operations in one script call, so a huge batch never stalls the server for long. */
+const MAX_OPS_PER_CALL = 500;
+
+/**
+ * Coalesces settlements into few round trips.
+ * 1. Collects every ack, retry, dead letter and release issued in one turn of the event loop.
+ * 2. Sends them as one `settle` script call per queue (chunked), fenced by each delivery's token.
+ * 3. Resolves each caller on its own: `LeaseLostError` for the ones whose lease was lost.
+ * 4. `drain()` waits for everything submitted, so closing leaves nothing half-done.
+ */
+export class Settler {
+  readonly #scripts: Scripts;
+  readonly #tombstoneMs: number;
+  #batches = new Map<QueueKeys, Batch>();
+  #scheduled: NodeJS.Immediate | undefined;
+  readonly #inflight = new Set<Promise<void>>();
+
+  constructor(scripts: Scripts, tombstoneMs: number) {
+    this.#scripts = scripts;
+    this.#tombstoneMs = tombstoneMs;
+  }
+
+  submit(keys: QueueKeys, id: string, op: Op): Promise<void> {
+    let batch = this.#batches.get(keys);
+    if (!batch) this.#batches.set(keys, (batch = { keys, args: [], waiters: [] }));
+    batch.args.push(...op);
+    const done = new Promise<void>((resolve, reject) => batch.waiters.push({ id, resolve, reject }));
+    // setImmediate, not a microtask: it runs after the poll phase, so settlements from every I/O
+    // callback handled in this turn (many handlers finishing together) land in one batch.
+    this.#scheduled ??= setImmediate(() => this.#flush());
+    return done;
+  }
+
+  async drain(): Promise<void> {
+    if (this.#scheduled) {
+      clearImmediate(this.#scheduled);
+      this.#flush();
+    }
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  #flush(): void {
+    this.#scheduled = undefined;
+    const batches = this.#batches;
+    this.#batches = new Map();
+    for (const batch of batches.values()) {
+      for (const chunk of split(batch)) {
+        const call = this.#send(chunk).finally(() => this.#inflight.delete(call));
+        this.#inflight.add(call);
+      }
+    }
+  }
+
+  async #send({ keys, args, waiters }: Batch): Promise<void> {
+    let replies: number[];
+    try {
+      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...args])) as number[];
+    } catch (err) {
+      const error = new BackendError(`settling ${waiters.length} deliveries on queue ${keys.queue} failed: ${(err as Error).message}`, { cause: err });
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    waiters.forEach((w, i) => (replies[i] === 1 ? w.resolve() : w.reject(new LeaseLostError(w.id))));
+  }
+}
+
+/** Splits a batch at operation boundaries (operations have different lengths, so count waiters). */
+function split(batch: Batch): Batch[] {
+  if (batch.waiters.length <= MAX_OPS_PER_CALL) return [batch];
+  const out: Batch[] = [];
+  let at = 0;
+  for (let start = 0; start < batch.waiters.length; start += MAX_OPS_PER_CALL) {
+    const waiters = batch.waiters.slice(start, start + MAX_OPS_PER_CALL);
+    const from = at;
+    for (let n = 0; n < waiters.length; n++) at += opLength(batch.args[at] as string);
+    out.push({ keys: batch.keys, args: batch.args.slice(from, at), waiters });
+  }
+  return out;
+}
+
+const OP_LENGTH: Record<string, number> = { A: 8, D: 10, R: 5, L: 4 };
+const opLength = (kind: string) => OP_LENGTH[kind]!;
+
+/**
+ * One leased message of a Redis queue. Settling goes through the Settler; `keys` and `storedId`
+ * are where the message really sits (an injected raw message may claim another id or queue).
+ */
+export class RedisDelivery implements Delivery {
+  constructor(
+    readonly message: TaskMessage,
+    readonly token: string,
+    readonly keys: QueueKeys,
+    readonly storedId: string,
+    readonly settler: Settler,
+  ) {}
+
+  ack(settlement?: Settlement): Promise<void> {
+    return this.#submit(['A', ...this.#result(settlement)]);
+  }
+
+  retry(at: number, error: ErrorInfo): Promise<void> {
+    const next: TaskMessage = { ...this.message, attempt: this.message.attempt + 1, lastError: error, eta: at };
+    return this.#submit(['R', Math.trunc(at), encodeMessage(next)]);
+  }
+
+  deadLetter(reason: string, settlement?: Settlement): Promise<void> {
+    const error = settlement?.record.error;
+    return this.#submit(['D', ...this.#result(settlement), reason, error ? JSON.stringify(error) : '']);
+  }
+
+  release(at?: number): Promise<void> {
+    return this.#submit(['L', at === undefined ? '' : Math.trunc(at)]);
+  }
+
+  #submit([kind, ...rest]: Op): Promise<void> {
+    return this.settler.submit(this.keys, this.storedId, [kind!, this.storedId, this.token, ...rest]);
+  }
+
+  #result(settlement: Settlement | undefined): Op {
+    if (!settlement) return ['', 0, 0, '', ''];
+    const { record, ttlMs, keyTtlMs } = settlement;
+    return [JSON.stringify(record), Math.ceil(ttlMs), Math.ceil(keyTtlMs), record.idempotencyKey ?? '', record.state];
+  }
+}
