@@ -10,6 +10,8 @@ const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5),
 /** Opens a client for `target`, checks the server can hold a queue safely, and returns it. */
 export async function openClient(target: RedisTarget): Promise<Client> {
   const client = createClient(target);
+  // Errors while (re)connecting surface on the commands that fail; the event itself is only noise.
+  client.on('error', () => {});
   try {
     await client.connect();
     await checkServers(client, target);

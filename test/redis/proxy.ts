@@ -1,0 +1,59 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+/**
+ * A TCP proxy in front of Redis that can cut a connection at the worst moment: after the server
+ * has run a command but before its reply reaches the client (the ambiguous case a reconnect has
+ * to survive), or before the command reaches the server at all.
+ */
+export class FlakyProxy {
+  readonly #server: Server;
+  readonly #pairs = new Set<[Socket, Socket]>();
+  #mode: 'pass' | 'drop-reply' | 'drop-request' = 'pass';
+  port = 0;
+
+  constructor(readonly targetPort = 6379) {
+    this.#server = createServer((client) => {
+      const upstream = connect({ host: '127.0.0.1', port: this.targetPort });
+      const pair: [Socket, Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      const cut = () => {
+        this.#mode = 'pass';
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('data', (chunk) => (this.#mode === 'drop-request' ? cut() : upstream.write(chunk)));
+      upstream.on('data', (chunk) => (this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
+      const close = () => {
+        this.#pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.#server.address() as { port: number }).port;
+    return this;
+  }
+
+  /** The next reply from the server is swallowed and the connection cut (once). */
+  dropNextReply(): void {
+    this.#mode = 'drop-reply';
+  }
+
+  /** The next request from the client is swallowed and the connection cut (once). */
+  dropNextRequest(): void {
+    this.#mode = 'drop-request';
+  }
+
+  async close(): Promise<void> {
+    for (const [a, b] of this.#pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
