@@ -1,0 +1,213 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ValidationError,
+  encodeMessage,
+  parseMessage,
+  silentLogger,
+  type Broker,
+  type DeadLetter,
+  type Delivery,
+  type ErrorInfo,
+  type FetchRequest,
+  type Logger,
+  type Published,
+  type PublishOptions,
+  type QueueStats,
+  type Settlement,
+  type TaskMessage,
+  taskMessageSchema,
+} from '@celeriac/core';
+import { Dedup } from './dedup.js';
+import { Intake, type Arrival } from './intake.js';
+import { Leases } from './leases.js';
+import { Link } from './link.js';
+import { H } from './names.js';
+import { parseAmqpUrl, type AmqpOptions } from './options.js';
+import { Publisher } from './publisher.js';
+import { AmqpResults } from './results.js';
+import { Rotator } from './rotator.js';
+import { Settler, type Counters } from './settler.js';
+import { Topology } from './topology.js';
+import { readDeadLetters, readStats } from './stats.js';
+
+/**
+ * The RabbitMQ broker (`amqp://`, `amqps://`).
+ * 1. Publishes persistent messages with confirms (and `mandatory`), deduplicating by task id and
+ *    idempotency key within this process.
+ * 2. Fetches from per-queue consumers with manual acks; the unacked delivery is the lease, kept
+ *    to `leaseMs` here and fenced by a token bound to the channel generation.
+ * 3. Settles through the Settler (publish first, ack second), delays through the TTL ladder.
+ * 4. Keeps results in reply queues (AmqpResults) when no other store is configured.
+ * 5. Survives connection and channel loss (Link), broker-cancelled consumers (Intake) and
+ *    `consumer_timeout` for long tasks (Rotator).
+ */
+export class AmqpBroker implements Broker {
+  /** `deadLetter`: the `<queue>:dead` queue. `taskStates`: AMQP cannot find a message in a queue. */
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: false };
+  readonly results: AmqpResults;
+  readonly client = randomUUID().slice(0, 13);
+  readonly link: Link;
+  readonly #publisher: Publisher;
+  readonly #topology: Topology;
+  readonly #intake: Intake;
+  readonly #leases: Leases;
+  readonly #settler: Settler;
+  readonly #rotator: Rotator;
+  readonly #dedup: Dedup;
+  readonly #counters: Counters = { completed: new Map(), failed: new Map() };
+  #closed = false;
+
+  constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
+    const parsed = parseAmqpUrl(url, options);
+    const o = parsed.options;
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger);
+    this.#publisher = new Publisher(this.link);
+    this.#topology = new Topology(this.link, new Set(o.quorumQueues));
+    this.#intake = new Intake(this.link, this.#topology, logger);
+    this.#leases = new Leases(this.link, this.client);
+    this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.client, o.replyQueueExpiresMs, logger);
+    this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters);
+    this.#rotator = new Rotator(this.link, this.#publisher, this.#topology, this.#leases, this.#intake, this.client, o.rotateAfterMs, logger);
+    this.#dedup = new Dedup(o.dedupIds);
+  }
+
+  /** Opens the connection (fails fast on a bad URL or credentials). */
+  async connect(): Promise<this> {
+    await this.link.session();
+    return this;
+  }
+
+  async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
+    const checked = messages.map(validate);
+    await this.results.listen();
+    const out: Published[] = [];
+    const sends: Promise<void>[] = [];
+    const fresh: TaskMessage[] = [];
+    for (const m of checked) {
+      const owner = this.results.known(m) ? m.id : this.#dedup.claim(m, keyTtlMs);
+      out.push({ id: owner ?? m.id, duplicate: owner !== null });
+      if (owner !== null) continue;
+      fresh.push(m);
+      const props = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority, replyTo: this.results.replyQueue };
+      sends.push(this.#settler.send(m.queue, Buffer.from(encodeMessage(m)), props, m.eta ?? 0));
+    }
+    const settled = await Promise.allSettled(sends);
+    const failed = settled.findIndex((s) => s.status === 'rejected');
+    if (failed >= 0) {
+      // Nothing we could not confirm may block a later publish of the same task.
+      settled.forEach((s, i) => s.status === 'rejected' && this.#dedup.forget(fresh[i]!));
+      throw (settled[failed] as PromiseRejectedResult).reason;
+    }
+    return out;
+  }
+
+  async fetch(request: FetchRequest): Promise<Delivery[]> {
+    const deadline = Date.now() + request.waitMs;
+    const max = Math.max(1, request.max);
+    for (;;) {
+      if (this.#closed || request.signal?.aborted) return [];
+      const session = await this.link.session();
+      await this.#intake.ensure(session, request.queues, max);
+      const out: Delivery[] = [];
+      for (const a of this.#intake.take(request.queues, max)) {
+        const d = await this.#accept(a, request.leaseMs);
+        if (d) out.push(d);
+      }
+      if (out.length > 0) return out;
+      const left = deadline - Date.now();
+      if (left <= 0) return out;
+      await this.#intake.wait(left, request.signal);
+    }
+  }
+
+  /** Turns an arrival into a delivery, or buries / re-delays it and returns null. */
+  async #accept(a: Arrival, leaseMs: number): Promise<Delivery | null> {
+    const raw = a.msg.content.toString();
+    const parsed = parseMessage(raw);
+    if (!parsed.ok || parsed.message.queue !== a.queue) {
+      const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
+      await this.#settler.buryArrival(a, reason).catch((err: Error) => this.logger.error({ err: err.message }, 'could not dead-letter a malformed message'));
+      return null;
+    }
+    const message = parsed.message;
+    const readyAt = Number(a.msg.properties.headers?.[H.readyAt] ?? message.eta ?? 0);
+    if (readyAt > Date.now()) {
+      this.#settler.hop(a, readyAt).catch((err: Error) => this.logger.warn({ err: err.message }, 'delay hop failed; RabbitMQ will redeliver'));
+      return null;
+    }
+    const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs);
+    this.results.rememberReplyTo(message.id, a.msg.properties.replyTo as string | undefined);
+    return new AmqpDelivery(this.#settler, message, held.token);
+  }
+
+  async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
+    return deliveries.map((d) => this.#leases.renew(d.token, leaseMs));
+  }
+
+  async state(): Promise<null> {
+    return null;
+  }
+
+  async stats(queue: string): Promise<QueueStats> {
+    const ready = await this.#intake.readyCount(queue);
+    return readStats(this.link, queue, { ready, buffered: this.#intake.buffered(queue), held: this.#leases.countFor(queue) }, this.#counters);
+  }
+
+  deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
+    return readDeadLetters(this.link, queue, limit);
+  }
+
+  /** AMQP queues this broker declared (work, dead, ladder rungs, hold, reply). */
+  get declaredQueues(): string[] {
+    return this.#topology.names();
+  }
+
+  /** Messages published but not yet confirmed by RabbitMQ. */
+  get unconfirmed(): number {
+    return this.#publisher.unconfirmed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#intake.wake();
+    this.#rotator.stop();
+    this.#intake.requeueAll();
+    const until = Date.now() + 5_000;
+    while (this.#publisher.unconfirmed > 0 && Date.now() < until && this.link.current) await new Promise((r) => setTimeout(r, 10));
+    await this.results.close();
+    await this.link.close();
+    this.#publisher.failAll(new Error('AMQP broker closed'));
+  }
+}
+
+function validate(message: TaskMessage): TaskMessage {
+  const parsed = taskMessageSchema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+  throw new ValidationError('INVALID_MESSAGE', `invalid task message: ${problems}`);
+}
+
+class AmqpDelivery implements Delivery {
+  constructor(
+    private readonly settler: Settler,
+    readonly message: TaskMessage,
+    readonly token: string,
+  ) {}
+
+  ack(settlement?: Settlement): Promise<void> {
+    return this.settler.ack(this, settlement);
+  }
+
+  retry(at: number, error: ErrorInfo): Promise<void> {
+    return this.settler.retry(this, at, error);
+  }
+
+  deadLetter(reason: string, settlement?: Settlement): Promise<void> {
+    return this.settler.deadLetter(this, reason, settlement);
+  }
+
+  release(at?: number): Promise<void> {
+    return this.settler.release(this, at);
+  }
+}

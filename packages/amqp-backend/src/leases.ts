@@ -1,0 +1,142 @@
+import { LeaseLostError, type TaskMessage } from '@celeriac/core';
+import type { Message } from 'amqplib';
+import type { Link, Session } from './link.js';
+
+/** One delivery held by this process: the unacked AMQP message is the lease. */
+export interface Held {
+  readonly token: string;
+  readonly queue: string;
+  readonly message: TaskMessage;
+  /** The AMQP message to ack; swapped when the delivery is rotated (see Rotator). */
+  msg: Message;
+  session: Session;
+  /** When `msg` was delivered: what RabbitMQ's consumer_timeout measures. */
+  since: number;
+  leaseUntil: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Set once a settlement began: the lease can no longer lapse under it. */
+  settling: boolean;
+  /** Set while a rotation is under way; settlements wait for it. */
+  rotating: Promise<void> | undefined;
+}
+
+/**
+ * The leases of this process.
+ * 1. A lease is an unacked delivery on a live channel, fenced by a token (client id, session
+ *    generation, delivery tag): after a reconnect every old token is refused with
+ *    `LeaseLostError`, and nothing is ever sent with an old tag on a new channel.
+ * 2. `leaseMs` is kept here: a lease not renewed in time lapses like the contract says — the
+ *    message is given back (nack with requeue) and will come again with a new token.
+ * 3. A lost session ends all its leases at once (RabbitMQ requeued those messages itself).
+ */
+export class Leases {
+  readonly #held = new Map<string, Held>();
+
+  constructor(
+    private readonly link: Link,
+    private readonly client: string,
+  ) {
+    link.listen({
+      opened: () => {},
+      lost: (s) => {
+        for (const h of this.#held.values()) if (h.session === s && !h.rotating) this.#drop(h);
+      },
+    });
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+
+  countFor(queue: string): number {
+    let n = 0;
+    for (const h of this.#held.values()) if (h.queue === queue) n++;
+    return n;
+  }
+
+  values(): IterableIterator<Held> {
+    return this.#held.values();
+  }
+
+  get(token: string): Held | undefined {
+    return this.#held.get(token);
+  }
+
+  add(queue: string, message: TaskMessage, msg: Message, session: Session, leaseMs: number): Held {
+    const now = Date.now();
+    const token = `${this.client}.${session.gen}.${msg.fields.deliveryTag}`;
+    const h: Held = { token, queue, message, msg, session, since: now, leaseUntil: now + leaseMs, timer: undefined, settling: false, rotating: undefined };
+    this.#held.set(token, h);
+    this.#arm(h, leaseMs);
+    return h;
+  }
+
+  /** True while the token still owns its message. */
+  owns(token: string): boolean {
+    const h = this.#held.get(token);
+    return h !== undefined && !h.settling && (h.rotating !== undefined || h.session === this.link.current);
+  }
+
+  renew(token: string, leaseMs: number): boolean {
+    if (!this.owns(token)) return false;
+    const h = this.#held.get(token)!;
+    h.leaseUntil = Date.now() + leaseMs;
+    this.#arm(h, leaseMs);
+    return true;
+  }
+
+  /** Starts settling: from here on the lease cannot lapse. Rejects when the token lost its message. */
+  async begin(token: string, id: string): Promise<Held> {
+    const h = this.#held.get(token);
+    if (!h || h.settling) throw new LeaseLostError(id);
+    h.settling = true;
+    clearTimeout(h.timer);
+    if (h.rotating) await h.rotating;
+    if (this.#held.get(token) !== h || h.session !== this.link.current) {
+      this.#held.delete(token);
+      throw new LeaseLostError(id);
+    }
+    return h;
+  }
+
+  /** Acks (or requeues) the message of a settling delivery; LeaseLostError if its channel died meanwhile. */
+  finish(h: Held, how: 'ack' | 'requeue'): void {
+    this.#held.delete(h.token);
+    if (h.session !== this.link.current) throw new LeaseLostError(h.message.id);
+    if (how === 'ack') h.session.sub.ack(h.msg);
+    else h.session.sub.nack(h.msg, false, true);
+  }
+
+  /** Ends a settling delivery without touching AMQP (its settlement failed before the ack). */
+  abandon(h: Held): void {
+    h.settling = false;
+    this.#arm(h, Math.max(0, h.leaseUntil - Date.now()));
+  }
+
+  /** Gives up a delivery whose rotation failed: its message is back with RabbitMQ. */
+  lose(h: Held): void {
+    if (this.#held.get(h.token) === h) this.#drop(h);
+  }
+
+  #arm(h: Held, ms: number): void {
+    clearTimeout(h.timer);
+    h.timer = setTimeout(() => this.#lapse(h), ms);
+    h.timer.unref?.();
+  }
+
+  #lapse(h: Held): void {
+    if (h.settling || this.#held.get(h.token) !== h) return;
+    if (h.rotating) {
+      // Let the rotation land first, then give the message back.
+      void h.rotating.then(() => this.#lapse(h));
+      return;
+    }
+    this.#drop(h);
+    if (h.session === this.link.current) h.session.sub.nack(h.msg, false, true);
+  }
+
+  #drop(h: Held): void {
+    clearTimeout(h.timer);
+    this.#held.delete(h.token);
+  }
+}

@@ -1,0 +1,153 @@
+import { BackendError, redactUrl, type Logger } from '@celeriac/core';
+import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+
+/**
+ * One connection's worth of channels. `gen` numbers sessions: a delivery tag means something only
+ * on the channel that issued it, so tokens carry the generation and a stale ack is never sent on
+ * a newer channel.
+ */
+export interface Session {
+  readonly gen: number;
+  readonly model: ChannelModel;
+  /** Confirm channel: every publish resolves on the broker's ack. */
+  readonly pub: ConfirmChannel;
+  /** Consumer channel: work deliveries and their acks. */
+  readonly sub: Channel;
+}
+
+export interface LinkListener {
+  /** A new session is up: re-subscribe, re-publish what was unconfirmed. */
+  opened(session: Session): void;
+  /** The session ended: its unacked deliveries are back with the broker, its confirms will never come. */
+  lost(session: Session, cause: Error): void;
+}
+
+/**
+ * Keeps one AMQP session alive.
+ * 1. Connects with exponential backoff (reconnectMinMs … reconnectMaxMs), forever until closed.
+ * 2. Treats the unexpected close of the connection or of either work channel as the end of the
+ *    session: closes the rest, tells listeners, reconnects with a new generation.
+ * 3. Runs admin operations (declares, passive checks, browsing) on throwaway channels, so a
+ *    404 or PRECONDITION_FAILED never takes down the work channels.
+ */
+export class Link {
+  readonly #listeners: LinkListener[] = [];
+  #current: Session | undefined;
+  #next: Promise<Session> | undefined;
+  #gen = 0;
+  #closed = false;
+  #everConnected = false;
+  #wake: (() => void) | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly backoff: { minMs: number; maxMs: number },
+    private readonly logger: Logger,
+  ) {}
+
+  listen(listener: LinkListener): void {
+    this.#listeners.push(listener);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The live session, or undefined while reconnecting. */
+  get current(): Session | undefined {
+    return this.#current;
+  }
+
+  /** The live session, waiting for a reconnect if needed. */
+  session(): Promise<Session> {
+    if (this.#closed) return Promise.reject(new BackendError('AMQP broker is closed'));
+    if (this.#current) return Promise.resolve(this.#current);
+    this.#next ??= this.#connectLoop().finally(() => (this.#next = undefined));
+    return this.#next;
+  }
+
+  /** Runs `fn` on a fresh channel of the live session and closes it after. */
+  async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+    const { model } = await this.session();
+    const ch = await model.createChannel();
+    ch.on('error', () => {}); // a channel error rejects the pending operation; nothing else to do
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  }
+
+  /** Ends the current session on purpose (tests use it to simulate a lost connection). */
+  drop(cause = new Error('connection dropped')): void {
+    const s = this.#current;
+    if (s) this.#end(s, cause);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    const s = this.#current;
+    this.#current = undefined;
+    if (s) await s.model.close().catch(() => {});
+  }
+
+  async #connectLoop(): Promise<Session> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new BackendError('AMQP broker is closed');
+      try {
+        return await this.#open();
+      } catch (err) {
+        // The first connect fails fast (a wrong URL should surface at startup); later ones retry.
+        if (attempt === 0 && (!this.#everConnected || isFatal(err))) throw new BackendError(`cannot connect to ${redactUrl(this.url)}: ${(err as Error).message}`, { cause: err });
+        const delay = Math.min(this.backoff.maxMs, this.backoff.minMs * 2 ** attempt);
+        this.logger.warn({ err: String(err), retryInMs: delay }, 'AMQP connect failed; retrying');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          this.#wake = () => (clearTimeout(t), resolve());
+        });
+      }
+    }
+  }
+
+  async #open(): Promise<Session> {
+    const model = await amqp.connect(this.url, { clientProperties: { connection_name: 'celeriac' } });
+    try {
+      const [pub, sub] = await Promise.all([model.createConfirmChannel(), model.createChannel()]);
+      const session: Session = { gen: ++this.#gen, model, pub, sub };
+      const end = (what: string) => (err?: Error) => this.#end(session, err ?? new Error(`${what} closed`));
+      model.on('error', () => {}); // 'close' follows with the cause
+      model.on('close', end('connection'));
+      model.on('blocked', (reason: string) => this.logger.warn({ reason }, 'RabbitMQ blocked publishing (resource alarm)'));
+      for (const [ch, name] of [[pub, 'publish channel'], [sub, 'consume channel']] as const) {
+        ch.on('error', (err: Error) => this.logger.warn({ err: err.message }, `AMQP ${name} error`));
+        ch.on('close', end(name));
+      }
+      if (this.#closed) throw new BackendError('AMQP broker is closed');
+      this.#current = session;
+      this.#everConnected = true;
+      for (const l of this.#listeners) l.opened(session);
+      return session;
+    } catch (err) {
+      await model.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  #end(session: Session, cause: Error): void {
+    if (this.#current !== session) return;
+    this.#current = undefined;
+    session.model.close().catch(() => {});
+    for (const l of this.#listeners) l.lost(session, cause);
+    if (!this.#closed) {
+      this.logger.warn({ err: cause.message, gen: session.gen }, 'AMQP session lost; reconnecting');
+      this.session().catch(() => {});
+    }
+  }
+}
+
+// Wrong credentials or vhost will not fix themselves: fail the first connect instead of looping.
+function isFatal(err: unknown): boolean {
+  const msg = String((err as Error)?.message ?? err);
+  return /ACCESS_REFUSED|NOT_ALLOWED|403|530/.test(msg);
+}

@@ -1,0 +1,55 @@
+import { parseOptions } from '@celeriac/core';
+import { z } from 'zod';
+
+const int = (min: number) => z.number().int().min(min);
+
+export const amqpOptionsSchema = z
+  .object({
+    /** Queues declared as quorum queues (`x-queue-type: quorum`); the rest are classic with `x-max-priority: 9`. */
+    quorumQueues: z.array(z.string()).default([]),
+    /** AMQP heartbeat in seconds, used when the URL has no `heartbeat` parameter (a dead peer is noticed in ~2×). */
+    heartbeatS: int(0).default(15),
+    /** First reconnect delay; doubles up to `reconnectMaxMs`. */
+    reconnectMinMs: int(1).default(100),
+    reconnectMaxMs: int(1).default(10_000),
+    /**
+     * A delivery held unacked longer than this is rotated (republished to a holding queue this
+     * process consumes, then acked), so long tasks never trip RabbitMQ's `consumer_timeout`
+     * (default 30 min). Keep it well below the server's timeout.
+     */
+    rotateAfterMs: int(1).default(10 * 60_000),
+    /** How long the per-client reply queue outlives its client (its `x-expires`). */
+    replyQueueExpiresMs: int(1_000).default(60 * 60_000),
+    /** Most task ids remembered for publish deduplication in this process. */
+    dedupIds: int(0).default(100_000),
+  })
+  .strict();
+
+export type AmqpOptions = z.input<typeof amqpOptionsSchema>;
+export type ParsedAmqpOptions = z.output<typeof amqpOptionsSchema>;
+
+// Query parameters celeriac reads from an amqp:// URL; the rest (heartbeat, frameMax, …) go to amqplib.
+const URL_PARAMS: Record<string, (v: string) => [keyof ParsedAmqpOptions, unknown]> = {
+  quorum: (v) => ['quorumQueues', v.split(',').filter(Boolean)],
+  rotateAfterMs: (v) => ['rotateAfterMs', Number(v)],
+  replyQueueExpiresMs: (v) => ['replyQueueExpiresMs', Number(v)],
+};
+
+/**
+ * Splits `amqp://host/vhost?quorum=orders,payments&heartbeat=10` into the URL amqplib connects
+ * with and celeriac's own options (explicit `options` win over the URL).
+ */
+export function parseAmqpUrl(url: string, options: AmqpOptions = {}): { url: string; options: ParsedAmqpOptions } {
+  const u = new URL(url);
+  const fromUrl: Record<string, unknown> = {};
+  for (const [name, read] of Object.entries(URL_PARAMS)) {
+    const value = u.searchParams.get(name);
+    if (value === null) continue;
+    const [key, parsed] = read(value);
+    fromUrl[key] = parsed;
+    u.searchParams.delete(name);
+  }
+  const parsed = parseOptions(amqpOptionsSchema, { ...fromUrl, ...options }, 'AMQP broker options');
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(parsed.heartbeatS));
+  return { url: u.toString(), options: parsed };
+}

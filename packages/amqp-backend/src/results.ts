@@ -1,0 +1,148 @@
+import { MemoryResultBackend, type KeyClaim, type KeyRef, type Logger, type ResultBackend, type Settlement, type TaskRef, type TaskResult } from '@celeriac/core';
+import type { ConsumeMessage } from 'amqplib';
+import type { Link, Session } from './link.js';
+import { H, replyQueue } from './names.js';
+import type { Publisher } from './publisher.js';
+import type { Topology } from './topology.js';
+
+const REMEMBERED_REPLY_TOS = 10_000;
+
+/**
+ * Results over AMQP with no other store: each client has a durable reply queue
+ * (`celeriac:reply:<client>`, removed by `x-expires` once the client is gone), named in the
+ * `replyTo` of every task it publishes. The worker that settles a task publishes the record there
+ * (persistent, with confirms, expiring after the result TTL) *before* it acks the task.
+ *
+ * Why not direct reply-to: replies to `amq.rabbitmq.reply-to` are neither queued nor persistent;
+ * a result sent while the client reconnects is lost, and a task that outlives the client's
+ * channel can never answer. A reply queue keeps results across reconnects and broker restarts.
+ *
+ * 1. Records arriving on the reply queue land in an in-process table (TTL-bound) that serves
+ *    `get` and wakes `wait` at once (`push`: no polling).
+ * 2. `claimKey`/`releaseKey` and the records a worker settles are kept in this process.
+ * Limits (use `results: 'redis://…'` to lift them): a result reaches only the process that
+ * published the task, so `get`/`wait` from another process see nothing; idempotency claims are
+ * per worker process, so two workers could each run a keyed task whose deliveries overlap.
+ */
+export class AmqpResults implements ResultBackend {
+  readonly capabilities = { push: true };
+  readonly #local = new MemoryResultBackend();
+  readonly #replyTos = new Map<string, string>();
+  #listening: Promise<void> | undefined;
+  #consumerSession: Session | undefined;
+
+  constructor(
+    private readonly link: Link,
+    private readonly publisher: Publisher,
+    private readonly topology: Topology,
+    readonly client: string,
+    private readonly expiresMs: number,
+    private readonly logger: Logger,
+  ) {
+    link.listen({
+      opened: (s) => {
+        if (this.#listening) void this.#consume(s).catch((err: Error) => this.logger.warn({ err: err.message }, 'reply queue re-subscribe failed'));
+      },
+      lost: () => {
+        this.#consumerSession = undefined;
+      },
+    });
+  }
+
+  /** The queue results for this client's tasks go to. */
+  get replyQueue(): string {
+    return replyQueue(this.client);
+  }
+
+  /** Declares the reply queue and consumes it (once); called before the first publish. */
+  listen(): Promise<void> {
+    this.#listening ??= this.link.session().then((s) => this.#consume(s)).catch((err: unknown) => {
+      this.#listening = undefined;
+      throw err;
+    });
+    return this.#listening;
+  }
+
+  async #consume(s: Session): Promise<void> {
+    await this.topology.reply(this.client, this.expiresMs);
+    if (this.#consumerSession === s) return;
+    this.#consumerSession = s;
+    await s.sub.consume(this.replyQueue, (msg) => this.#arrive(msg), { noAck: true });
+  }
+
+  #arrive(msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The reply queue was deleted under us: declare and subscribe again.
+      this.topology.forget(this.replyQueue);
+      this.#consumerSession = undefined;
+      const s = this.link.current;
+      if (s) void this.#consume(s).catch(() => {});
+      return;
+    }
+    try {
+      const record = JSON.parse(msg.content.toString()) as TaskResult;
+      const headers = msg.properties.headers ?? {};
+      this.#local.storeNow({ record, ttlMs: Number(headers[H.ttlMs]) || 86_400_000, keyTtlMs: Number(headers[H.keyTtlMs]) || 86_400_000 });
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'ignored an unreadable reply');
+    }
+  }
+
+  /** Remembers where the result of a task this process holds should go. */
+  rememberReplyTo(id: string, replyTo: string | undefined): void {
+    if (!replyTo) return;
+    this.#replyTos.delete(id);
+    this.#replyTos.set(id, replyTo);
+    if (this.#replyTos.size > REMEMBERED_REPLY_TOS) this.#replyTos.delete(this.#replyTos.keys().next().value!);
+  }
+
+  /** Keeps `settlement` here and sends it to the task's publisher, resolving once RabbitMQ confirmed it. */
+  async deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> {
+    this.#local.storeNow(settlement);
+    const to = replyTo ?? this.#replyTos.get(settlement.record.id);
+    if (!to || to === this.replyQueue) return;
+    await this.publisher.publish({
+      queue: to,
+      body: Buffer.from(JSON.stringify(settlement.record)),
+      props: {
+        persistent: true,
+        contentType: 'application/json',
+        correlationId: settlement.record.id,
+        expiration: String(settlement.ttlMs),
+        headers: { [H.ttlMs]: settlement.ttlMs, [H.keyTtlMs]: settlement.keyTtlMs },
+      },
+      // A client that is gone for good has no queue: its result has nobody to go to.
+      mandatory: false,
+    });
+  }
+
+  /** True when this process already holds a final record for the task. */
+  known(ref: TaskRef): boolean {
+    return this.#local.getNow(ref) !== null;
+  }
+
+  store(settlement: Settlement): Promise<void> {
+    return this.deliver(settlement, undefined);
+  }
+
+  async get(ref: TaskRef): Promise<TaskResult | null> {
+    return this.#local.getNow(ref);
+  }
+
+  async wait(ref: TaskRef, options: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null> {
+    await this.listen();
+    return this.#local.wait(ref, options);
+  }
+
+  claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim> {
+    return this.#local.claimKey(ref, owner, leaseMs);
+  }
+
+  releaseKey(ref: KeyRef, owner: string): Promise<void> {
+    return this.#local.releaseKey(ref, owner);
+  }
+
+  async close(): Promise<void> {
+    await this.#local.close();
+  }
+}

@@ -1,0 +1,147 @@
+import { encodeMessage, type ErrorInfo, type Settlement } from '@celeriac/core';
+import type { Message, MessageProperties, Options } from 'amqplib';
+import type { Arrival } from './intake.js';
+import type { Held, Leases } from './leases.js';
+import { deadQueue, H, workQueue } from './names.js';
+import { UnroutableError, type Publisher } from './publisher.js';
+import type { AmqpResults } from './results.js';
+import type { Topology } from './topology.js';
+
+type Ref = { token: string; message: { id: string } };
+
+export interface Counters {
+  completed: Map<string, number>;
+  failed: Map<string, number>;
+}
+
+/**
+ * Settles deliveries. Every move is publish-with-confirm first, ack second, so a crash between the
+ * two leaves a duplicate (absorbed by task id and idempotency), never a loss.
+ * 1. ack: the settlement goes to the task's publisher (reply queue) before the ack.
+ * 2. retry / release to a later time: the next attempt goes down the delay ladder, then the ack.
+ *    release to now: a plain nack with requeue.
+ * 3. dead letter: the message, unchanged, goes to `<queue>:dead` with the reason in its headers.
+ * 4. Messages that come in early (a ladder hop) go one rung further; malformed ones are buried.
+ */
+export class Settler {
+  constructor(
+    private readonly publisher: Publisher,
+    private readonly topology: Topology,
+    private readonly leases: Leases,
+    private readonly results: AmqpResults,
+    private readonly counters: Counters,
+  ) {}
+
+  async ack({ token, message }: Ref, settlement: Settlement | undefined): Promise<void> {
+    const h = await this.leases.begin(token, message.id);
+    await this.#guard(h, async () => {
+      if (settlement) await this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined);
+    });
+    this.leases.finish(h, 'ack');
+    bump(settlement && settlement.record.state !== 'succeeded' ? this.counters.failed : this.counters.completed, h.queue);
+  }
+
+  async retry({ token, message }: Ref, at: number, error: ErrorInfo): Promise<void> {
+    const h = await this.leases.begin(token, message.id);
+    const next = { ...h.message, attempt: h.message.attempt + 1, lastError: error, eta: at };
+    await this.#guard(h, () => this.send(h.queue, Buffer.from(encodeMessage(next)), h.msg.properties, at));
+    this.leases.finish(h, 'ack');
+  }
+
+  async release({ token, message }: Ref, at: number | undefined): Promise<void> {
+    const h = await this.leases.begin(token, message.id);
+    if (at === undefined || at <= Date.now()) return this.leases.finish(h, 'requeue');
+    await this.#guard(h, () => this.send(h.queue, h.msg.content, h.msg.properties, at));
+    this.leases.finish(h, 'ack');
+  }
+
+  async deadLetter({ token, message }: Ref, reason: string, settlement: Settlement | undefined): Promise<void> {
+    const h = await this.leases.begin(token, message.id);
+    await this.#guard(h, async () => {
+      if (settlement) await this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined);
+      await this.bury(h.queue, h.msg, reason, settlement?.record.error ?? null);
+    });
+    this.leases.finish(h, 'ack');
+    bump(this.counters.failed, h.queue);
+  }
+
+  /** Moves a message that must not run (malformed) to the dead queue, then acks it. */
+  async buryArrival(a: Arrival, reason: string): Promise<void> {
+    await this.bury(a.queue, a.msg, reason, null);
+    ackQuietly(a);
+    bump(this.counters.failed, a.queue);
+  }
+
+  /** Sends an early arrival one rung further down the ladder, then acks it. */
+  async hop(a: Arrival, readyAt: number): Promise<void> {
+    await this.send(a.queue, a.msg.content, a.msg.properties, readyAt);
+    ackQuietly(a);
+  }
+
+  async bury(queue: string, msg: Message, reason: string, error: ErrorInfo | null): Promise<void> {
+    const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}), [H.reason]: reason, [H.deadAt]: Date.now(), [H.error]: error ? JSON.stringify(error) : '' };
+    delete headers[H.readyAt];
+    await this.#publish(deadQueue(queue), msg.content, { ...copyProps(msg.properties), headers }, () => this.topology.dead(queue));
+  }
+
+  /** Publishes a task message to run at `readyAt`: straight to the work queue, or down the ladder. */
+  async send(queue: string, body: Buffer, props: Partial<MessageProperties>, readyAt: number): Promise<void> {
+    const remaining = readyAt - Date.now();
+    const headers: Record<string, unknown> = { ...(props.headers ?? {}) };
+    delete headers['x-death'];
+    delete headers['x-first-death-exchange'];
+    delete headers['x-first-death-queue'];
+    delete headers['x-first-death-reason'];
+    if (remaining >= 1) {
+      headers[H.readyAt] = readyAt;
+      return this.#publish('', body, { ...copyProps(props), headers }, () => this.topology.delay(queue, remaining));
+    }
+    delete headers[H.readyAt];
+    return this.#publish(workQueue(queue), body, { ...copyProps(props), headers }, () => this.topology.work(queue));
+  }
+
+  /** Declares (cached) then publishes; if the queue vanished meanwhile, declares again and retries once. */
+  async #publish(name: string, body: Buffer, props: Options.Publish, declare: () => Promise<string | void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const queue = (await declare()) || name;
+      try {
+        return await this.publisher.publish({ queue, body, props, mandatory: true });
+      } catch (err) {
+        if (!(err instanceof UnroutableError) || attempt > 0) throw err;
+        this.topology.forget(queue);
+      }
+    }
+  }
+
+  /** Runs the publish part of a settlement; on failure the lease is handed back to its timer. */
+  async #guard(h: Held, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.leases.abandon(h);
+      throw err;
+    }
+  }
+}
+
+/** The properties a republished task keeps: persistence, priority, reply address, id. */
+export function copyProps(p: Partial<MessageProperties>): Options.Publish {
+  const out: Options.Publish = { persistent: true, contentType: (p.contentType as string | undefined) ?? 'application/json' };
+  if (p.priority !== undefined) out.priority = p.priority as number;
+  if (p.replyTo) out.replyTo = p.replyTo as string;
+  if (p.messageId) out.messageId = p.messageId as string;
+  if (p.correlationId) out.correlationId = p.correlationId as string;
+  return out;
+}
+
+function bump(map: Map<string, number>, queue: string): void {
+  map.set(queue, (map.get(queue) ?? 0) + 1);
+}
+
+function ackQuietly(a: Arrival): void {
+  // On a dead channel the ack is moot: RabbitMQ requeued the message and the copy we published
+  // is a duplicate that the task id and idempotency rules absorb.
+  try {
+    a.session.sub.ack(a.msg);
+  } catch {}
+}

@@ -1,0 +1,51 @@
+import amqp from 'amqplib';
+import { AmqpBroker } from './broker.js';
+import type { AmqpOptions } from './options.js';
+
+/** The RabbitMQ the tests use; override with CELERIAC_AMQP_URL. */
+export const AMQP_URL = process.env.CELERIAC_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/**
+ * A broker for tests, plus a raw amqplib connection to look at queues from outside, put raw
+ * bytes on a queue, and delete what the test created (queues named after the test's prefix).
+ */
+export async function amqpFixture(options: AmqpOptions = {}) {
+  const broker = await new AmqpBroker(AMQP_URL, { reconnectMinMs: 20, ...options }).connect();
+  const raw = await amqp.connect(AMQP_URL);
+  const created = new Set<string>();
+  const channel = async <T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> => {
+    const ch = await raw.createChannel();
+    ch.on('error', () => {});
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  };
+  return {
+    broker,
+    raw,
+    channel,
+    /** Publishes raw bytes to a celeriac work queue (declared as celeriac would). */
+    async injectRaw(queue: string, body: string): Promise<void> {
+      created.add(queue);
+      await broker.stats(queue).catch(() => {});
+      await channel(async (ch) => {
+        await ch.assertQueue(queue, { durable: true, arguments: { 'x-max-priority': 9 } });
+        ch.sendToQueue(queue, Buffer.from(body), { persistent: true });
+      });
+    },
+    track(queue: string): string {
+      created.add(queue);
+      return queue;
+    },
+    async close(): Promise<void> {
+      const names = new Set([...broker.declaredQueues, ...created]);
+      await broker.close();
+      await channel(async (ch) => {
+        for (const name of names) for (const n of [name, `${name}:dead`]) await ch.deleteQueue(n).catch(() => {});
+      });
+      await raw.close().catch(() => {});
+    },
+  };
+}
