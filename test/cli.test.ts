@@ -26,6 +26,28 @@ describe('celeriac command', () => {
     const worker = await celeriac(['worker', '--help'], {});
     expect(worker.code).toBe(0);
     expect(worker.stdout).toMatch(/--concurrency <n>/);
+    expect(worker.stdout).toMatch(/--beat/);
+    const beat = await celeriac(['beat', '--help'], {});
+    expect(beat.code).toBe(0);
+    expect(beat.stdout).toMatch(/each tick is enqueued once/);
+  });
+
+  it('runs periodic tasks with `worker --beat`, one task per tick', async () => {
+    const ids: string[] = [];
+    const run = await celeriac(['worker', '--app', 'test/fixtures/beat-app.ts', '--beat'], {}, (line, kill) => {
+      if (line.startsWith('tick beat ') && ids.push(line.split(' ')[2]!) === 3) kill('SIGTERM');
+    });
+    expect(run.code).toBe(0);
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(3);
+    for (const id of ids) expect(id).toMatch(/^beat:heartbeat:\d+000$/);
+    expect(run.stderr).toMatch(/scheduler started/);
+  });
+
+  it('refuses `beat` for an app without schedules', async () => {
+    const run = await celeriac(['beat', '--app', 'test/fixtures/cli-app.ts'], {});
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/declares no schedules/);
   });
 
   it('explains a missing or wrong --app and exits 2', async () => {

@@ -17,4 +17,14 @@ describe('examples', () => {
     expect(stdout).toMatch(/failed as expected: amount over the limit/);
     expect(stdout).toMatch(/invalid enqueue refused: invalid payload for task "math.add": b: /);
   });
+
+  it('periodic runs on memory:// and enqueues one task per tick', async () => {
+    const { stdout } = await run(process.execPath, ['--conditions=@celeriac/source', '--import', 'tsx', 'examples/periodic/main.ts'], {
+      env: { ...process.env, CELERIAC_BROKER_URL: '' },
+      timeout: 30_000,
+    });
+    const ticks = stdout.match(/pulse report for tick beat:reports\.pulse:\d+/g) ?? [];
+    expect(ticks.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(ticks).size).toBe(ticks.length);
+  });
 });

@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { assertTaskName } from './names.js';
 import { appOptionsSchema, parseOptions, taskOptionsSchema } from './options.js';
 import type { ResultBackend } from './results.js';
+import { Schedule, type ScheduleDefinition } from './schedule.js';
 import { Task, type TaskHandler } from './task.js';
 
 export interface AppOptions {
@@ -47,6 +48,7 @@ export class App {
   readonly options: z.output<typeof appOptionsSchema>;
   readonly logger: Logger;
   readonly #tasks = new Map<string, Task>();
+  readonly #schedules = new Map<string, Schedule>();
   readonly #broker: string | Broker;
   readonly #results: string | ResultBackend | undefined;
   #connection: Promise<Connection> | undefined;
@@ -74,6 +76,30 @@ export class App {
     const task = new Task(this, name, { ...options, queue: options.queue ?? this.options.defaultQueue }, input, output, handler);
     this.#tasks.set(name, task as unknown as Task);
     return task as unknown as Task<I, Awaited<R>>;
+  }
+
+  /**
+   * Registers a periodic task, run by `celeriac beat` (or `celeriac worker --beat`). The cron
+   * expression, time zone and payload are checked here, so a mistake fails at startup.
+   */
+  schedule<I extends z.ZodType>(name: string, definition: ScheduleDefinition<I>): Schedule {
+    assertTaskName(name);
+    if (this.#schedules.has(name)) throw new ValidationError('INVALID_OPTIONS', `schedule "${name}" is already registered; schedule names must be unique`);
+    const { task, payload, options, ...timing } = definition ?? ({} as ScheduleDefinition<I>);
+    if (!task || this.#tasks.get(task.name) !== (task as unknown as Task)) {
+      throw new ValidationError('INVALID_OPTIONS', `schedule "${name}": task must be a task registered in this app with app.task(…)`);
+    }
+    const parsed = task.input.safeParse(JSON.parse(JSON.stringify(payload ?? null)));
+    if (!parsed.success) {
+      throw new ValidationError('INVALID_PAYLOAD', `schedule "${name}": payload does not fit task "${task.name}": ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    }
+    const schedule = new Schedule(name, task as unknown as Task, payload, options ?? {}, timing);
+    this.#schedules.set(name, schedule);
+    return schedule;
+  }
+
+  get schedules(): ReadonlyMap<string, Schedule> {
+    return this.#schedules;
   }
 
   getTask(name: string): Task | undefined {

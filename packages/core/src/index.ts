@@ -8,6 +8,8 @@
  */
 export { App, createApp } from './app.js';
 export type { AppOptions, Connection, TaskDefinition } from './app.js';
+export { Schedule } from './schedule.js';
+export type { MissedPolicy, ScheduleDefinition } from './schedule.js';
 export { Task } from './task.js';
 export type { TaskContext, TaskHandler } from './task.js';
 export { TaskHandle } from './handle.js';
@@ -28,7 +30,7 @@ export type { ErrorCode, ErrorInfo } from './errors.js';
 export { MAX_PRIORITY, encodeMessage, parseMessage, peekIdentity, taskMessageSchema } from './envelope.js';
 export type { ParsedMessage, TaskMessage } from './envelope.js';
 export type { Broker, BrokerCapabilities, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
-export type { FinalState, KeyClaim, KeyRef, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';
+export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';
 export { assertQueueName, assertTaskName } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';

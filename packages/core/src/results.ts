@@ -65,7 +65,16 @@ export interface ResultBackend {
   wait(ref: TaskRef, options: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null>;
   claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim>;
   releaseKey(ref: KeyRef, owner: string): Promise<void>;
+  /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
+  readonly marks?: MarkStore;
   close(): Promise<void>;
+}
+
+/** Named monotonic timestamps (epoch ms) that survive process restarts. */
+export interface MarkStore {
+  getMark(name: string): Promise<number | null>;
+  /** Raises the mark to `at` unless it is already higher (atomically); resolves with the mark after the call. */
+  advanceMark(name: string, at: number): Promise<number>;
 }
 
 export interface KeyRef {

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CeleriacError, consoleLogger, type App, type LogLevel } from '@celeriac/core';
+import { Scheduler } from './scheduler.js';
 import { Worker } from './worker.js';
 
 const MAIN_HELP = `celeriac — typed distributed task queue
@@ -10,6 +11,7 @@ Usage: celeriac <command> [options]
 
 Commands:
   worker    run tasks from one or more queues
+  beat      enqueue the app's periodic tasks (safe to run on every host)
 
 Run \`celeriac <command> --help\` for a command's options.`;
 
@@ -24,12 +26,33 @@ Options:
   --concurrency <n>       tasks run at once (default 10)
   --lease-ms <ms>         lease per task, renewed while it runs (default 30000)
   --grace-ms <ms>         how long a stop waits for running tasks (default 30000)
+  --beat                  also run the scheduler for the app's periodic tasks
   --log-level <level>     debug | info | warn | error | silent (default info)
   -h, --help              show this help
 
 SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue.`;
 
+const BEAT_HELP = `Usage: celeriac beat --app <module> [options]
+
+Enqueues the periodic tasks declared with app.schedule(...) in <module>'s exported \`app\`.
+Run it on as many hosts as you like: each tick is enqueued once (its idempotency key is derived
+from the schedule name and tick time), and last-run times live in the broker's store.
+
+Options:
+  --app <path>            module exporting \`app\` (required)
+  --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
+  --log-level <level>     debug | info | warn | error | silent (default info)
+  -h, --help              show this help`;
+
+const beatArgs = {
+  app: { type: 'string' },
+  broker: { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
 const workerArgs = {
+  beat: { type: 'boolean' },
   app: { type: 'string' },
   broker: { type: 'string' },
   queues: { type: 'string' },
@@ -49,6 +72,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       return command === undefined ? 1 : 0;
     }
     if (command === 'worker') return await workerCommand(rest, out);
+    if (command === 'beat') return await beatCommand(rest, out);
     throw new UsageError(`unknown command "${command}"\n\n${MAIN_HELP}`);
   } catch (err) {
     if (err instanceof UsageError || err instanceof CeleriacError) {
@@ -66,9 +90,9 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
     return 0;
   }
   if (!values.app) throw new UsageError(`--app is required\n\n${WORKER_HELP}`);
-  const level = values['log-level'] as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new UsageError(`--log-level must be debug, info, warn, error or silent (got ${values['log-level']})`);
+  const level = logLevel(values['log-level']);
   const options = {
+    beat: values.beat ?? false,
     ...(values.queues ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
     ...(values.concurrency ? { concurrency: int('--concurrency', values.concurrency) } : {}),
     ...(values['lease-ms'] ? { leaseMs: int('--lease-ms', values['lease-ms']) } : {}),
@@ -84,6 +108,39 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
   await stopped;
   await app.close();
   return 0;
+}
+
+async function beatCommand(argv: string[], out: (s: string) => void): Promise<number> {
+  const { values } = parse(argv, beatArgs);
+  if (values.help) {
+    out(BEAT_HELP);
+    return 0;
+  }
+  if (!values.app) throw new UsageError(`--app is required\n\n${BEAT_HELP}`);
+  const logger = consoleLogger(logLevel(values['log-level']));
+  if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
+  const app = await loadApp(values.app);
+  if (app.schedules.size === 0) throw new UsageError(`--app ${values.app}: the app declares no schedules; add app.schedule('name', { cron, task, payload })`);
+  const scheduler = new Scheduler(app, { logger });
+  await scheduler.start();
+  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'stopping scheduler');
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  await scheduler.stop();
+  await app.close();
+  logger.info('scheduler stopped');
+  return 0;
+}
+
+function logLevel(value: string | undefined): LogLevel {
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(value ?? '')) throw new UsageError(`--log-level must be debug, info, warn, error or silent (got ${value})`);
+  return value as LogLevel;
 }
 
 /** Imports the user's module and finds its app (named export `app`, or the default export). */

@@ -157,7 +157,7 @@ describe('Worker', () => {
     const worker = new Worker(app);
     const seen: string[] = [];
     for (const type of ['task:started', 'task:succeeded', 'task:retrying', 'task:failed'] as const) {
-      worker.on(type, (e) => seen.push(`${e.type}#${e.message.attempt}`));
+      worker.on(type, (e: { type: string; message: { attempt: number } }) => seen.push(`${e.type}#${e.message.attempt}`));
     }
     await worker.start();
     expect(await (await t.enqueue({})).result({ timeoutMs: 5_000 })).toBe('second');

@@ -4,6 +4,7 @@ import { CeleriacError, parseOptions, type App, type Logger, type TaskEvent } fr
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { Scheduler } from './scheduler.js';
 
 const workerOptionsSchema = z
   .object({
@@ -13,6 +14,8 @@ const workerOptionsSchema = z
     shutdownGraceMs: z.number().int().min(0).default(30_000),
     blockMs: z.number().int().min(10).default(5_000),
     handleSignals: z.boolean().default(false),
+    /** Also run the scheduler (beat) in this worker; safe on every worker, see Scheduler. */
+    beat: z.boolean().default(false),
   })
   .strict();
 
@@ -47,7 +50,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly options: z.output<typeof workerOptionsSchema>;
   readonly #app: App;
   readonly #logger: Logger;
-  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper } | undefined;
+  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null } | undefined;
   #stopping: Promise<void> | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
 
@@ -75,9 +78,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.emit(e.type, e as never));
     const fetcher = new Fetcher(this.#app, conn, executor, { queues: this.queues, leaseMs, blockMs, onError: (err) => this.emit('worker:error', err) });
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
-    this.#parts = { executor, fetcher, leases };
+    const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
+    this.#parts = { executor, fetcher, leases, scheduler };
     leases.start();
     fetcher.start();
+    await scheduler?.start();
     if (this.options.handleSignals) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, this.#onSignal);
     this.#logger.info({ queues: this.queues, concurrency }, 'worker started');
   }
@@ -94,6 +99,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #stop(graceMs: number): Promise<void> {
     const parts = this.#parts;
     if (!parts) return;
+    await parts.scheduler?.stop();
     await parts.fetcher.stop();
     if (!(await parts.executor.waitIdle(graceMs))) {
       this.#logger.warn({ running: parts.executor.running }, 'grace period over; returning unfinished tasks to the queue');

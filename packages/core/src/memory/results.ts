@@ -1,4 +1,4 @@
-import type { KeyClaim, KeyRef, ResultBackend, Settlement, TaskRef, TaskResult } from '../results.js';
+import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, TaskRef, TaskResult } from '../results.js';
 
 interface Expiring<T> {
   value: T;
@@ -26,6 +26,15 @@ export class MemoryResultBackend implements ResultBackend {
   readonly #keys = new Map<string, Expiring<KeyRecord>>();
   readonly #waiters = new Map<string, Set<(record: TaskResult) => void>>();
   #writes = 0;
+  readonly #marks = new Map<string, number>();
+  readonly marks: MarkStore = {
+    getMark: async (name) => this.#marks.get(name) ?? null,
+    advanceMark: async (name, at) => {
+      const mark = Math.max(this.#marks.get(name) ?? -Infinity, at);
+      this.#marks.set(name, mark);
+      return mark;
+    },
+  };
 
   async store(settlement: Settlement): Promise<void> {
     this.storeNow(settlement);

@@ -1,0 +1,201 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createApp, MemoryBroker, type App, type MissedPolicy } from '@celeriac/core';
+import { uniqueQueue } from '@celeriac/core/testing';
+import type { Clock } from './clock.js';
+import { Scheduler } from './scheduler.js';
+
+const MIN = 60_000;
+const DAY = 86_400_000;
+
+/** A clock the test moves by hand; sleeping schedulers wake when it passes their time. */
+class ManualClock implements Clock {
+  #sleepers: { at: number; wake: () => void }[] = [];
+  constructor(public t: number) {}
+  now = () => this.t;
+  sleep = (ms: number, signal: AbortSignal) =>
+    new Promise<void>((resolve) => {
+      const sleeper = { at: this.t + ms, wake: resolve };
+      this.#sleepers.push(sleeper);
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  advanceTo(t: number): void {
+    this.t = t;
+    const due = this.#sleepers.filter((s) => s.at <= t);
+    this.#sleepers = this.#sleepers.filter((s) => s.at > t);
+    for (const s of due) s.wake();
+  }
+}
+
+function setup(broker = new MemoryBroker(), queue = uniqueQueue('beat')) {
+  const app = createApp({ broker, defaultQueue: queue });
+  const report = app.task('reports.send', { input: z.object({ kind: z.string() }) }, ({ kind }) => kind);
+  return { app, broker, queue, report };
+}
+
+async function ready(app: App, queue: string): Promise<number> {
+  return (await (await app.connection()).broker.stats(queue)).ready;
+}
+
+/** Calls `runDue` at every tick of the schedule in (from, to] — what a punctual scheduler does. */
+async function stepThrough(scheduler: Scheduler, clock: ManualClock, app: App, name: string, to: number): Promise<number> {
+  const schedule = app.schedules.get(name)!;
+  let created = await scheduler.runDue(clock.t); // the scheduler comes up before the first tick
+  for (let t = schedule.next(clock.t); t <= to; t = schedule.next(t)) {
+    clock.advanceTo(t);
+    created += await scheduler.runDue(t);
+  }
+  return created;
+}
+
+describe('Scheduler', () => {
+  it('enqueues exactly one task per tick over a month of */5', async () => {
+    const { app, report, queue } = setup();
+    app.schedule('every-five', { cron: '*/5 * * * *', task: report, payload: { kind: 'five' } });
+    const start = Date.parse('2026-02-01T00:00:00Z');
+    const clock = new ManualClock(start);
+    const scheduler = new Scheduler(app, { clock });
+    const created = await stepThrough(scheduler, clock, app, 'every-five', start + 30 * DAY);
+    expect(created).toBe(30 * 24 * 12);
+    expect(await ready(app, queue)).toBe(30 * 24 * 12);
+  });
+
+  it('runs its own loop on the injected clock, sleeping until each tick', async () => {
+    const { app, report, queue } = setup();
+    app.schedule('quarterly', { every: '15m', task: report, payload: { kind: 'q' } });
+    const clock = new ManualClock(Date.parse('2026-05-01T10:00:00Z'));
+    const scheduler = new Scheduler(app, { clock });
+    await scheduler.start();
+    for (let i = 1; i <= 4; i++) {
+      clock.advanceTo(Date.parse('2026-05-01T10:00:00Z') + i * 15 * MIN);
+      await until(async () => (await ready(app, queue)) === i);
+    }
+    await scheduler.stop();
+    expect(scheduler.describe()[0]).toMatchObject({ name: 'quarterly', expression: '15m', tz: 'UTC', lastRun: Date.parse('2026-05-01T11:00:00Z'), nextRun: Date.parse('2026-05-01T11:15:00Z') });
+  });
+
+  it('gives three instances sharing a broker one task per tick, with no leader', async () => {
+    const broker = new MemoryBroker();
+    const queue = uniqueQueue('beat');
+    const instances = [0, 1, 2].map(() => {
+      const s = setup(broker, queue);
+      s.app.schedule('shared', { cron: '*/5 * * * *', task: s.report, payload: { kind: 'shared' } });
+      return s;
+    });
+    const start = Date.parse('2026-03-01T00:00:00Z');
+    const clocks = instances.map(() => new ManualClock(start));
+    const schedulers = instances.map((s, i) => new Scheduler(s.app, { clock: clocks[i]! }));
+    const schedule = instances[0]!.app.schedules.get('shared')!;
+    let created = 0;
+    for (const s of schedulers) created += await s.runDue(start);
+    for (let t = schedule.next(start), n = 0; t <= start + DAY; t = schedule.next(t), n++) {
+      // Each tick, the instances arrive in a different order, some a few seconds late.
+      for (const i of [n % 3, (n + 1) % 3, (n + 2) % 3]) {
+        clocks[i]!.advanceTo(t + i * 1_000);
+        created += await schedulers[i]!.runDue(t + i * 1_000);
+      }
+    }
+    expect(created).toBe(288);
+    expect(await ready(instances[0]!.app, queue)).toBe(288);
+  });
+
+  describe('daylight saving time, as cron-parser defines it', () => {
+    async function ticks(cron: string, tz: string, from: string, to: string): Promise<string[]> {
+      const { app, report, queue, broker } = setup();
+      app.schedule('dst', { cron, tz, task: report, payload: { kind: 'dst' } });
+      const clock = new ManualClock(Date.parse(from));
+      await stepThrough(new Scheduler(app, { clock }), clock, app, 'dst', Date.parse(to));
+      const deliveries = await broker.fetch({ queues: [queue], max: 1_000, leaseMs: 60_000, waitMs: 0 });
+      return deliveries.map((d) => new Date(Number(d.message.id.split(':').pop())).toISOString()).sort();
+    }
+
+    it('Europe/Paris spring: 02:30 falls in the gap on 29 March and runs at 03:30 CEST, once', async () => {
+      expect(await ticks('30 2 * * *', 'Europe/Paris', '2026-03-27T00:00:00Z', '2026-03-30T12:00:00Z')).toEqual([
+        '2026-03-27T01:30:00.000Z',
+        '2026-03-28T01:30:00.000Z',
+        '2026-03-29T01:30:00.000Z',
+        '2026-03-30T00:30:00.000Z',
+      ]);
+    });
+
+    it('Europe/Paris autumn: 02:30 happens twice on 25 October and runs once', async () => {
+      expect(await ticks('30 2 * * *', 'Europe/Paris', '2026-10-24T00:00:00Z', '2026-10-26T12:00:00Z')).toEqual([
+        '2026-10-24T00:30:00.000Z',
+        '2026-10-25T00:30:00.000Z',
+        '2026-10-26T01:30:00.000Z',
+      ]);
+    });
+
+    it('America/New_York: an hourly job runs 23 times on the spring day and 25 on the autumn day', async () => {
+      // 8 March 2026 local midnight to midnight is 23 real hours; 1 November is 25.
+      expect(await ticks('0 * * * *', 'America/New_York', '2026-03-08T04:59:59Z', '2026-03-09T03:59:59Z')).toHaveLength(23);
+      expect(await ticks('0 * * * *', 'America/New_York', '2026-11-01T03:59:59Z', '2026-11-02T04:59:59Z')).toHaveLength(25);
+    });
+  });
+
+  describe('restart after downtime', () => {
+    async function restart(missed: MissedPolicy) {
+      const broker = new MemoryBroker();
+      const queue = uniqueQueue('beat');
+      const start = Date.parse('2026-06-01T00:00:00Z');
+      const before = setup(broker, queue);
+      before.app.schedule('five', { cron: '*/5 * * * *', task: before.report, payload: { kind: 'x' }, missed });
+      const clock = new ManualClock(start);
+      const first = await stepThrough(new Scheduler(before.app, { clock }), clock, before.app, 'five', start + 60 * MIN);
+      expect(first).toBe(12);
+      // Down for three hours (36 ticks missed), back up between two ticks.
+      const after = setup(broker, queue);
+      after.app.schedule('five', { cron: '*/5 * * * *', task: after.report, payload: { kind: 'x' }, missed });
+      const back = start + 60 * MIN + 3 * 60 * MIN + 150_000;
+      const created = await new Scheduler(after.app, { clock: new ManualClock(back) }).runDue(back);
+      const ids = (await broker.fetch({ queues: [queue], max: 1_000, leaseMs: 60_000, waitMs: 0 })).map((d) => d.message.id);
+      return { created, total: ids.length, newest: ids.map((id) => Number(id.split(':').pop())).sort().slice(-1)[0]!, back };
+    }
+
+    it('skip: back-fills nothing', async () => {
+      expect(await restart('skip')).toMatchObject({ created: 0, total: 12 });
+    });
+
+    it('run-once: runs the latest missed tick once', async () => {
+      const r = await restart('run-once');
+      expect(r).toMatchObject({ created: 1, total: 13 });
+      expect(r.newest).toBe(r.back - 150_000);
+    });
+
+    it('catch up n: runs the newest n missed ticks', async () => {
+      expect(await restart({ catchUp: 5 })).toMatchObject({ created: 5, total: 17 });
+    });
+
+    it('an immediate restart repeats nothing', async () => {
+      const { app, report, queue, broker } = setup();
+      app.schedule('five', { cron: '*/5 * * * *', task: report, payload: { kind: 'x' }, missed: { catchUp: 10 } });
+      const start = Date.parse('2026-06-01T00:00:00Z');
+      const clock = new ManualClock(start);
+      await stepThrough(new Scheduler(app, { clock }), clock, app, 'five', start + 30 * MIN);
+      const again = setup(broker, queue);
+      again.app.schedule('five', { cron: '*/5 * * * *', task: again.report, payload: { kind: 'x' }, missed: { catchUp: 10 } });
+      expect(await new Scheduler(again.app, { clock }).runDue(start + 30 * MIN)).toBe(0);
+      expect(await ready(app, queue)).toBe(6);
+    });
+  });
+
+  it('refuses bad schedules at app.schedule, naming the schedule and the problem', () => {
+    const { app, report } = setup();
+    expect(() => app.schedule('a', { cron: '61 * * * *', task: report, payload: { kind: 'x' } })).toThrow(/schedule "a": invalid cron expression "61 \* \* \* \*": .*59/);
+    expect(() => app.schedule('b', { cron: '0 3 * * *', tz: 'Mars/Olympus', task: report, payload: { kind: 'x' } })).toThrow(/schedule "b": unknown time zone "Mars\/Olympus"/);
+    expect(() => app.schedule('c', { cron: '0 3 *', task: report, payload: { kind: 'x' } })).toThrow(/schedule "c": invalid cron expression .*5 fields/);
+    expect(() => app.schedule('d', { every: 'often', task: report, payload: { kind: 'x' } })).toThrow(/schedule "d": every must look like/);
+    expect(() => app.schedule('e', { cron: '* * * * *', every: '1m', task: report, payload: { kind: 'x' } })).toThrow(/exactly one of/);
+    expect(() => app.schedule('f', { cron: '* * * * *', task: report, payload: { kind: 1 } as never })).toThrow(/schedule "f": payload does not fit task "reports.send": kind/);
+    expect(() => app.schedule('g', { cron: '* * * * *', task: report, payload: { kind: 'x' }, missed: { catchUp: 0 } })).toThrow(/missed must be/);
+    expect(() => app.schedule('h', { cron: '0 0 3 * * *', task: report, payload: { kind: 'x' } })).not.toThrow();
+  });
+});
+
+async function until(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
