@@ -18,3 +18,25 @@ export const systemClock: Clock = {
       signal.addEventListener('abort', done, { once: true });
     }),
 };
+
+/** A clock moved by hand, for tests: sleepers wake when `advanceTo` passes their time. */
+export class ManualClock implements Clock {
+  #sleepers: { at: number; wake: () => void }[] = [];
+
+  constructor(private t: number) {}
+
+  now = (): number => this.t;
+
+  sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      this.#sleepers.push({ at: this.t + ms, wake: resolve });
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+
+  advanceTo(t: number): void {
+    this.t = t;
+    const due = this.#sleepers.filter((s) => s.at <= t);
+    this.#sleepers = this.#sleepers.filter((s) => s.at > t);
+    for (const s of due) s.wake();
+  }
+}

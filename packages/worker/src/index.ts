@@ -10,6 +10,6 @@ export { Worker } from './worker.js';
 export type { WorkerEvents, WorkerOptions } from './worker.js';
 export { Scheduler } from './scheduler.js';
 export type { ScheduleInfo, SchedulerOptions } from './scheduler.js';
-export { systemClock } from './clock.js';
+export { ManualClock, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { loadApp, main } from './cli.js';

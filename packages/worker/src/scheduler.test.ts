@@ -2,30 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, MemoryBroker, type App, type MissedPolicy } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
-import type { Clock } from './clock.js';
+import { ManualClock } from './clock.js';
 import { Scheduler } from './scheduler.js';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
-
-/** A clock the test moves by hand; sleeping schedulers wake when it passes their time. */
-class ManualClock implements Clock {
-  #sleepers: { at: number; wake: () => void }[] = [];
-  constructor(public t: number) {}
-  now = () => this.t;
-  sleep = (ms: number, signal: AbortSignal) =>
-    new Promise<void>((resolve) => {
-      const sleeper = { at: this.t + ms, wake: resolve };
-      this.#sleepers.push(sleeper);
-      signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-  advanceTo(t: number): void {
-    this.t = t;
-    const due = this.#sleepers.filter((s) => s.at <= t);
-    this.#sleepers = this.#sleepers.filter((s) => s.at > t);
-    for (const s of due) s.wake();
-  }
-}
 
 function setup(broker = new MemoryBroker(), queue = uniqueQueue('beat')) {
   const app = createApp({ broker, defaultQueue: queue });
@@ -40,8 +21,8 @@ async function ready(app: App, queue: string): Promise<number> {
 /** Calls `runDue` at every tick of the schedule in (from, to] — what a punctual scheduler does. */
 async function stepThrough(scheduler: Scheduler, clock: ManualClock, app: App, name: string, to: number): Promise<number> {
   const schedule = app.schedules.get(name)!;
-  let created = await scheduler.runDue(clock.t); // the scheduler comes up before the first tick
-  for (let t = schedule.next(clock.t); t <= to; t = schedule.next(t)) {
+  let created = await scheduler.runDue(clock.now()); // the scheduler comes up before the first tick
+  for (let t = schedule.next(clock.now()); t <= to; t = schedule.next(t)) {
     clock.advanceTo(t);
     created += await scheduler.runDue(t);
   }
