@@ -1,6 +1,7 @@
 import type { KeyClaim, KeyRef, ResultBackend, Settlement, TaskRef, TaskResult } from '@celeriac/core';
 import { duplicate } from './connection.js';
 import type { KeyCache } from './keys.js';
+import { RedisMarks } from './marks.js';
 import type { Client, Scripts } from './scripts.js';
 import { Subscriber } from './subscriber.js';
 
@@ -20,6 +21,8 @@ export class RedisResultBackend implements ResultBackend {
   readonly #subscriber: Subscriber;
   readonly #ownsClient: boolean;
   readonly #closing = new Set<() => void>();
+  /** The scheduler's last-run marks, kept beside the results. */
+  readonly marks: RedisMarks;
 
   constructor(client: Client, scripts: Scripts, keys: KeyCache, ownsClient: boolean) {
     this.#client = client;
@@ -27,6 +30,7 @@ export class RedisResultBackend implements ResultBackend {
     this.#keys = keys;
     this.#ownsClient = ownsClient;
     this.#subscriber = new Subscriber(() => duplicate(client, {}));
+    this.marks = new RedisMarks(client, scripts, keys.prefix);
   }
 
   async store({ record, ttlMs, keyTtlMs }: Settlement): Promise<void> {

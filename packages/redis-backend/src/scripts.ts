@@ -6,7 +6,7 @@ import type { Cluster, Redis } from 'ioredis';
 // substitution at load time, so there is no build or code-generation step.
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
-export type ScriptName = 'publish' | 'fetch' | 'settle' | 'renew' | 'stats' | 'store' | 'claim-key' | 'release-key';
+export type ScriptName = 'publish' | 'fetch' | 'settle' | 'renew' | 'stats' | 'store' | 'claim-key' | 'release-key' | 'advance-mark';
 
 export interface Script {
   name: ScriptName;
