@@ -36,6 +36,8 @@ export interface TaskDefinition<I extends z.ZodType, R> {
   retry?: z.input<typeof taskOptionsSchema>['retry'];
   timeoutMs?: number;
   priority?: number;
+  /** Store successful results (default true); turn off for fire-and-forget tasks nobody awaits. */
+  keepResult?: boolean;
 }
 
 /**

@@ -121,7 +121,9 @@ async function run(app: App, conn: Connection, delivery: Delivery, { abort, leas
     clearTimeout(timer);
   }
   onEvent?.({ type: 'task:succeeded', message, value, durationMs: Date.now() - started });
-  await settle(app, conn, delivery, record(message, 'succeeded', { value }));
+  // A keyed task's success is always stored: later deliveries of the key depend on it.
+  if (task.options.keepResult || keyRef) await settle(app, conn, delivery, record(message, 'succeeded', { value }));
+  else await delivery.ack();
   return 'succeeded';
 }
 

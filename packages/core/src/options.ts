@@ -25,6 +25,8 @@ export const taskOptionsSchema = z
     retry: retryPolicySchema.prefault({}),
     timeoutMs: int(1).optional(),
     priority: int(0).max(MAX_PRIORITY).default(0),
+    /** Store successful results (default true). Off: a success is a bare ack (failures are still stored). */
+    keepResult: z.boolean().default(true),
   })
   .strict();
 export type TaskOptions = z.output<typeof taskOptionsSchema>;

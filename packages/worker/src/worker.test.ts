@@ -170,3 +170,22 @@ describe('Worker', () => {
     expect(() => new Worker(app, { concurrency: 0 })).toThrow(/concurrency: .*\(got 0\)/);
   });
 });
+
+describe('keepResult: false', () => {
+  it('acks successes without storing them, but still stores failures', async () => {
+    const { app, broker } = newApp();
+    const fire = app.task('fire', { input: z.object({ fail: z.boolean() }), keepResult: false, retry: { maxAttempts: 1 } }, ({ fail }) => {
+      if (fail) throw new Error('nope');
+      return 'unseen';
+    });
+    const worker = new Worker(app);
+    await worker.start();
+    const ok = await fire.enqueue({ fail: false });
+    const bad = await fire.enqueue({ fail: true });
+    await expect(bad.result({ timeoutMs: 5_000 })).rejects.toThrow(/nope/);
+    await until(async () => (await broker.stats('default')).completed === 1);
+    await worker.stop();
+    expect(await broker.results.get(ok)).toBeNull();
+    expect(await ok.result({ timeoutMs: 50 }).catch((e: { code: string }) => e.code)).toBe('RESULT_TIMEOUT');
+  });
+});
