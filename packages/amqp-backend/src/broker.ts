@@ -20,7 +20,7 @@ import {
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { Leases } from './leases.js';
-import { Link } from './link.js';
+import { isChannelError, Link } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher } from './publisher.js';
@@ -60,7 +60,7 @@ export class AmqpBroker implements Broker {
   constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
     const parsed = parseAmqpUrl(url, options);
     const o = parsed.options;
-    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger);
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
     this.#publisher = new Publisher(this.link);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues));
     this.#intake = new Intake(this.link, this.#topology, logger);
@@ -102,12 +102,27 @@ export class AmqpBroker implements Broker {
   }
 
   async fetch(request: FetchRequest): Promise<Delivery[]> {
+    this.#intake.interested(request.queues);
+    try {
+      return await this.#fetch(request);
+    } finally {
+      this.#intake.uninterested(request.queues);
+    }
+  }
+
+  async #fetch(request: FetchRequest): Promise<Delivery[]> {
     const deadline = Date.now() + request.waitMs;
     const max = Math.max(1, request.max);
     for (;;) {
       if (this.#closed || request.signal?.aborted) return [];
       const session = await this.link.session();
-      await this.#intake.ensure(session, request.queues, max);
+      try {
+        await this.#intake.ensure(session, request.queues, max);
+      } catch (err) {
+        if (isChannelError(err) || this.#closed) throw err;
+        await sleep(20); // the session is going away: subscribe again on the next one
+        continue;
+      }
       const out: Delivery[] = [];
       for (const a of this.#intake.take(request.queues, max)) {
         const d = await this.#accept(a, request.leaseMs);
@@ -180,6 +195,8 @@ export class AmqpBroker implements Broker {
     this.#publisher.failAll(new Error('AMQP broker closed'));
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function validate(message: TaskMessage): TaskMessage {
   const parsed = taskMessageSchema.safeParse(message);

@@ -9,9 +9,13 @@ export interface Arrival {
   queue: string;
   msg: ConsumeMessage;
   session: Session;
+  consumer?: Consumer;
 }
 
-interface Consumer {
+/** How long a consumer nobody fetches from stays subscribed (keeps a busy worker's consumer, frees an idle one's prefetch). */
+const IDLE_CANCEL_MS = 1_000;
+
+export interface Consumer {
   tag: string;
   prefetch: number;
   session: Session;
@@ -23,7 +27,9 @@ interface Consumer {
  *    asked for (the worker asks for its free slots, so prefetch is bounded by its concurrency);
  *    a larger `max` re-subscribes (per-consumer QoS only applies to new consumers).
  * 2. Buffers what the broker pushes, and wakes blocked fetches — no polling.
- * 3. A consumer cancelled by the broker (amqplib delivers `null`: queue deleted, failover) is
+ * 3. A consumer with no fetch waiting on it for a while is cancelled and its buffer given back,
+ *    so an idle process does not sit on messages other consumers could run.
+ * 4. A consumer cancelled by the broker (amqplib delivers `null`: queue deleted, failover) is
  *    re-declared and re-subscribed on the next fetch; a lost session drops its buffer (the broker
  *    already took those messages back) and its consumers.
  */
@@ -32,6 +38,8 @@ export class Intake {
   #buffer: Arrival[] = [];
   readonly #waiters = new Set<() => void>();
   #subscribing: Promise<void> = Promise.resolve();
+  readonly #interest = new Map<string, number>();
+  readonly #idle = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly link: Link,
@@ -46,6 +54,46 @@ export class Intake {
         this.wake();
       },
     });
+  }
+
+  /** A fetch on `queues` begins: their consumers are in use. */
+  interested(queues: readonly string[]): void {
+    for (const q of queues) {
+      this.#interest.set(q, (this.#interest.get(q) ?? 0) + 1);
+      clearTimeout(this.#idle.get(q));
+      this.#idle.delete(q);
+    }
+  }
+
+  /** A fetch on `queues` ended: a consumer left without fetches is cancelled after a while. */
+  uninterested(queues: readonly string[]): void {
+    for (const q of queues) {
+      const n = (this.#interest.get(q) ?? 1) - 1;
+      if (n > 0) {
+        this.#interest.set(q, n);
+        continue;
+      }
+      this.#interest.delete(q);
+      const t = setTimeout(() => void this.#cancelIdle(q), IDLE_CANCEL_MS);
+      t.unref();
+      this.#idle.set(q, t);
+    }
+  }
+
+  async #cancelIdle(queue: string): Promise<void> {
+    this.#idle.delete(queue);
+    const c = this.#consumers.get(queue);
+    if (!c || this.#interest.has(queue)) return;
+    this.#consumers.delete(queue);
+    await c.session.sub.cancel(c.tag).catch(() => {});
+    if (this.#interest.has(queue)) return; // a fetch came meanwhile: it takes the buffer
+    const back = this.#buffer.filter((a) => a.consumer === c);
+    this.#buffer = this.#buffer.filter((a) => a.consumer !== c);
+    for (const a of back) {
+      try {
+        a.session.sub.nack(a.msg, false, true);
+      } catch {} // dead channel: RabbitMQ has them back already
+    }
   }
 
   /** Messages buffered for `queue` (unacked at the broker, not yet handed out). */
@@ -99,7 +147,11 @@ export class Intake {
     const prefetch = Math.max(max, old?.session === session ? old.prefetch : 0);
     await session.sub.prefetch(prefetch);
     const consumer: Consumer = { tag: '', prefetch, session };
-    const ok = await session.sub.consume(workQueue(queue), (msg) => this.#arrive(queue, consumer, msg), { noAck: false });
+    const ok = await session.sub.consume(workQueue(queue), (msg) => this.#arrive(queue, consumer, msg), { noAck: false }).catch((err: unknown) => {
+      // A 404 here closed the consume channel (and so the session): declare again next time.
+      this.topology.forget(workQueue(queue));
+      throw err;
+    });
     consumer.tag = ok.consumerTag;
     this.#consumers.set(queue, consumer);
     // Deliveries of the old consumer stay valid: they belong to the channel, not the consumer.
@@ -114,7 +166,7 @@ export class Intake {
       this.wake();
       return;
     }
-    this.#buffer.push({ queue, msg, session: consumer.session });
+    this.#buffer.push({ queue, msg, session: consumer.session, consumer });
     this.wake();
   }
 

@@ -43,6 +43,8 @@ export class Link {
     private readonly url: string,
     private readonly backoff: { minMs: number; maxMs: number },
     private readonly logger: Logger,
+    /** Shown in the management UI and `rabbitmqctl list_connections`. */
+    readonly name = 'celeriac',
   ) {}
 
   listen(listener: LinkListener): void {
@@ -66,15 +68,25 @@ export class Link {
     return this.#next;
   }
 
-  /** Runs `fn` on a fresh channel of the live session and closes it after. */
+  /**
+   * Runs `fn` on a fresh channel of the live session and closes it after. If the session dies
+   * under it, `fn` runs again on the next one (so `fn` must be idempotent: declares, checks, reads).
+   */
   async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
-    const { model } = await this.session();
-    const ch = await model.createChannel();
-    ch.on('error', () => {}); // a channel error rejects the pending operation; nothing else to do
-    try {
-      return await fn(ch);
-    } finally {
-      await ch.close().catch(() => {});
+    for (let attempt = 1; ; attempt++) {
+      const { model } = await this.session();
+      try {
+        const ch = await model.createChannel();
+        ch.on('error', () => {}); // a channel error rejects the pending operation; nothing else to do
+        try {
+          return await fn(ch);
+        } finally {
+          await ch.close().catch(() => {});
+        }
+      } catch (err) {
+        if (isChannelError(err) || this.#closed || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, this.backoff.minMs * attempt));
+      }
     }
   }
 
@@ -111,7 +123,7 @@ export class Link {
   }
 
   async #open(): Promise<Session> {
-    const model = await amqp.connect(this.url, { clientProperties: { connection_name: 'celeriac' } });
+    const model = await amqp.connect(this.url, { clientProperties: { connection_name: this.name } });
     try {
       const [pub, sub] = await Promise.all([model.createConfirmChannel(), model.createChannel()]);
       const session: Session = { gen: ++this.#gen, model, pub, sub };
@@ -144,6 +156,18 @@ export class Link {
       this.session().catch(() => {});
     }
   }
+}
+
+/**
+ * A refusal by the server for this operation (403 access refused, 404 not found, 405 locked,
+ * 406 precondition failed): trying again on a new channel gives the same answer. Anything else
+ * (socket closed, channel closed with the connection) is the session going away.
+ */
+export function isChannelError(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 3; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'number' && e.code >= 403 && e.code <= 406) return true;
+  }
+  return false;
 }
 
 // Wrong credentials or vhost will not fix themselves: fail the first connect instead of looping.

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { AmqpBroker } from './broker.js';
 import type { AmqpOptions } from './options.js';
@@ -48,4 +50,25 @@ export async function amqpFixture(options: AmqpOptions = {}) {
       await raw.close().catch(() => {});
     },
   };
+}
+
+const run = promisify(execFile);
+
+/** Has RabbitMQ itself close the connections named `name` (as a crash or a network cut would end them). */
+export async function killConnection(name: string): Promise<number> {
+  // Plain output: the pid as close_connection wants it (<rabbit@host.…>), then the properties.
+  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q']);
+  const pids = stdout
+    .split('\n')
+    .filter((line) => line.includes(`"${name}"`))
+    .map((line) => line.split('\t')[0]!);
+  for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'celeriac test: connection killed']);
+  return pids.length;
+}
+
+/** Reads or sets a RabbitMQ application setting at runtime (e.g. consumer_timeout) through rabbitmqctl. */
+export async function rabbitEnv(key: string, value?: number): Promise<number> {
+  if (value !== undefined) await run('rabbitmqctl', ['eval', `application:set_env(rabbit, ${key}, ${value}).`]);
+  const { stdout } = await run('rabbitmqctl', ['eval', `application:get_env(rabbit, ${key}).`]);
+  return Number(/\{ok,(\d+)\}/.exec(stdout)?.[1] ?? NaN);
 }
