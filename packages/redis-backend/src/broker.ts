@@ -21,6 +21,9 @@ import type { RedisTarget } from './url.js';
 /** Most messages in one publish script call (bulk enqueues are split, and the calls pipelined). */
 const PUBLISH_CHUNK = 1_000;
 
+/** Most leases one renew script call extends. */
+const RENEW_CHUNK = 500;
+
 const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as const;
 
 /**
@@ -92,6 +95,7 @@ export class RedisBroker implements Broker {
 
   async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
     const byQueue = new Map<string, { keys: RedisDelivery['keys']; args: string[]; indexes: number[] }>();
+    // Renewals of one queue go in one script call (chunks of RENEW_CHUNK).
     deliveries.forEach((d, i) => {
       const keys = d instanceof RedisDelivery ? d.keys : this.#keys.of(d.message.queue);
       const id = d instanceof RedisDelivery ? d.storedId : d.message.id;
@@ -101,12 +105,19 @@ export class RedisBroker implements Broker {
       group.indexes.push(i);
     });
     const out = new Array<boolean>(deliveries.length).fill(false);
-    await Promise.all(
-      [...byQueue.values()].map(async ({ keys, args, indexes }) => {
-        const reply = (await this.#scripts.run('renew', keys.leaseKeys, [Math.ceil(leaseMs), ...args])) as number[];
-        indexes.forEach((i, n) => (out[i] = reply[n] === 1));
-      }),
-    );
+    const calls: Promise<void>[] = [];
+    for (const { keys, args, indexes } of byQueue.values()) {
+      for (let start = 0; start < indexes.length; start += RENEW_CHUNK) {
+        const chunk = indexes.slice(start, start + RENEW_CHUNK);
+        const pairs = args.slice(2 * start, 2 * (start + RENEW_CHUNK));
+        calls.push(
+          this.#scripts.run('renew', keys.leaseKeys, [Math.ceil(leaseMs), ...pairs]).then((reply) => {
+            chunk.forEach((i, n) => (out[i] = (reply as number[])[n] === 1));
+          }),
+        );
+      }
+    }
+    await Promise.all(calls);
     return out;
   }
 

@@ -5,6 +5,9 @@ import { duplicate } from './connection.js';
 import type { Client, Scripts } from './scripts.js';
 import { RedisDelivery, type Settler } from './settler.js';
 
+/** Most messages one fetch script call leases (the script's batch limit). */
+const MAX_PER_CALL = 1_000;
+
 /** In cluster mode one BLPOP cannot span slots: with several queues each wait is this short, in turn. */
 const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
 
@@ -67,7 +70,7 @@ export class Fetcher {
     for (let i = 0; i < queues.length && deliveries.length < max; i++) {
       const keys = queues[(start + i) % queues.length]!;
       const tokenBase = `${this.#instance}.${++this.#calls}`;
-      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, max - deliveries.length, Math.ceil(leaseMs), tokenBase])) as (string | number)[];
+      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max - deliveries.length), Math.ceil(leaseMs), tokenBase])) as (string | number)[];
       const [now, nextDue] = reply as [number, number];
       if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
       const burials: Promise<void>[] = [];

@@ -14,7 +14,7 @@ export class QueueKeys {
   constructor(prefix: string, readonly queue: string) {
     this.base = `${prefix}:{${queue}}:`;
     const b = this.base;
-    this.main = [`${b}msg`, `${b}task`, `${b}tok`, `${b}delayed`, `${b}lease`, `${b}wake`, `${b}dead`, `${b}stats`];
+    this.main = [`${b}msg`, `${b}task`, `${b}delayed`, `${b}lease`, `${b}wake`, `${b}dead`, `${b}stats`];
     this.wake = `${b}wake`;
     this.channel = `${b}done`;
   }
@@ -24,11 +24,12 @@ export class QueueKeys {
   }
 
   get dead(): string {
-    return this.main[6]!;
+    return this.main[5]!;
   }
 
+  /** KEYS of the renew script: the task records (holding tokens) and the lease set. */
   get leaseKeys(): string[] {
-    return [this.main[2]!, this.main[4]!];
+    return [this.main[1]!, this.main[3]!];
   }
 
   result(id: string): string {

@@ -59,9 +59,14 @@ export class Subscriber {
   #connection(): Client {
     if (this.#conn) return this.#conn;
     const conn = this.#make();
-    conn.on('smessage', (channel: string, id: string) => {
-      const listeners = this.#channels.get(channel)?.ids.get(id);
-      if (listeners) for (const fn of [...listeners]) fn();
+    // A message is the comma-separated ids of one settle batch (task ids cannot contain commas).
+    conn.on('smessage', (channel: string, message: string) => {
+      const ids = this.#channels.get(channel)?.ids;
+      if (!ids) return;
+      for (const id of message.split(',')) {
+        const listeners = ids.get(id);
+        if (listeners) for (const fn of [...listeners]) fn();
+      }
     });
     let first = true;
     conn.on('ready', () => {

@@ -1,14 +1,19 @@
 -- Shared by the scripts that take the queue's standard KEYS:
---   KEYS[1] msg (hash id → raw JSON)      KEYS[2] task (hash id → state letter .. priority digit)
---   KEYS[3] tok (hash id → fencing token) KEYS[4] delayed (zset id → due ms)
---   KEYS[5] lease (zset id → lease end)   KEYS[6] wake (list: a marker while work may be ready)
---   KEYS[7] dead (list of JSON entries)   KEYS[8] stats (hash: completed, failed)
+--   KEYS[1] msg      hash id → raw JSON
+--   KEYS[2] task     hash id → the task's record: state letter, priority digit, then while active
+--                    the delivery's fencing token ('p0', 's5', 'r3', 'a9<token>')
+--   KEYS[3] delayed  zset id → due ms        KEYS[4] lease  zset id → lease end ms
+--   KEYS[5] wake     list: a marker while work may be ready, for blocked fetchers
+--   KEYS[6] dead     list of JSON entries     KEYS[7] stats  hash: completed, failed
 -- The ten ready lists are `base .. 'ready:' .. priority`, in the same hash slot as the rest.
--- State letters: p pending, s scheduled, r retrying, a active (the per-task record `state()` reads).
+-- State letters: p pending, s scheduled, r retrying, a active (what `state()` reports).
+-- Scripts batch their writes (one HSET/ZADD/RPUSH for many ids): per-call overhead inside Lua
+-- is most of a small script's cost. Batches are capped by the callers well below Lua's
+-- unpack() limit.
 
 -- Leaves one marker for blocked fetchers; each woken fetcher passes it on while work remains.
 local function wake()
-  if redis.call('LLEN', KEYS[6]) == 0 then redis.call('LPUSH', KEYS[6], '1') end
+  if redis.call('LLEN', KEYS[5]) == 0 then redis.call('LPUSH', KEYS[5], '1') end
 end
 
 local function readyCount(base)
@@ -17,11 +22,11 @@ local function readyCount(base)
   return n
 end
 
--- Puts `id` on its priority's ready list (due now) or in the delayed set, recording its state.
+-- Queues one id due at `at`: on its priority's ready list now, or in the delayed set.
 local function enqueue(base, id, p, at, now, retrying)
   if at > now then
-    local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-    redis.call('ZADD', KEYS[4], at, id)
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    redis.call('ZADD', KEYS[3], at, id)
     redis.call('HSET', KEYS[2], id, (retrying and 'r' or 's') .. p)
     -- A new earliest due time: blocked fetchers must shorten their wait.
     if head[2] == nil or tonumber(head[2]) > at then wake() end
@@ -32,30 +37,27 @@ local function enqueue(base, id, p, at, now, retrying)
   end
 end
 
--- Moves due delayed tasks and lapsed leases to ready (at most `limit` of each per call, so
--- one script never blocks the server for long; the next fetch carries on).
+-- Moves due delayed tasks and lapsed leases to ready (at most `limit` of each per call, so one
+-- script never blocks the server for long; the next call carries on).
 local function promote(base, now, limit)
-  local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(due) do
-    redis.call('ZREM', KEYS[4], id)
-    local st = redis.call('HGET', KEYS[2], id)
-    if st then
-      local p = string.sub(st, 2)
-      redis.call('RPUSH', base .. 'ready:' .. p, id)
-      if string.sub(st, 1, 1) == 's' then redis.call('HSET', KEYS[2], id, 'p' .. p) end
+  local moved = 0
+  for _, set in ipairs({ KEYS[3], KEYS[4] }) do
+    local ids = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'LIMIT', 0, limit)
+    if #ids > 0 then
+      redis.call('ZREM', set, unpack(ids))
+      local records = redis.call('HMGET', KEYS[2], unpack(ids))
+      for i, id in ipairs(ids) do
+        local rec = records[i]
+        if rec then
+          local p = string.sub(rec, 2, 2)
+          redis.call('RPUSH', base .. 'ready:' .. p, id)
+          -- Retrying stays retrying until fetched; a lapsed lease loses its token (the fence:
+          -- the crashed owner's settlements no longer match) and is pending again.
+          if string.sub(rec, 1, 1) ~= 'r' then redis.call('HSET', KEYS[2], id, 'p' .. p) end
+        end
+      end
+      moved = moved + #ids
     end
   end
-  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, limit)
-  for _, id in ipairs(lapsed) do
-    -- Dropping the token is the fence: the crashed owner's settlements no longer match.
-    redis.call('ZREM', KEYS[5], id)
-    redis.call('HDEL', KEYS[3], id)
-    local st = redis.call('HGET', KEYS[2], id)
-    if st then
-      local p = string.sub(st, 2)
-      redis.call('RPUSH', base .. 'ready:' .. p, id)
-      redis.call('HSET', KEYS[2], id, 'p' .. p)
-    end
-  end
-  if #due > 0 or #lapsed > 0 then wake() end
+  if moved > 0 then wake() end
 end

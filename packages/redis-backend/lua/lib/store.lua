@@ -1,11 +1,11 @@
 -- Shared: writes a final record and its idempotency record (results.ts rules 1 and 2).
--- base: the queue's key prefix; rec: TaskResult JSON; key: idempotency key or ''.
-local function storeRecord(base, id, rec, ttl, keyTtl, key, state)
-  local rkey = base .. 'r:' .. id
-  local old = redis.call('GET', rkey)
+-- base: the queue's key prefix; rec: TaskResult JSON; key: idempotency key or '';
+-- old: the record stored under the id before, if any (fetched by the caller, batched).
+-- Returns true if it wrote (the caller announces the id on `base .. 'done'`).
+local function storeRecord(base, id, rec, ttl, keyTtl, key, state, old)
   -- Decoding only when a record exists keeps the common path (a fresh id) cheap.
-  if old and cjson.decode(old).state == 'succeeded' then return end
-  redis.call('SET', rkey, rec, 'PX', ttl)
+  if old and cjson.decode(old).state == 'succeeded' then return false end
+  redis.call('SET', base .. 'r:' .. id, rec, 'PX', ttl)
   if key ~= '' then
     local k = base .. 'k:' .. key
     if redis.call('HGET', k, 'ok') ~= '1' then
@@ -15,6 +15,5 @@ local function storeRecord(base, id, rec, ttl, keyTtl, key, state)
     redis.call('HDEL', k, 'own', 'until')
     redis.call('PEXPIRE', k, keyTtl)
   end
-  -- Sharded pub/sub stays on this slot's node in a cluster (PUBLISH would go to every node).
-  redis.call('SPUBLISH', base .. 'done', id)
+  return true
 end

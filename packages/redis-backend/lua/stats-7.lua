@@ -1,5 +1,5 @@
 --[[ stats: the queue's counts in O(1) (after promoting what is due, as a fetch would).
-KEYS: the queue's standard keys (see lib/queue.lua): msg task tok delayed lease wake dead stats
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
 ARGV[1] base   key prefix of the queue
 Returns: { ready, delayed, inFlight, dead, completed, failed }
 ]]
@@ -8,12 +8,12 @@ Returns: { ready, delayed, inFlight, dead, completed, failed }
 
 local base = ARGV[1]
 promote(base, nowMs(), 1000)
-local counters = redis.call('HMGET', KEYS[8], 'completed', 'failed')
+local counters = redis.call('HMGET', KEYS[7], 'completed', 'failed')
 return {
   readyCount(base),
+  redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]),
-  redis.call('ZCARD', KEYS[5]),
-  redis.call('LLEN', KEYS[7]),
+  redis.call('LLEN', KEYS[6]),
   tonumber(counters[1]) or 0,
   tonumber(counters[2]) or 0,
 }

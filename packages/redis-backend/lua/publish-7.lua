@@ -1,0 +1,58 @@
+--[[ publish: adds many messages to one queue, deduplicating by task id and idempotency key.
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
+ARGV[1] base        key prefix of the queue, `<prefix>:{<queue>}:`
+ARGV[2] keyTtlMs    how long an idempotency key points at its first task
+ARGV[3..] per message, 5 fields: id, raw JSON, priority (0-9), eta ms or '', idempotency key or ''
+          (at most 1,000 messages per call)
+Returns: flat list, 2 per message: owner task id, 1 if nothing was created (duplicate) else 0
+]]
+--@include clock
+--@include queue
+
+local base, keyTtl = ARGV[1], tonumber(ARGV[2])
+local now = nowMs()
+local out, seen = {}, {}
+local bodies, records, ready = {}, {}, {}
+for i = 3, #ARGV, 5 do
+  local id, raw, p, eta, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local owner = id
+  -- A known id (queued, finished, or earlier in this call) creates nothing. This also makes a
+  -- publish that ioredis resends after a reconnect (first reply lost, script already run) harmless.
+  if seen[id] or redis.call('HEXISTS', KEYS[1], id) == 1 or redis.call('EXISTS', base .. 'r:' .. id, base .. 'gone:' .. id) > 0 then
+    owner = nil
+  elseif key ~= '' then
+    local k = base .. 'k:' .. key
+    local tid = redis.call('HGET', k, 'tid')
+    if tid and tid ~= '' then
+      owner = tid
+    else
+      redis.call('HSET', k, 'tid', id)
+      redis.call('PEXPIRE', k, keyTtl)
+    end
+  end
+  out[#out + 1] = owner or id
+  if owner ~= id then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+    seen[id] = true
+    bodies[#bodies + 1] = id
+    bodies[#bodies + 1] = raw
+    local at = eta == '' and now or tonumber(eta)
+    if at > now then
+      enqueue(base, id, p, at, now, false)
+    else
+      records[#records + 1] = id
+      records[#records + 1] = 'p' .. p
+      ready[p] = ready[p] or {}
+      table.insert(ready[p], id)
+    end
+  end
+end
+if #bodies > 0 then redis.call('HSET', KEYS[1], unpack(bodies)) end
+if #records > 0 then
+  redis.call('HSET', KEYS[2], unpack(records))
+  for p, ids in pairs(ready) do redis.call('RPUSH', base .. 'ready:' .. p, unpack(ids)) end
+  wake()
+end
+return out

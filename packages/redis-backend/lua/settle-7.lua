@@ -1,0 +1,97 @@
+--[[ settle: acks, dead-letters, retries and releases many deliveries of one queue, each fenced
+by its token. An ack or dead letter with a record stores it here, in the same atomic step.
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
+ARGV[1] base          key prefix of the queue
+ARGV[2] tombstoneMs   how long an id acked without a record still counts as known to publish
+ARGV[3..] operations (at most 500), each `kind, id, token` then:
+  A (ack)          record JSON or '', ttlMs, keyTtlMs, idempotency key or '', state or ''
+  D (dead letter)  the same five, then reason, error JSON or ''
+  R (retry)        at ms, the message's next raw JSON (attempt + 1, lastError)
+  L (release)      at ms or '' for now
+Returns: one integer per operation: 1 done, 0 lease lost (nothing changed)
+]]
+--@include clock
+--@include queue
+--@include store
+
+local base, tombstoneMs = ARGV[1], ARGV[2]
+local now = nowMs()
+local LENGTH = { A = 8, D = 10, R = 5, L = 4 }
+
+local ops, ids = {}, {}
+local i = 3
+while i <= #ARGV do
+  local len = LENGTH[ARGV[i]]
+  if not len then return redis.error_reply('settle: unknown operation ' .. tostring(ARGV[i])) end
+  ops[#ops + 1] = i
+  ids[#ids + 1] = ARGV[i + 1]
+  i = i + len
+end
+
+local records = redis.call('HMGET', KEYS[2], unpack(ids))
+local out, settled = {}, {}
+local finished, stored = {}, {}
+local completed, failed = 0, 0
+for n, at in ipairs(ops) do
+  local kind, id, token = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local rec = records[n]
+  -- Fenced: only the current lease's token settles, and only once per call.
+  local owned = not settled[id] and rec and string.sub(rec, 1, 1) == 'a' and string.sub(rec, 3) == token
+  out[n] = owned and 1 or 0
+  if owned then
+    settled[id] = true
+    local p = string.sub(rec, 2, 2)
+    if kind == 'A' or kind == 'D' then
+      finished[#finished + 1] = id
+      local result, state = ARGV[at + 3], ARGV[at + 7]
+      if result ~= '' then
+        stored[#stored + 1] = at
+      else
+        redis.call('SET', base .. 'gone:' .. id, '1', 'PX', tombstoneMs)
+      end
+      if kind == 'D' then
+        local raw = redis.call('HGET', KEYS[1], id) or ''
+        local err = ARGV[at + 9]
+        redis.call('RPUSH', KEYS[6], '{"raw":' .. cjson.encode(raw) .. ',"reason":' .. cjson.encode(ARGV[at + 8]) ..
+          ',"error":' .. (err ~= '' and err or 'null') .. ',"at":' .. string.format('%d', now) .. '}')
+        failed = failed + 1
+      elseif result == '' or state == 'succeeded' then
+        completed = completed + 1
+      else
+        failed = failed + 1
+      end
+    else
+      redis.call('ZREM', KEYS[4], id)
+      if kind == 'R' then
+        redis.call('HSET', KEYS[1], id, ARGV[at + 4])
+        enqueue(base, id, p, tonumber(ARGV[at + 3]), now, true)
+      else
+        enqueue(base, id, p, ARGV[at + 3] == '' and now or tonumber(ARGV[at + 3]), now, false)
+      end
+    end
+  end
+end
+
+if #finished > 0 then
+  redis.call('HDEL', KEYS[1], unpack(finished))
+  redis.call('HDEL', KEYS[2], unpack(finished))
+  redis.call('ZREM', KEYS[4], unpack(finished))
+end
+if #stored > 0 then
+  local keys = {}
+  for n, at in ipairs(stored) do keys[n] = base .. 'r:' .. ARGV[at + 1] end
+  local olds = redis.call('MGET', unpack(keys))
+  local announced = {}
+  for n, at in ipairs(stored) do
+    local id = ARGV[at + 1]
+    if storeRecord(base, id, ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7], olds[n]) then
+      announced[#announced + 1] = id
+    end
+  end
+  -- One message for the whole batch (ids cannot contain commas). Sharded pub/sub stays on this
+  -- slot's node in a cluster, where PUBLISH would go to every node.
+  if #announced > 0 then redis.call('SPUBLISH', base .. 'done', table.concat(announced, ',')) end
+end
+if completed > 0 then redis.call('HINCRBY', KEYS[7], 'completed', completed) end
+if failed > 0 then redis.call('HINCRBY', KEYS[7], 'failed', failed) end
+return out
