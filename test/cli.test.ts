@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { createApp } from '@celeriac/core';
+import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
 
 const CLI = ['--import', 'tsx', '--conditions=@celeriac/source', 'packages/worker/src/run-cli.ts'];
 
@@ -91,5 +93,25 @@ describe('celeriac command', () => {
     expect(hard.stdout).not.toMatch(/finished 0/);
     expect(hard.stderr).toMatch(/stopping at once/);
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('returns the running task to the queue on a second signal (on Redis, checked from outside)', async () => {
+    const prefix = uniquePrefix('cli');
+    const url = urlWith(prefix);
+    try {
+      const hard = await celeriac(['worker', '--app', 'test/fixtures/cli-app.ts', '--broker', url], { FIXTURE_TASKS: '1', FIXTURE_SLEEP_MS: '60000' }, (line, kill) => {
+        if (line === 'started 0') {
+          kill('SIGTERM');
+          setTimeout(() => kill('SIGTERM'), 200);
+        }
+      });
+      expect(hard.code).toBe(0);
+      const app = createApp({ broker: url });
+      const { broker } = await app.connection();
+      expect(await broker.stats('default')).toMatchObject({ ready: 1, inFlight: 0, completed: 0 });
+      await app.close();
+    } finally {
+      await removePrefix(prefix);
+    }
   });
 });
