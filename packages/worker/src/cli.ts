@@ -84,12 +84,8 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
 }
 
 async function workerCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parse(argv, workerArgs);
-  if (values.help) {
-    out(WORKER_HELP);
-    return 0;
-  }
-  if (!values.app) throw new UsageError(`--app is required\n\n${WORKER_HELP}`);
+  const values = commandArgs(parse(argv, workerArgs).values, WORKER_HELP, out);
+  if (!values) return 0;
   const level = logLevel(values['log-level']);
   const options = {
     beat: values.beat ?? false,
@@ -100,8 +96,7 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
     handleSignals: true,
     logger: consoleLogger(level),
   };
-  if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
-  const app = await loadApp(values.app);
+  const app = await openApp(values);
   const worker = new Worker(app, options);
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
   await worker.start();
@@ -111,15 +106,10 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
 }
 
 async function beatCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const { values } = parse(argv, beatArgs);
-  if (values.help) {
-    out(BEAT_HELP);
-    return 0;
-  }
-  if (!values.app) throw new UsageError(`--app is required\n\n${BEAT_HELP}`);
+  const values = commandArgs(parse(argv, beatArgs).values, BEAT_HELP, out);
+  if (!values) return 0;
   const logger = consoleLogger(logLevel(values['log-level']));
-  if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
-  const app = await loadApp(values.app);
+  const app = await openApp(values);
   if (app.schedules.size === 0) throw new UsageError(`--app ${values.app}: the app declares no schedules; add app.schedule('name', { cron, task, payload })`);
   const scheduler = new Scheduler(app, { logger });
   await scheduler.start();
@@ -136,6 +126,22 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
   await app.close();
   logger.info('scheduler stopped');
   return 0;
+}
+
+/** Parses a command's flags and checks `--app`; undefined when it printed its help instead. */
+function commandArgs<V extends { help?: boolean | undefined; app?: string | undefined }>(values: V, help: string, out: (s: string) => void) {
+  if (values.help) {
+    out(help);
+    return undefined;
+  }
+  if (!values.app) throw new UsageError(`--app is required\n\n${help}`);
+  return { ...values, app: values.app };
+}
+
+/** Loads the user's app; `--broker` goes into the environment first, where the app reads it. */
+function openApp(values: { app: string; broker?: string | undefined }): Promise<App> {
+  if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
+  return loadApp(values.app);
 }
 
 function logLevel(value: string | undefined): LogLevel {
