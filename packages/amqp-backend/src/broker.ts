@@ -5,6 +5,7 @@ import {
   parseMessage,
   silentLogger,
   type Broker,
+  type BrokerCapabilities,
   type DeadLetter,
   type Delivery,
   type ErrorInfo,
@@ -42,8 +43,12 @@ import { readDeadLetters, readStats } from './stats.js';
  *    `consumer_timeout` for long tasks (Rotator).
  */
 export class AmqpBroker implements Broker {
-  /** `deadLetter`: the `<queue>:dead` queue. `taskStates`: AMQP cannot find a message in a queue. */
-  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: false };
+  /**
+   * `deadLetter`: the `<queue>:dead` queue. `priorities`: classic queues with `x-max-priority`
+   * (quorum queues ignore them before RabbitMQ 4.0). `taskStates`: AMQP cannot find a message in
+   * a queue. `cluster`: works against a RabbitMQ cluster (quorum queues for replication).
+   */
+  readonly capabilities: BrokerCapabilities;
   readonly results: AmqpResults;
   readonly client = randomUUID().slice(0, 13);
   readonly link: Link;
@@ -55,6 +60,7 @@ export class AmqpBroker implements Broker {
   readonly #rotator: Rotator;
   readonly #dedup: Dedup;
   readonly #counters: Counters = { completed: new Map(), failed: new Map() };
+  readonly #replies: boolean;
   #closed = false;
 
   constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
@@ -62,13 +68,15 @@ export class AmqpBroker implements Broker {
     const o = parsed.options;
     this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
     this.#publisher = new Publisher(this.link);
-    this.#topology = new Topology(this.link, new Set(o.quorumQueues));
+    this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority);
+    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
     this.#intake = new Intake(this.link, this.#topology, logger);
     this.#leases = new Leases(this.link, this.client);
     this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.client, o.replyQueueExpiresMs, logger);
     this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters);
     this.#rotator = new Rotator(this.link, this.#publisher, this.#topology, this.#leases, this.#intake, this.client, o.rotateAfterMs, logger);
     this.#dedup = new Dedup(o.dedupIds);
+    this.#replies = o.replies;
   }
 
   /** Opens the connection (fails fast on a bad URL or credentials). */
@@ -79,7 +87,7 @@ export class AmqpBroker implements Broker {
 
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
     const checked = messages.map(validate);
-    await this.results.listen();
+    if (this.#replies) await this.results.listen();
     const out: Published[] = [];
     const sends: Promise<void>[] = [];
     const fresh: TaskMessage[] = [];
@@ -88,7 +96,7 @@ export class AmqpBroker implements Broker {
       out.push({ id: owner ?? m.id, duplicate: owner !== null });
       if (owner !== null) continue;
       fresh.push(m);
-      const props = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority, replyTo: this.results.replyQueue };
+      const props = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority, ...(this.#replies ? { replyTo: this.results.replyQueue } : {}) };
       sends.push(this.#settler.send(m.queue, Buffer.from(encodeMessage(m)), props, m.eta ?? 0));
     }
     const settled = await Promise.allSettled(sends);
@@ -187,6 +195,7 @@ export class AmqpBroker implements Broker {
     this.#closed = true;
     this.#intake.wake();
     this.#rotator.stop();
+    this.#intake.stop();
     this.#intake.requeueAll();
     const until = Date.now() + 5_000;
     while (this.#publisher.unconfirmed > 0 && Date.now() < until && this.link.current) await new Promise((r) => setTimeout(r, 10));

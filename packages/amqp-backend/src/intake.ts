@@ -39,13 +39,18 @@ export class Intake {
   readonly #waiters = new Set<() => void>();
   #subscribing: Promise<void> = Promise.resolve();
   readonly #interest = new Map<string, number>();
-  readonly #idle = new Map<string, NodeJS.Timeout>();
+  /** Queues with no fetch waiting, and since when. */
+  readonly #idleSince = new Map<string, number>();
+  readonly #sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly link: Link,
     private readonly topology: Topology,
     private readonly logger: Logger,
   ) {
+    // One timer for all queues, not one per fetch: fetches come by the thousand per second.
+    this.#sweeper = setInterval(() => this.#sweepIdle(), IDLE_CANCEL_MS / 2);
+    this.#sweeper.unref();
     link.listen({
       opened: () => this.wake(),
       lost: (s) => {
@@ -60,8 +65,7 @@ export class Intake {
   interested(queues: readonly string[]): void {
     for (const q of queues) {
       this.#interest.set(q, (this.#interest.get(q) ?? 0) + 1);
-      clearTimeout(this.#idle.get(q));
-      this.#idle.delete(q);
+      this.#idleSince.delete(q);
     }
   }
 
@@ -74,14 +78,24 @@ export class Intake {
         continue;
       }
       this.#interest.delete(q);
-      const t = setTimeout(() => void this.#cancelIdle(q), IDLE_CANCEL_MS);
-      t.unref();
-      this.#idle.set(q, t);
+      this.#idleSince.set(q, Date.now());
     }
   }
 
+  #sweepIdle(): void {
+    const now = Date.now();
+    for (const [q, since] of this.#idleSince) {
+      if (now - since < IDLE_CANCEL_MS) continue;
+      this.#idleSince.delete(q);
+      void this.#cancelIdle(q);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#sweeper);
+  }
+
   async #cancelIdle(queue: string): Promise<void> {
-    this.#idle.delete(queue);
     const c = this.#consumers.get(queue);
     if (!c || this.#interest.has(queue)) return;
     this.#consumers.delete(queue);

@@ -123,7 +123,9 @@ export class Link {
   }
 
   async #open(): Promise<Session> {
-    const model = await amqp.connect(this.url, { clientProperties: { connection_name: this.name } });
+    // noDelay: acks are small frames sent one by one as tasks finish; they should leave at once
+    // rather than wait behind Nagle's algorithm for the previous segment's TCP ack.
+    const model = await amqp.connect(this.url, { noDelay: true, clientProperties: { connection_name: this.name } });
     try {
       const [pub, sub] = await Promise.all([model.createConfirmChannel(), model.createChannel()]);
       const session: Session = { gen: ++this.#gen, model, pub, sub };

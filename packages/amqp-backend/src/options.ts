@@ -7,6 +7,11 @@ export const amqpOptionsSchema = z
   .object({
     /** Queues declared as quorum queues (`x-queue-type: quorum`); the rest are classic with `x-max-priority: 9`. */
     quorumQueues: z.array(z.string()).default([]),
+    /**
+     * `x-max-priority` of classic work queues (1–9; default 9, celeriac's range). 0 declares plain
+     * classic queues: no priorities, a little faster. Must match how existing queues were declared.
+     */
+    maxPriority: int(0).max(9).default(9),
     /** AMQP heartbeat in seconds, used when the URL has no `heartbeat` parameter (a dead peer is noticed in ~2×). */
     heartbeatS: int(0).default(15),
     /** First reconnect delay; doubles up to `reconnectMaxMs`. */
@@ -20,6 +25,12 @@ export const amqpOptionsSchema = z
     rotateAfterMs: int(1).default(10 * 60_000),
     /** How long the per-client reply queue outlives its client (its `x-expires`). */
     replyQueueExpiresMs: int(1_000).default(60 * 60_000),
+    /**
+     * Name this client's reply queue in every task it publishes, so workers send results back
+     * (default). `false` for fire-and-forget producers: no reply queue, no result messages, and
+     * `handle.result()` waits in vain unless a result store (`results: 'redis://…'`) is used.
+     */
+    replies: z.boolean().default(true),
     /** Most task ids remembered for publish deduplication in this process. */
     dedupIds: int(0).default(100_000),
   })
@@ -33,6 +44,8 @@ const URL_PARAMS: Record<string, (v: string) => [keyof ParsedAmqpOptions, unknow
   quorum: (v) => ['quorumQueues', v.split(',').filter(Boolean)],
   rotateAfterMs: (v) => ['rotateAfterMs', Number(v)],
   replyQueueExpiresMs: (v) => ['replyQueueExpiresMs', Number(v)],
+  maxPriority: (v) => ['maxPriority', Number(v)],
+  replies: (v) => ['replies', v !== 'false' && v !== '0'],
 };
 
 /**

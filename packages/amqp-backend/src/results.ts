@@ -96,10 +96,15 @@ export class AmqpResults implements ResultBackend {
     if (this.#replyTos.size > REMEMBERED_REPLY_TOS) this.#replyTos.delete(this.#replyTos.keys().next().value!);
   }
 
-  /** Keeps `settlement` here and sends it to the task's publisher, resolving once RabbitMQ confirmed it. */
+  /**
+   * Sends `settlement` to the task's publisher, resolving once RabbitMQ confirmed it. It is kept
+   * here too when this process published the task, or when it has an idempotency key (claims
+   * need it); a worker does not hoard the results of other processes' tasks.
+   */
   async deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> {
-    this.#local.storeNow(settlement);
     const to = replyTo ?? this.#replyTos.get(settlement.record.id);
+    if (!to || to === this.replyQueue || settlement.record.idempotencyKey !== null) this.#local.storeNow(settlement);
+    this.#replyTos.delete(settlement.record.id);
     if (!to || to === this.replyQueue) return;
     await this.publisher.publish({
       queue: to,

@@ -1,11 +1,11 @@
-import { BackendError, MAX_PRIORITY } from '@celeriac/core';
+import { BackendError } from '@celeriac/core';
 import type { Options } from 'amqplib';
 import type { Link } from './link.js';
 import { deadQueue, delayLevel, delayQueue, holdQueue, replyQueue, workQueue } from './names.js';
 
 /**
  * Declares the queues celeriac uses, once per process (all durable, so they outlive reconnects).
- * 1. Work queue: classic with `x-max-priority: 9`, or quorum (`x-queue-type: quorum`) when listed
+ * 1. Work queue: classic with `x-max-priority: 9` (the `maxPriority` option), or quorum (`x-queue-type: quorum`) when listed
  *    in `quorumQueues` — quorum queues ignore priorities before RabbitMQ 4.0 (4.x: two levels).
  * 2. Dead queue `<queue>:dead`: where dead letters wait, reason in headers.
  * 3. Delay ladder `<queue>:delay:<2^k ms>`: no consumers, `x-message-ttl` 2^k, dead-lettering
@@ -19,6 +19,7 @@ export class Topology {
   constructor(
     private readonly link: Link,
     private readonly quorum: ReadonlySet<string>,
+    private readonly maxPriority: number,
   ) {}
 
   isQuorum(queue: string): boolean {
@@ -26,7 +27,7 @@ export class Topology {
   }
 
   work(queue: string): Promise<void> {
-    const args: Record<string, unknown> = this.quorum.has(queue) ? { 'x-queue-type': 'quorum' } : { 'x-max-priority': MAX_PRIORITY };
+    const args: Record<string, unknown> = this.quorum.has(queue) ? { 'x-queue-type': 'quorum' } : this.maxPriority > 0 ? { 'x-max-priority': this.maxPriority } : {};
     return this.#declare(workQueue(queue), { durable: true, arguments: args });
   }
 
