@@ -1,6 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadScripts, type ScriptName } from '../../packages/redis-backend/src/scripts.js';
 import { REDIS_URL, redisFixture, type RedisFixture } from './helpers.js';
@@ -9,23 +9,32 @@ const KEY_TTL = { keyTtlMs: 60_000 };
 const sha = (name: ScriptName) => createHash('sha1').update(loadScripts().get(name)!.lua).digest('hex');
 
 /**
- * Watches the commands our connections send, through MONITOR (the real server's own account, no
- * mock). Other clients may share the server, so only commands naming our key prefix count.
+ * Watches the commands our connections send, through `redis-cli monitor` (the real server's own
+ * account, no mock). Other clients may share the server, so only lines naming our key prefix count.
  */
 async function watch(prefix: string) {
-  const monitor = await new Redis(REDIS_URL).monitor();
-  const seen: string[][] = [];
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args.some((a) => a.startsWith(prefix))) seen.push(args.map(String));
+  const url = new URL(REDIS_URL);
+  const cli = spawn('redis-cli', ['-h', url.hostname, '-p', url.port || '6379', 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const seen: { command: string; first: string }[] = [];
+  let buffer = '';
+  cli.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    for (const line of lines) {
+      if (!line.includes(prefix)) continue;
+      const [command = '', first = ''] = [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
+      seen.push({ command: command.toLowerCase(), first });
+    }
   });
-  await sleep(50);
+  await new Promise((resolve) => cli.stdout.once('data', resolve)); // "OK": monitoring
   return {
     // A script call is EVALSHA (or EVAL the first time a server sees the script).
-    count: (name: ScriptName) => seen.filter((a) => (a[0]?.toLowerCase() === 'evalsha' && a[1] === sha(name)) || (a[0]?.toLowerCase() === 'eval' && a[1]!.startsWith(`--[[ ${name}:`))).length,
-    commands: (cmd: string) => seen.filter((a) => a[0]?.toLowerCase() === cmd).length,
+    count: (name: ScriptName) => seen.filter((a) => (a.command === 'evalsha' && a.first === sha(name)) || (a.command === 'eval' && a.first.startsWith(`--[[ ${name}:`))).length,
+    commands: (cmd: string) => seen.filter((a) => a.command === cmd).length,
     stop: async () => {
-      await sleep(100); // MONITOR lines trail the replies a little
-      monitor.disconnect();
+      await sleep(150); // MONITOR lines trail the replies a little
+      cli.kill();
     },
   };
 }

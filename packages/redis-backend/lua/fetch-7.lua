@@ -4,9 +4,10 @@ ARGV[1] base        key prefix of the queue
 ARGV[2] max         most messages to lease (at most 1,000)
 ARGV[3] leaseMs     lease length
 ARGV[4] tokenBase   unique per call; each delivery's token is tokenBase .. '.' .. n
-Returns: { now, nextDue, id1, raw1, token1, id2, ... }
-  now      the server's clock (ms), so the caller can turn nextDue into a wait
-  nextDue  earliest delayed due time or lease end, or -1 when there is none
+Returns: { now, nextDue, remaining, id1, raw1, token1, id2, ... }
+  now        the server's clock (ms), so the caller can turn nextDue into a wait
+  nextDue    earliest delayed due time or lease end, or -1 when there is none
+  remaining  ready messages left after this call
 ]]
 --@include clock
 --@include queue
@@ -27,7 +28,7 @@ for p = 9, 0, -1 do
   end
 end
 
-local out = { now, -1 }
+local out = { now, -1, 0 }
 if #ids > 0 then
   local raws = redis.call('HMGET', KEYS[1], unpack(ids))
   local records, leases = {}, {}
@@ -52,7 +53,10 @@ if #ids > 0 then
 end
 
 -- Pass the baton: if work is left, the next blocked fetcher wakes; if not, nobody wakes for nothing.
-if readyCount(base) > 0 then wake() else redis.call('DEL', KEYS[5]) end
+-- This keeps the invariant fetchers rely on: ready work ⇒ a marker (or a fetcher about to take).
+local remaining = readyCount(base)
+if remaining > 0 then wake() else redis.call('DEL', KEYS[5]) end
+out[3] = remaining
 
 local d = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
 local l = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')

@@ -11,14 +11,27 @@ Returns: flat list, 2 per message: owner task id, 1 if nothing was created (dupl
 
 local base, keyTtl = ARGV[1], tonumber(ARGV[2])
 local now = nowMs()
+
+-- Which ids are known already (queued, or finished and remembered by a result or tombstone)?
+-- One HMGET and one EXISTS for the whole batch; per-id checks only when something is known.
+local ids, finals = {}, {}
+for i = 3, #ARGV, 5 do
+  ids[#ids + 1] = ARGV[i]
+  finals[#finals + 1] = base .. 'r:' .. ARGV[i]
+  finals[#finals + 1] = base .. 'gone:' .. ARGV[i]
+end
+local queued = redis.call('HMGET', KEYS[2], unpack(ids))
+local anyFinal = redis.call('EXISTS', unpack(finals)) > 0
+
 local out, seen = {}, {}
 local bodies, records, ready = {}, {}, {}
-for i = 3, #ARGV, 5 do
-  local id, raw, p, eta, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for n, id in ipairs(ids) do
+  local i = 3 + (n - 1) * 5
+  local raw, p, eta, key = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local owner = id
   -- A known id (queued, finished, or earlier in this call) creates nothing. This also makes a
   -- publish that ioredis resends after a reconnect (first reply lost, script already run) harmless.
-  if seen[id] or redis.call('HEXISTS', KEYS[1], id) == 1 or redis.call('EXISTS', base .. 'r:' .. id, base .. 'gone:' .. id) > 0 then
+  if seen[id] or queued[n] or (anyFinal and redis.call('EXISTS', finals[2 * n - 1], finals[2 * n]) > 0) then
     owner = nil
   elseif key ~= '' then
     local k = base .. 'k:' .. key
@@ -52,7 +65,7 @@ end
 if #bodies > 0 then redis.call('HSET', KEYS[1], unpack(bodies)) end
 if #records > 0 then
   redis.call('HSET', KEYS[2], unpack(records))
-  for p, ids in pairs(ready) do redis.call('RPUSH', base .. 'ready:' .. p, unpack(ids)) end
+  for p, list in pairs(ready) do redis.call('RPUSH', base .. 'ready:' .. p, unpack(list)) end
   wake()
 end
 return out

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { parseMessage, type Delivery, type FetchRequest } from '@celeriac/core';
 import type { KeyCache, QueueKeys } from './keys.js';
 import { duplicate } from './connection.js';
@@ -20,17 +20,23 @@ const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
  *    until a publish, or until the next delayed task or lease end is due: no polling.
  */
 export class Fetcher {
+  readonly #client: Client;
   readonly #scripts: Scripts;
   readonly #keys: KeyCache;
   readonly #settler: Settler;
   readonly #blocking: BlockingPool;
   readonly #cluster: boolean;
-  readonly #instance = randomUUID();
+  // Tokens are `<instance>.<call>.<n>`: 12 random base64url characters make the instance unique
+  // enough, and short tokens keep every settle command small.
+  readonly #instance = randomBytes(9).toString('base64url');
   #calls = 0;
+  /** Per set of queues, after a fetch left them empty: when the next delayed task or lease is due. */
+  readonly #hints = new Map<string, { dueAt: number }>();
   #rotation = 0;
   #closed = false;
 
   constructor(client: Client, scripts: Scripts, keys: KeyCache, settler: Settler, cluster: boolean) {
+    this.#client = client;
     this.#scripts = scripts;
     this.#keys = keys;
     this.#settler = settler;
@@ -41,19 +47,33 @@ export class Fetcher {
   async fetch(request: FetchRequest): Promise<Delivery[]> {
     const deadline = Date.now() + request.waitMs;
     const queues = request.queues.map((q) => this.#keys.of(q));
+    const hintKey = request.queues.join('\n');
+    const multiCluster = this.#cluster && queues.length > 1;
+    // After a fetch that left the queues empty, go straight to BLPOP: ready work always leaves a
+    // wake marker (lib/queue.lua), so BLPOP returns at once if there is any. This saves a round
+    // trip per delivery for a worker that keeps up with its queue.
+    let hint = multiCluster ? undefined : this.#hints.get(hintKey);
     for (;;) {
       if (this.#closed || request.signal?.aborted) return [];
-      const { deliveries, dueInMs } = await this.#take(queues, request.max, request.leaseMs);
-      if (deliveries.length > 0) return deliveries;
+      if (!hint || hint.dueAt <= Date.now()) {
+        const { deliveries, dueInMs, remaining } = await this.#take(queues, request.max, request.leaseMs);
+        hint = { dueAt: Date.now() + dueInMs };
+        if (remaining === 0) this.#hints.set(hintKey, hint);
+        else this.#hints.delete(hintKey);
+        if (deliveries.length > 0) return deliveries;
+      }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed || request.signal?.aborted) return [];
-      let waitMs = Math.min(left, dueInMs);
+      let waitMs = Math.min(left, hint.dueAt - Date.now());
       let wakeKeys = queues.map((q) => q.wake);
-      if (this.#cluster && queues.length > 1) {
+      if (multiCluster) {
         wakeKeys = [wakeKeys[this.#rotation++ % wakeKeys.length]!];
         waitMs = Math.min(waitMs, CLUSTER_MULTI_QUEUE_WAIT_MS);
       }
-      if (waitMs > 0) await this.#blocking.wait(wakeKeys, waitMs, request.signal);
+      const woken = waitMs > 0 ? await this.#blocking.wait(wakeKeys, waitMs, request.signal) : null;
+      // A marker taken by a fetch that will not look any more goes back, for the next fetcher.
+      if (woken && (this.#closed || request.signal?.aborted)) await this.#client.lpush(woken, '1').catch(() => {});
+      hint = undefined; // woken (or timed out): look
     }
   }
 
@@ -63,18 +83,20 @@ export class Fetcher {
   }
 
   /** Takes from the queues in turn (a rotating start keeps them of equal standing) until `max`. */
-  async #take(queues: QueueKeys[], max: number, leaseMs: number): Promise<{ deliveries: Delivery[]; dueInMs: number }> {
+  async #take(queues: QueueKeys[], max: number, leaseMs: number): Promise<{ deliveries: Delivery[]; dueInMs: number; remaining: number }> {
     const deliveries: Delivery[] = [];
     let dueInMs = Infinity;
+    let remaining = 0;
     const start = queues.length > 1 ? this.#rotation++ : 0;
     for (let i = 0; i < queues.length && deliveries.length < max; i++) {
       const keys = queues[(start + i) % queues.length]!;
       const tokenBase = `${this.#instance}.${++this.#calls}`;
       const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max - deliveries.length), Math.ceil(leaseMs), tokenBase])) as (string | number)[];
-      const [now, nextDue] = reply as [number, number];
+      const [now, nextDue, left] = reply as [number, number, number];
+      remaining += left;
       if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
       const burials: Promise<void>[] = [];
-      for (let at = 2; at < reply.length; at += 3) {
+      for (let at = 3; at < reply.length; at += 3) {
         const id = reply[at] as string;
         const raw = reply[at + 1] as string;
         const token = reply[at + 2] as string;
@@ -88,7 +110,8 @@ export class Fetcher {
       // A malformed message is dead-lettered before fetch returns, so it is never lost in between.
       await Promise.all(burials);
     }
-    return { deliveries, dueInMs };
+    // A queue not looked at (max was reached first) may still hold work.
+    return { deliveries, dueInMs, remaining: deliveries.length >= max ? Math.max(remaining, 1) : remaining };
   }
 }
 
@@ -106,8 +129,9 @@ class BlockingPool {
     this.#client = client;
   }
 
-  async wait(keys: string[], ms: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return;
+  /** BLPOP on `keys` for up to `ms`; the key a marker was taken from, or null. */
+  async wait(keys: string[], ms: number, signal?: AbortSignal): Promise<string | null> {
+    if (this.#closed) return null;
     const conn = this.#idle.pop() ?? this.#open();
     this.#busy.add(conn);
     let broken = false;
@@ -118,9 +142,11 @@ class BlockingPool {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       // Whole milliseconds, at least a few: Redis reads a timeout under 1 ms as 0, "block forever".
-      await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
+      const popped = await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
+      return popped ? popped[0] : null;
     } catch (err) {
       if (!broken && !this.#closed) throw err;
+      return null;
     } finally {
       signal?.removeEventListener('abort', onAbort);
       this.#busy.delete(conn);

@@ -1,0 +1,30 @@
+import { connectRedisBroker } from '@celeriac/redis-backend';
+import { makeMessage } from '@celeriac/core/testing';
+import { Redis } from 'ioredis';
+const N = 20000;
+const r = new Redis();
+const stat = async () => Object.fromEntries((await r.info('commandstats')).split('\r\n').filter((l) => l.startsWith('cmdstat_eval')).map((l) => { const m = /cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(l)!; return [m[1], { calls: +m[2], usec: +m[3] }]; }));
+const b = await connectRedisBroker('redis://127.0.0.1:6379?prefix=prof-raw');
+const q = 'q' + Date.now();
+await b.stats(q);
+const msgs = Array.from({ length: N }, (_, i) => makeMessage(q, { payload: { i, t: 0 } }));
+let s0 = await stat();
+let t = performance.now();
+for (let i = 0; i < N; i += 1000) await b.publish(msgs.slice(i, i + 1000), { keyTtlMs: 86400000 });
+console.log('publish/s', Math.round(N / (performance.now() - t) * 1000), 'wall ms', performance.now() - t);
+let s1 = await stat();
+console.log('redis usec', s1.evalsha.usec - s0.evalsha.usec, 'calls', s1.evalsha.calls - s0.evalsha.calls);
+t = performance.now();
+let done = 0, fetchMs = 0, ackMs = 0;
+while (done < N) {
+  let a = performance.now();
+  const ds = await b.fetch({ queues: [q], max: 50, leaseMs: 30000, waitMs: 1000 });
+  fetchMs += performance.now() - a; a = performance.now();
+  await Promise.all(ds.map((d) => d.ack({ record: { id: d.message.id, queue: q, task: d.message.task, state: 'succeeded', value: 1, attempts: 1, finishedAt: Date.now(), idempotencyKey: null }, ttlMs: 86400000, keyTtlMs: 86400000 })));
+  ackMs += performance.now() - a;
+  done += ds.length;
+}
+console.log('fetch+ack/s', Math.round(N / (performance.now() - t) * 1000), { fetchMs, ackMs });
+let s2 = await stat();
+console.log('redis usec', s2.evalsha.usec - s1.evalsha.usec, 'calls', s2.evalsha.calls - s1.evalsha.calls);
+await b.close(); r.disconnect();
