@@ -15,7 +15,7 @@ const MAX_OPS_PER_CALL = 500;
 
 /**
  * Coalesces settlements into few round trips.
- * 1. Collects every ack, retry, dead letter and release issued in one turn of the event loop.
+ * 1. Collects every ack, retry, dead letter and release issued in one burst of promise callbacks.
  * 2. Sends them as one `settle` script call per queue (chunked), fenced by each delivery's token.
  * 3. Resolves each caller on its own: `LeaseLostError` for the ones whose lease was lost.
  * 4. `drain()` waits for everything submitted, so closing leaves nothing half-done.
@@ -24,7 +24,7 @@ export class Settler {
   readonly #scripts: Scripts;
   readonly #tombstoneMs: number;
   #batches = new Map<QueueKeys, Batch>();
-  #scheduled: NodeJS.Immediate | undefined;
+  #scheduled = false;
   readonly #inflight = new Set<Promise<void>>();
 
   constructor(scripts: Scripts, tombstoneMs: number) {
@@ -37,22 +37,24 @@ export class Settler {
     if (!batch) this.#batches.set(keys, (batch = { keys, args: [], waiters: [] }));
     batch.args.push(...op);
     const done = new Promise<void>((resolve, reject) => batch.waiters.push({ id, resolve, reject }));
-    // setImmediate, not a microtask: it runs after the poll phase, so settlements from every I/O
-    // callback handled in this turn (many handlers finishing together) land in one batch.
-    this.#scheduled ??= setImmediate(() => this.#flush());
+    // process.nextTick runs once the current cascade of promise callbacks has drained, so every
+    // delivery settled off the same reply (handlers finishing together) lands in one batch, and
+    // the batch still goes out in the same turn as ioredis' own auto-pipeline.
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      process.nextTick(() => this.#flush());
+    }
     return done;
   }
 
   async drain(): Promise<void> {
-    if (this.#scheduled) {
-      clearImmediate(this.#scheduled);
-      this.#flush();
-    }
+    if (this.#scheduled) this.#flush();
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
   #flush(): void {
-    this.#scheduled = undefined;
+    if (!this.#scheduled) return;
+    this.#scheduled = false;
     const batches = this.#batches;
     this.#batches = new Map();
     for (const batch of batches.values()) {
