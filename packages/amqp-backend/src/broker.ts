@@ -72,7 +72,7 @@ export class AmqpBroker implements Broker {
     this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
     this.#intake = new Intake(this.link, this.#topology, logger);
     this.#leases = new Leases(this.link, this.client);
-    this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.client, o.replyQueueExpiresMs, logger);
+    this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.#intake, this.client, o.replyQueueExpiresMs, logger);
     this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters);
     this.#rotator = new Rotator(this.link, this.#publisher, this.#topology, this.#leases, this.#intake, this.client, o.rotateAfterMs, logger);
     this.#dedup = new Dedup(o.dedupIds);

@@ -105,7 +105,7 @@ export class Intake {
     this.#buffer = this.#buffer.filter((a) => a.consumer !== c);
     for (const a of back) {
       try {
-        a.session.sub.nack(a.msg, false, true);
+        a.session.acks.nack(a.msg, true);
       } catch {} // dead channel: RabbitMQ has them back already
     }
   }
@@ -180,6 +180,7 @@ export class Intake {
       this.wake();
       return;
     }
+    consumer.session.acks.track(msg);
     this.#buffer.push({ queue, msg, session: consumer.session, consumer });
     this.wake();
   }
@@ -225,7 +226,7 @@ export class Intake {
 
   /** Gives every buffered message back to the broker (closing). */
   requeueAll(): void {
-    for (const a of this.#buffer) if (this.link.current === a.session) a.session.sub.nack(a.msg, false, true);
+    for (const a of this.#buffer) if (this.link.current === a.session) a.session.acks.nack(a.msg, true);
     this.#buffer = [];
   }
 }

@@ -103,8 +103,8 @@ export class Leases {
   finish(h: Held, how: 'ack' | 'requeue'): void {
     this.#held.delete(h.token);
     if (h.session !== this.link.current) throw new LeaseLostError(h.message.id);
-    if (how === 'ack') h.session.sub.ack(h.msg);
-    else h.session.sub.nack(h.msg, false, true);
+    if (how === 'ack') h.session.acks.ack(h.msg);
+    else h.session.acks.nack(h.msg, true);
   }
 
   /** Ends a settling delivery without touching AMQP (its settlement failed before the ack). */
@@ -132,7 +132,7 @@ export class Leases {
       return;
     }
     this.#drop(h);
-    if (h.session === this.link.current) h.session.sub.nack(h.msg, false, true);
+    if (h.session === this.link.current) h.session.acks.nack(h.msg, true);
   }
 
   #drop(h: Held): void {

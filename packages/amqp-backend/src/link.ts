@@ -1,4 +1,5 @@
 import { BackendError, redactUrl, type Logger } from '@celeriac/core';
+import { Acks } from './acks.js';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 
 /**
@@ -13,6 +14,8 @@ export interface Session {
   readonly pub: ConfirmChannel;
   /** Consumer channel: work deliveries and their acks. */
   readonly sub: Channel;
+  /** Every ack and nack on `sub` goes through here (coalescing relies on seeing them all). */
+  readonly acks: Acks;
 }
 
 export interface LinkListener {
@@ -128,7 +131,7 @@ export class Link {
     const model = await amqp.connect(this.url, { noDelay: true, clientProperties: { connection_name: this.name } });
     try {
       const [pub, sub] = await Promise.all([model.createConfirmChannel(), model.createChannel()]);
-      const session: Session = { gen: ++this.#gen, model, pub, sub };
+      const session: Session = { gen: ++this.#gen, model, pub, sub, acks: new Acks(sub) };
       const end = (what: string) => (err?: Error) => this.#end(session, err ?? new Error(`${what} closed`));
       model.on('error', () => {}); // 'close' follows with the cause
       model.on('close', end('connection'));

@@ -3,6 +3,7 @@ import type { ConsumeMessage } from 'amqplib';
 import type { Link, Session } from './link.js';
 import { H, replyQueue } from './names.js';
 import type { Publisher } from './publisher.js';
+import type { Intake } from './intake.js';
 import type { Topology } from './topology.js';
 
 const REMEMBERED_REPLY_TOS = 10_000;
@@ -35,6 +36,7 @@ export class AmqpResults implements ResultBackend {
     private readonly link: Link,
     private readonly publisher: Publisher,
     private readonly topology: Topology,
+    private readonly intake: Intake,
     readonly client: string,
     private readonly expiresMs: number,
     private readonly logger: Logger,
@@ -63,14 +65,19 @@ export class AmqpResults implements ResultBackend {
     return this.#listening;
   }
 
+  // Manual acks, not noAck: a reply pushed while the connection is going down must stay in the
+  // queue (requeued unacked) rather than vanish with the socket.
   async #consume(s: Session): Promise<void> {
     await this.topology.reply(this.client, this.expiresMs);
     if (this.#consumerSession === s) return;
     this.#consumerSession = s;
-    await s.sub.consume(this.replyQueue, (msg) => this.#arrive(msg), { noAck: true });
+    await this.intake.consumeWith(s, this.replyQueue, 0, (msg) => this.#arrive(s, msg)).catch((err: unknown) => {
+      if (this.#consumerSession === s) this.#consumerSession = undefined;
+      throw err;
+    });
   }
 
-  #arrive(msg: ConsumeMessage | null): void {
+  #arrive(s: Session, msg: ConsumeMessage | null): void {
     if (msg === null) {
       // The reply queue was deleted under us: declare and subscribe again.
       this.topology.forget(this.replyQueue);
@@ -86,6 +93,8 @@ export class AmqpResults implements ResultBackend {
     } catch (err) {
       this.logger.warn({ err: String(err) }, 'ignored an unreadable reply');
     }
+    s.acks.track(msg);
+    s.acks.ack(msg);
   }
 
   /** Remembers where the result of a task this process holds should go. */
@@ -99,11 +108,12 @@ export class AmqpResults implements ResultBackend {
   /**
    * Sends `settlement` to the task's publisher, resolving once RabbitMQ confirmed it. It is kept
    * here too when this process published the task, or when it has an idempotency key (claims
-   * need it); a worker does not hoard the results of other processes' tasks.
+   * need it); a worker does not hoard the results of other processes' tasks, nor of tasks whose
+   * producer asked for none (`replies: false`).
    */
   async deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> {
     const to = replyTo ?? this.#replyTos.get(settlement.record.id);
-    if (!to || to === this.replyQueue || settlement.record.idempotencyKey !== null) this.#local.storeNow(settlement);
+    if (to === this.replyQueue || settlement.record.idempotencyKey !== null) this.#local.storeNow(settlement);
     this.#replyTos.delete(settlement.record.id);
     if (!to || to === this.replyQueue) return;
     await this.publisher.publish({

@@ -65,7 +65,7 @@ export class Rotator {
       });
       await this.publisher.publish({ queue: name, body: h.msg.content, props: { ...copyProps(h.msg.properties), headers }, mandatory: true });
       if (this.link.current !== s) throw new Error('session lost during rotation');
-      s.sub.ack(h.msg);
+      s.acks.ack(h.msg);
       const msg = await arrived;
       if (!msg || this.link.current !== s) throw new Error('rotated copy did not arrive');
       h.msg = msg;
@@ -92,11 +92,12 @@ export class Rotator {
       for (const [q, c] of this.#consuming) if (c.session === s) this.#consuming.delete(q);
       return;
     }
+    s.acks.track(msg);
     const token = String(msg.properties.headers?.[H.hold] ?? '');
     const take = this.#arrivals.get(token);
     this.#arrivals.delete(token);
     if (take) take(msg);
     // Nobody waits for it (the rotation gave up): dead-lettering returns it to the work queue.
-    else s.sub.nack(msg, false, false);
+    else s.acks.nack(msg, false);
   }
 }

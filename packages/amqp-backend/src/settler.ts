@@ -142,6 +142,6 @@ function ackQuietly(a: Arrival): void {
   // On a dead channel the ack is moot: RabbitMQ requeued the message and the copy we published
   // is a duplicate that the task id and idempotency rules absorb.
   try {
-    a.session.sub.ack(a.msg);
+    a.session.acks.ack(a.msg);
   } catch {}
 }
