@@ -24,7 +24,8 @@ import { Leases } from './leases.js';
 import { isChannelError, Link } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
-import { Publisher } from './publisher.js';
+import { Publisher, UnroutableError } from './publisher.js';
+import type { Options } from 'amqplib';
 import { AmqpResults } from './results.js';
 import { Rotator } from './rotator.js';
 import { Settler, type Counters } from './settler.js';
@@ -96,8 +97,19 @@ export class AmqpBroker implements Broker {
       out.push({ id: owner ?? m.id, duplicate: owner !== null });
       if (owner !== null) continue;
       fresh.push(m);
-      const props = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority, ...(this.#replies ? { replyTo: this.results.replyQueue } : {}) };
-      sends.push(this.#settler.send(m.queue, Buffer.from(encodeMessage(m)), props, m.eta ?? 0));
+      const props: Options.Publish = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority };
+      if (this.#replies) props.replyTo = this.results.replyQueue;
+      const body = Buffer.from(encodeMessage(m));
+      const now = m.eta === null || m.eta <= Date.now();
+      // Fast path (a ready task to a queue declared already): straight to the publisher. The
+      // Settler's path declares, routes down the ladder, and retries an unroutable publish.
+      if (now && this.#topology.workReady(m.queue)) {
+        sends.push(this.#publisher.publish({ queue: m.queue, body, props, mandatory: true }).catch((err: unknown) => {
+          if (!(err instanceof UnroutableError)) throw err;
+          this.#topology.forget(m.queue);
+          return this.#settler.send(m.queue, body, props, 0);
+        }));
+      } else sends.push(this.#settler.send(m.queue, body, props, m.eta ?? 0));
     }
     const settled = await Promise.allSettled(sends);
     const failed = settled.findIndex((s) => s.status === 'rejected');

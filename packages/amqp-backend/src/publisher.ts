@@ -34,14 +34,28 @@ export class UnroutableError extends BackendError {
  * 3. Respects the socket's back-pressure: stops writing until the channel drains.
  */
 export class Publisher {
+  /** Sent or queued, not yet confirmed; in publish order (a Set keeps insertion order). */
   readonly #pending = new Set<Pending>();
-  #drained: Promise<void> | undefined;
+  /** Waiting to be written (back-pressure, or no session yet), oldest first. */
+  #queue: Pending[] = [];
+  #head = 0;
+  #blocked = false;
+  #awaitingSession = false;
 
   constructor(private readonly link: Link) {
     link.listen({
-      opened: (s) => this.#resendAll(s),
+      opened: (s) => {
+        s.pub.on('return', (msg: { fields: { routingKey: string }; properties: { messageId?: string } }) => this.returned(s, msg.fields.routingKey, msg.properties.messageId));
+        this.#blocked = false;
+        this.#pump();
+      },
       lost: (s) => {
-        for (const p of this.#pending) if (p.gen === s.gen) p.gen = 0;
+        // Everything the dead channel did not confirm goes out again first, in its original order.
+        const resend = [...this.#pending].filter((p) => p.gen === s.gen);
+        for (const p of resend) p.gen = 0;
+        this.#queue = resend.concat(this.#queue.slice(this.#head));
+        this.#head = 0;
+        this.#blocked = false;
       },
     });
   }
@@ -55,17 +69,34 @@ export class Publisher {
     return new Promise<void>((resolve, reject) => {
       const p: Pending = { ...out, gen: 0, returned: false, resolve, reject };
       this.#pending.add(p);
-      this.link.session().then((s) => this.#send(s, p), (err: Error) => this.#settle(p, err));
+      this.#queue.push(p);
+      this.#pump();
     });
   }
 
-  publishAll(outs: readonly Outgoing[]): Promise<void[]> {
-    return Promise.all(outs.map((o) => this.publish(o)));
+  /** Writes queued messages until the socket pushes back or the queue is empty. */
+  #pump(): void {
+    const s = this.link.current;
+    if (!s) {
+      if (this.#awaitingSession) return;
+      this.#awaitingSession = true;
+      this.link.session().then(
+        () => ((this.#awaitingSession = false), this.#pump()),
+        (err: Error) => ((this.#awaitingSession = false), this.failAll(err)),
+      );
+      return;
+    }
+    while (!this.#blocked && this.#head < this.#queue.length) {
+      const p = this.#queue[this.#head++]!;
+      if (this.#pending.has(p) && p.gen === 0) this.#write(s, p);
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    }
   }
 
-  async #send(s: Session, p: Pending): Promise<void> {
-    while (this.#drained) await this.#drained;
-    if (this.link.current !== s || !this.#pending.has(p) || p.gen !== 0) return; // resent by #resendAll
+  #write(s: Session, p: Pending): void {
     p.gen = s.gen;
     p.returned = false;
     let ok: boolean;
@@ -77,19 +108,15 @@ export class Publisher {
         else this.#settle(p);
       });
     } catch {
-      p.gen = 0; // channel closing under us: #resendAll takes it on the next session
+      p.gen = 0; // the channel is closing under us: `lost` queues it again for the next session
       return;
     }
-    if (!ok && !this.#drained) {
-      this.#drained = new Promise<void>((resolve) => {
-        const done = () => {
-          this.#drained = undefined;
-          s.pub.off('drain', done);
-          s.pub.off('close', done);
-          resolve();
-        };
-        s.pub.once('drain', done);
-        s.pub.once('close', done);
+    if (!ok) {
+      this.#blocked = true;
+      s.pub.once('drain', () => {
+        if (this.link.current !== s) return;
+        this.#blocked = false;
+        this.#pump();
       });
     }
   }
@@ -104,11 +131,6 @@ export class Publisher {
     }
   }
 
-  #resendAll(s: Session): void {
-    s.pub.on('return', (msg: { fields: { routingKey: string }; properties: { messageId?: string } }) => this.returned(s, msg.fields.routingKey, msg.properties.messageId));
-    for (const p of this.#pending) if (p.gen === 0) void this.#send(s, p);
-  }
-
   #settle(p: Pending, err?: Error): void {
     if (!this.#pending.delete(p)) return;
     if (err) p.reject(err);
@@ -118,5 +140,7 @@ export class Publisher {
   /** Rejects whatever is still unconfirmed (the broker is closing). */
   failAll(err: Error): void {
     for (const p of [...this.#pending]) this.#settle(p, err);
+    this.#queue = [];
+    this.#head = 0;
   }
 }

@@ -15,6 +15,8 @@ import { deadQueue, delayLevel, delayQueue, holdQueue, replyQueue, workQueue } f
  */
 export class Topology {
   readonly #declared = new Map<string, Promise<void>>();
+  /** Names whose declare has completed: the publish fast path skips the await. */
+  readonly #done = new Set<string>();
 
   constructor(
     private readonly link: Link,
@@ -68,9 +70,15 @@ export class Topology {
     return [...this.#declared.keys()];
   }
 
+  /** True once the work queue's declare completed in this process. */
+  workReady(queue: string): boolean {
+    return this.#done.has(queue);
+  }
+
   /** Forgets a declare (the queue was found missing), so the next use declares it again. */
   forget(name: string): void {
     this.#declared.delete(name);
+    this.#done.delete(name);
   }
 
   #typeArgs(queue: string): Record<string, unknown> {
@@ -83,6 +91,7 @@ export class Topology {
       done = this.link
         .withChannel(async (ch) => {
           await ch.assertQueue(name, options);
+          this.#done.add(name);
         })
         .catch((err: Error) => {
           this.#declared.delete(name);
