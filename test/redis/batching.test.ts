@@ -67,6 +67,19 @@ describe('redis: batching and blocking', () => {
     expect(await broker.stats(q)).toMatchObject({ ready: 50, inFlight: 0, completed: 100 });
   });
 
+  it('coalesces concurrent one-by-one publishes into one script call, each caller getting its own result', async () => {
+    const { broker } = fx;
+    const q = uniqueQueue();
+    const msgs = Array.from({ length: 50 }, () => makeMessage(q));
+    const m = await watch(fx.prefix);
+    const results = await Promise.all([...msgs.map((msg) => broker.publish([msg], KEY_TTL)), broker.publish([msgs[0]!], KEY_TTL)]);
+    await m.stop();
+    expect(m.count('publish')).toBe(1);
+    expect(results.slice(0, 50)).toEqual(msgs.map((msg) => [{ id: msg.id, duplicate: false }]));
+    expect(results[50]).toEqual([{ id: msgs[0]!.id, duplicate: true }]); // as if it came after the others
+    expect((await broker.stats(q)).ready).toBe(50);
+  });
+
   it('blocks an idle fetch on Redis without polling, and wakes within milliseconds of a publish', async () => {
     const { broker } = fx;
     const q = uniqueQueue();

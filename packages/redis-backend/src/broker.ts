@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  encodeMessage,
   type Broker,
   type DeadLetter,
   type Delivery,
@@ -13,13 +12,11 @@ import {
 } from '@celeriac/core';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
+import { Publisher } from './publisher.js';
 import { RedisResultBackend } from './results.js';
 import { Scripts, type Client } from './scripts.js';
 import { RedisDelivery, Settler } from './settler.js';
 import type { RedisTarget } from './url.js';
-
-/** Most messages in one publish script call (bulk enqueues are split, and the calls pipelined). */
-const PUBLISH_CHUNK = 1_000;
 
 /** Most leases one renew script call extends. */
 const RENEW_CHUNK = 500;
@@ -28,8 +25,9 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
 
 /**
  * The Redis broker (`redis://`, `rediss://`).
- * 1. Publishes in batches through one script per queue, deduplicating by id and idempotency key
- *    on the server, so a publish resent after a reconnect never creates a second task.
+ * 1. Publishes through the Publisher (coalesced, one script call per queue), deduplicating by id
+ *    and idempotency key on the server, so a publish resent after a reconnect never creates a
+ *    second task.
  * 2. Fetches and settles through the Fetcher and Settler (leased, fenced, batched).
  * 3. Renews many leases per round trip; reports task states and O(1) queue stats.
  * 4. Holds its result store on the same connection, so acks write results atomically.
@@ -42,6 +40,7 @@ export class RedisBroker implements Broker {
   readonly #keys: KeyCache;
   readonly #settler: Settler;
   readonly #fetcher: Fetcher;
+  readonly #publisher: Publisher;
   #closing: Promise<void> | undefined;
 
   constructor(client: Client, target: RedisTarget) {
@@ -49,38 +48,13 @@ export class RedisBroker implements Broker {
     this.#scripts = new Scripts(client);
     this.#keys = new KeyCache(target.prefix);
     this.#settler = new Settler(this.#scripts, target.tombstoneMs);
+    this.#publisher = new Publisher(this.#scripts, this.#keys);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, target.cluster);
     this.results = new RedisResultBackend(client, this.#scripts, this.#keys, false);
   }
 
-  async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
-    const byQueue = new Map<string, number[]>();
-    messages.forEach((m, i) => {
-      const list = byQueue.get(m.queue);
-      if (list) list.push(i);
-      else byQueue.set(m.queue, [i]);
-    });
-    const out = new Array<Published>(messages.length);
-    const calls: Promise<void>[] = [];
-    for (const [queue, indexes] of byQueue) {
-      const keys = this.#keys.of(queue);
-      for (let start = 0; start < indexes.length; start += PUBLISH_CHUNK) {
-        const chunk = indexes.slice(start, start + PUBLISH_CHUNK);
-        const args: (string | number)[] = [keys.base, Math.ceil(keyTtlMs)];
-        for (const i of chunk) {
-          const m = messages[i]!;
-          args.push(m.id, encodeMessage(m), m.priority, m.eta ?? '', m.idempotencyKey ?? '');
-        }
-        calls.push(
-          this.#scripts.run('publish', keys.main, args).then((reply) => {
-            const r = reply as (string | number)[];
-            chunk.forEach((i, n) => (out[i] = { id: r[2 * n] as string, duplicate: r[2 * n + 1] === 1 }));
-          }),
-        );
-      }
-    }
-    await Promise.all(calls);
-    return out;
+  publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
+    return this.#publisher.publish(messages, keyTtlMs);
   }
 
   /** Puts raw text on `queue` as if it had come off the wire (for tests of malformed messages). */

@@ -11,7 +11,7 @@ import { Subscriber } from './subscriber.js';
  * 2. `wait()` is woken by sharded pub/sub from the script that stored the record (no polling).
  * 3. Idempotency keys are leased to one delivery at a time (`claimKey`), and point at their
  *    first task and its outcome once stored.
- * The broker's `ack(settlement)` writes the same records inside its own script (settle-8.lua).
+ * The broker's `ack(settlement)` writes the same records inside its own script (settle-7.lua).
  */
 export class RedisResultBackend implements ResultBackend {
   readonly capabilities = { push: true };
