@@ -21,7 +21,8 @@ export const taskMessageSchema = z.object({
   id: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:-]+$/, 'ids use A–Z a–z 0–9 _ . : -'),
   task: z.string().regex(taskNamePattern, 'invalid task name'),
   queue: z.string().regex(queueNamePattern, 'invalid queue name'),
-  payload: z.json(),
+  // Any JSON value: it comes out of JSON.parse here, and producers send it through a JSON round trip.
+  payload: z.unknown(),
   attempt: z.number().int().min(1),
   maxAttempts: z.number().int().min(1),
   eta: z.number().int().nullable(),

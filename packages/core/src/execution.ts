@@ -1,4 +1,5 @@
 import type { App, Connection } from './app.js';
+import type { Attempt } from './attempt.js';
 import type { Delivery } from './broker.js';
 import type { TaskMessage } from './envelope.js';
 import { LeaseLostError, NonRetryableError, TaskTimeoutError, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
@@ -19,8 +20,8 @@ export type TaskEvent =
 export type RunOutcome = 'succeeded' | 'retrying' | 'failed' | 'expired' | 'duplicate' | 'yielded' | 'released' | 'lost';
 
 export interface RunOptions {
-  /** The attempt's controller: the worker aborts it on lease loss or hard stop; a time limit aborts it here. */
-  abort: AbortController;
+  /** The attempt's abort switch: the worker aborts it on lease loss or hard stop; a time limit aborts it here. */
+  attempt: Attempt;
   leaseMs: number;
   onEvent?: (event: TaskEvent) => void;
 }
@@ -46,7 +47,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   }
 }
 
-async function run(app: App, conn: Connection, delivery: Delivery, { abort, leaseMs, onEvent }: RunOptions): Promise<RunOutcome> {
+async function run(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent }: RunOptions): Promise<RunOutcome> {
   const message = delivery.message;
   const task = app.getTask(message.task);
   const fail = (error: ErrorInfo, reason: string, state: 'failed' | 'expired' = 'failed') => {
@@ -94,21 +95,23 @@ async function run(app: App, conn: Connection, delivery: Delivery, { abort, leas
     attempt: message.attempt,
     maxAttempts: message.maxAttempts,
     idempotencyKey: message.idempotencyKey,
-    signal: abort.signal,
+    get signal() {
+      return attempt.signal;
+    },
     log: app.logger,
   };
   const timeoutMs = task.options.timeoutMs;
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => abort.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => attempt.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
   let value: unknown;
   try {
-    value = await Promise.race([Promise.resolve().then(() => task.handler(input.data, ctx)), rejectOnAbort(abort.signal)]);
+    value = await attempt.race(Promise.resolve().then(() => task.handler(input.data, ctx)));
     value = toJson(value);
     if (task.output) {
       const out = task.output.safeParse(value);
       if (!out.success) throw new NonRetryableError(`task "${message.task}" returned a value that fails its output schema: ${out.error.issues.map((i) => i.message).join('; ')}`);
     }
   } catch (err) {
-    const reason: unknown = abort.signal.aborted ? abort.signal.reason : undefined;
+    const reason: unknown = attempt.aborted ? attempt.reason : undefined;
     if (reason !== undefined && !(reason instanceof TaskTimeoutError)) {
       // Lease lost or the worker is stopping at once: this attempt's outcome is not ours to record.
       if (keyRef) await conn.results.releaseKey(keyRef, delivery.token);
@@ -182,15 +185,6 @@ function record(message: TaskMessage, state: TaskResult['state'], extra: { value
     finishedAt: Date.now(),
     idempotencyKey: message.idempotencyKey,
   };
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-  aborted.catch(() => {}); // an abort after the race was decided is nobody's error
-  return aborted;
 }
 
 function toJson(value: unknown): unknown {

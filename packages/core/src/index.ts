@@ -35,6 +35,7 @@ export { assertQueueName, assertTaskName } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
 export { backoffDelay } from './retry.js';
+export { Attempt } from './attempt.js';
 export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
 export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
 export { connectBroker, connectResults, redactUrl } from './connect.js';

@@ -1,13 +1,13 @@
-import { runDelivery, type App, type Connection, type Delivery, type TaskEvent } from '@celeriac/core';
+import { Attempt, runDelivery, type App, type Connection, type Delivery, type TaskEvent } from '@celeriac/core';
 
 /**
  * Runs deliveries with bounded concurrency.
  * 1. Never more than `concurrency` deliveries running; `waitForSlot` blocks the fetcher until one frees.
- * 2. One AbortController per running delivery: it is `ctx.signal`, aborted on lease loss or hard stop.
+ * 2. One Attempt per running delivery (behind `ctx.signal`), aborted on lease loss or hard stop.
  * 3. Tells the worker when it is idle, so a graceful stop can wait for running tasks.
  */
 export class Executor {
-  readonly #active = new Map<Delivery, AbortController>();
+  readonly #active = new Map<Delivery, Attempt>();
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -33,9 +33,9 @@ export class Executor {
   }
 
   run(delivery: Delivery): void {
-    const abort = new AbortController();
-    this.#active.set(delivery, abort);
-    runDelivery(this.app, this.conn, delivery, { abort, leaseMs: this.leaseMs, onEvent: this.onEvent })
+    const attempt = new Attempt();
+    this.#active.set(delivery, attempt);
+    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent })
       .catch((err: unknown) => {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
         this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
@@ -48,7 +48,7 @@ export class Executor {
   }
 
   abortAll(reason: Error): void {
-    for (const abort of this.#active.values()) abort.abort(reason);
+    for (const attempt of this.#active.values()) attempt.abort(reason);
   }
 
   /** Resolves when a slot is free, or at once when `signal` aborts. */

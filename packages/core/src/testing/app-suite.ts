@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, type App, type Connection } from '../app.js';
+import { Attempt } from '../attempt.js';
 import { NonRetryableError, TaskFailedError } from '../errors.js';
 import { runDelivery, type RunOutcome } from '../execution.js';
 import type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
@@ -32,7 +33,7 @@ export function describeTaskRules(name: string, factory: BrokerFactory, options:
     async function runOne(app: App, queue: string, waitMs = 5_000, leaseMs = LEASE): Promise<RunOutcome | null> {
       const conn = await app.connection();
       const [d] = await conn.broker.fetch({ queues: [queue], max: 1, leaseMs, waitMs });
-      return d ? runDelivery(app, conn, d, { abort: new AbortController(), leaseMs: LEASE }) : null;
+      return d ? runDelivery(app, conn, d, { attempt: new Attempt(), leaseMs: LEASE }) : null;
     }
 
     it('runs a task and returns its typed result; state goes pending → succeeded', async () => {
@@ -177,12 +178,12 @@ export function describeTaskRules(name: string, factory: BrokerFactory, options:
       const handle = await t.enqueue({}, { idempotencyKey: 'pay-1' });
       const conn: Connection = await app.connection();
       const [a] = await conn.broker.fetch({ queues: [queue], max: 1, leaseMs: shortLease, waitMs: 2_000 });
-      const runA = runDelivery(app, conn, a!, { abort: new AbortController(), leaseMs: LEASE });
+      const runA = runDelivery(app, conn, a!, { attempt: new Attempt(), leaseMs: LEASE });
       await sleep(shortLease * 2);
       // A's lease lapsed while its handler still runs: the broker hands the message to B.
       const [b] = await conn.broker.fetch({ queues: [queue], max: 1, leaseMs: LEASE, waitMs: shortLease * 8 });
       expect(b?.message.id).toBe(handle.id);
-      expect(await runDelivery(app, conn, b!, { abort: new AbortController(), leaseMs: LEASE })).toBe('yielded');
+      expect(await runDelivery(app, conn, b!, { attempt: new Attempt(), leaseMs: LEASE })).toBe('yielded');
       open();
       expect(await runA).toBe('lost');
       expect(await runOne(app, queue, 5_000)).toBe('duplicate');
