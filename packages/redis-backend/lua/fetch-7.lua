@@ -3,8 +3,9 @@ KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake
 ARGV[1] base        key prefix of the queue
 ARGV[2] max         most messages to lease (at most 1,000)
 ARGV[3] leaseMs     lease length
-ARGV[4] tokenBase   unique per call; each delivery's token is tokenBase .. '.' .. n
-Returns: { now, nextDue, remaining, id1, raw1, token1, id2, ... }
+ARGV[4] tokenBase   unique per call; the n-th delivery's token is tokenBase .. '.' .. n (the
+                    caller makes the same strings, so tokens need not travel back)
+Returns: { now, nextDue, remaining, id1, raw1, id2, raw2, ... }
   now        the server's clock (ms), so the caller can turn nextDue into a wait
   nextDue    earliest delayed due time or lease end, or -1 when there is none
   remaining  ready messages left after this call
@@ -33,17 +34,18 @@ if #ids > 0 then
   local raws = redis.call('HMGET', KEYS[1], unpack(ids))
   local records, leases = {}, {}
   local leaseUntil = now + leaseMs
+  local n = 0
   for i, id in ipairs(ids) do
     -- An id without a body was removed under us; it is simply not delivered.
     if raws[i] then
-      local token = tokenBase .. '.' .. i
+      n = n + 1
+      local token = tokenBase .. '.' .. n
       records[#records + 1] = id
       records[#records + 1] = 'a' .. prios[i] .. token
       leases[#leases + 1] = leaseUntil
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = raws[i]
-      out[#out + 1] = token
     end
   end
   if #records > 0 then

@@ -3,23 +3,28 @@ by its token. An ack or dead letter with a record stores it here, in the same at
 KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
 ARGV[1] base          key prefix of the queue
 ARGV[2] tombstoneMs   how long an id acked without a record still counts as known to publish
-ARGV[3..] operations (at most 500), each `kind, id, token` then:
-  A (ack)          record JSON or '', ttlMs, keyTtlMs, idempotency key or '', state or ''
-  D (dead letter)  the same five, then reason, error JSON or ''
-  R (retry)        at ms, the message's next raw JSON (attempt + 1, lastError)
-  L (release)      at ms or '' for now
+ARGV[3] ttlMs         how long the records of this call are kept ('' when none has one)
+ARGV[4] keyTtlMs      how long their idempotency records are kept
+ARGV[5..] operations (at most 500), each `kind, id, token` then:
+  S (ack, record of a success)      record JSON, idempotency key or ''
+  F (ack, record of a failure)      record JSON, idempotency key or ''
+  A (ack, no record)                nothing more
+  D (dead letter)                   record JSON or '', idempotency key or '', state, reason, error JSON or ''
+  R (retry)                         at ms, the message's next raw JSON (attempt + 1, lastError)
+  L (release)                       at ms or '' for now
+  (Few, short arguments per operation: every argument costs a conversion into Lua.)
 Returns: one integer per operation: 1 done, 0 lease lost (nothing changed)
 ]]
 --@include clock
 --@include queue
 --@include store
 
-local base, tombstoneMs = ARGV[1], ARGV[2]
+local base, tombstoneMs, ttl, keyTtl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = nowMs()
-local LENGTH = { A = 8, D = 10, R = 5, L = 4 }
+local LENGTH = { S = 5, F = 5, A = 3, D = 8, R = 5, L = 4 }
 
 local ops, ids = {}, {}
-local i = 3
+local i = 5
 while i <= #ARGV do
   local len = LENGTH[ARGV[i]]
   if not len then return redis.error_reply('settle: unknown operation ' .. tostring(ARGV[i])) end
@@ -41,9 +46,16 @@ for n, at in ipairs(ops) do
   if owned then
     settled[id] = true
     local p = string.sub(rec, 2, 2)
-    if kind == 'A' or kind == 'D' then
+    if kind == 'R' then
+      redis.call('ZREM', KEYS[4], id)
+      redis.call('HSET', KEYS[1], id, ARGV[at + 4])
+      enqueue(base, id, p, tonumber(ARGV[at + 3]), now, true)
+    elseif kind == 'L' then
+      redis.call('ZREM', KEYS[4], id)
+      enqueue(base, id, p, ARGV[at + 3] == '' and now or tonumber(ARGV[at + 3]), now, false)
+    else
       finished[#finished + 1] = id
-      local result, state = ARGV[at + 3], ARGV[at + 7]
+      local result = kind ~= 'A' and ARGV[at + 3] or ''
       if result ~= '' then
         stored[#stored + 1] = at
       else
@@ -51,22 +63,14 @@ for n, at in ipairs(ops) do
       end
       if kind == 'D' then
         local raw = redis.call('HGET', KEYS[1], id) or ''
-        local err = ARGV[at + 9]
-        redis.call('RPUSH', KEYS[6], '{"raw":' .. cjson.encode(raw) .. ',"reason":' .. cjson.encode(ARGV[at + 8]) ..
+        local err = ARGV[at + 7]
+        redis.call('RPUSH', KEYS[6], '{"raw":' .. cjson.encode(raw) .. ',"reason":' .. cjson.encode(ARGV[at + 6]) ..
           ',"error":' .. (err ~= '' and err or 'null') .. ',"at":' .. string.format('%d', now) .. '}')
         failed = failed + 1
-      elseif result == '' or state == 'succeeded' then
-        completed = completed + 1
-      else
+      elseif kind == 'F' then
         failed = failed + 1
-      end
-    else
-      redis.call('ZREM', KEYS[4], id)
-      if kind == 'R' then
-        redis.call('HSET', KEYS[1], id, ARGV[at + 4])
-        enqueue(base, id, p, tonumber(ARGV[at + 3]), now, true)
       else
-        enqueue(base, id, p, ARGV[at + 3] == '' and now or tonumber(ARGV[at + 3]), now, false)
+        completed = completed + 1
       end
     end
   end
@@ -84,7 +88,9 @@ if #stored > 0 then
   local announced = {}
   for n, at in ipairs(stored) do
     local id = ARGV[at + 1]
-    if storeRecord(base, id, ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6], ARGV[at + 7], olds[n]) then
+    local kind = ARGV[at]
+    local success = kind == 'S' or (kind == 'D' and ARGV[at + 5] == 'succeeded')
+    if storeRecord(base, id, ARGV[at + 3], ttl, keyTtl, ARGV[at + 4], success, olds[n]) then
       announced[#announced + 1] = id
     end
   end

@@ -96,15 +96,15 @@ export class Fetcher {
       remaining += left;
       if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
       const burials: Promise<void>[] = [];
-      for (let at = 3; at < reply.length; at += 3) {
+      for (let at = 3, n = 1; at < reply.length; at += 2, n++) {
         const id = reply[at] as string;
         const raw = reply[at + 1] as string;
-        const token = reply[at + 2] as string;
+        const token = `${tokenBase}.${n}`;
         const parsed = parseMessage(raw);
         if (parsed.ok) {
           deliveries.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler));
         } else {
-          burials.push(this.#settler.submit(keys, id, ['D', id, token, '', 0, 0, '', '', parsed.reason, '']));
+          burials.push(this.#settler.submit(keys, id, ['D', id, token, '', '', '', parsed.reason, '']));
         }
       }
       // A malformed message is dead-lettered before fetch returns, so it is never lost in between.

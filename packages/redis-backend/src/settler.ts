@@ -6,6 +6,8 @@ type Op = (string | number)[];
 
 interface Batch {
   keys: QueueKeys;
+  /** ttlMs and keyTtlMs of the records in this batch ('' when the operations carry none). */
+  ttls: [number | '', number | ''];
   args: Op;
   waiters: { id: string; resolve: () => void; reject: (err: Error) => void }[];
 }
@@ -23,7 +25,7 @@ const MAX_OPS_PER_CALL = 500;
 export class Settler {
   readonly #scripts: Scripts;
   readonly #tombstoneMs: number;
-  #batches = new Map<QueueKeys, Batch>();
+  #batches = new Map<string, Batch>();
   #scheduled = false;
   readonly #inflight = new Set<Promise<void>>();
 
@@ -32,9 +34,12 @@ export class Settler {
     this.#tombstoneMs = tombstoneMs;
   }
 
-  submit(keys: QueueKeys, id: string, op: Op): Promise<void> {
-    let batch = this.#batches.get(keys);
-    if (!batch) this.#batches.set(keys, (batch = { keys, args: [], waiters: [] }));
+  /** Queues one operation (see settle-7.lua); `ttls` when it stores a record. */
+  submit(keys: QueueKeys, id: string, op: Op, ttls: [number, number] | null = null): Promise<void> {
+    // Records' TTLs travel once per call, so a batch holds operations with the same TTLs.
+    const batchKey = ttls ? `${keys.base}\n${ttls[0]}\n${ttls[1]}` : keys.base;
+    let batch = this.#batches.get(batchKey);
+    if (!batch) this.#batches.set(batchKey, (batch = { keys, ttls: ttls ?? ['', ''], args: [], waiters: [] }));
     batch.args.push(...op);
     const done = new Promise<void>((resolve, reject) => batch.waiters.push({ id, resolve, reject }));
     // process.nextTick runs once the current cascade of promise callbacks has drained, so every
@@ -65,10 +70,10 @@ export class Settler {
     }
   }
 
-  async #send({ keys, args, waiters }: Batch): Promise<void> {
+  async #send({ keys, ttls, args, waiters }: Batch): Promise<void> {
     let replies: number[];
     try {
-      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...args])) as number[];
+      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...ttls, ...args])) as number[];
     } catch (err) {
       const error = new BackendError(`settling ${waiters.length} deliveries on queue ${keys.queue} failed: ${(err as Error).message}`, { cause: err });
       for (const w of waiters) w.reject(error);
@@ -87,12 +92,12 @@ function split(batch: Batch): Batch[] {
     const waiters = batch.waiters.slice(start, start + MAX_OPS_PER_CALL);
     const from = at;
     for (let n = 0; n < waiters.length; n++) at += opLength(batch.args[at] as string);
-    out.push({ keys: batch.keys, args: batch.args.slice(from, at), waiters });
+    out.push({ keys: batch.keys, ttls: batch.ttls, args: batch.args.slice(from, at), waiters });
   }
   return out;
 }
 
-const OP_LENGTH: Record<string, number> = { A: 8, D: 10, R: 5, L: 4 };
+const OP_LENGTH: Record<string, number> = { S: 5, F: 5, A: 3, D: 8, R: 5, L: 4 };
 const opLength = (kind: string) => OP_LENGTH[kind]!;
 
 /**
@@ -109,7 +114,9 @@ export class RedisDelivery implements Delivery {
   ) {}
 
   ack(settlement?: Settlement): Promise<void> {
-    return this.#submit(['A', ...this.#result(settlement)]);
+    if (!settlement) return this.#submit(['A']);
+    const { record } = settlement;
+    return this.#submit([record.state === 'succeeded' ? 'S' : 'F', JSON.stringify(record), record.idempotencyKey ?? ''], settlement);
   }
 
   retry(at: number, error: ErrorInfo): Promise<void> {
@@ -118,21 +125,18 @@ export class RedisDelivery implements Delivery {
   }
 
   deadLetter(reason: string, settlement?: Settlement): Promise<void> {
-    const error = settlement?.record.error;
-    return this.#submit(['D', ...this.#result(settlement), reason, error ? JSON.stringify(error) : '']);
+    const record = settlement?.record;
+    const error = record?.error ? JSON.stringify(record.error) : '';
+    const stored = record ? [JSON.stringify(record), record.idempotencyKey ?? '', record.state] : ['', '', ''];
+    return this.#submit(['D', ...stored, reason, error], settlement);
   }
 
   release(at?: number): Promise<void> {
     return this.#submit(['L', at === undefined ? '' : Math.trunc(at)]);
   }
 
-  #submit([kind, ...rest]: Op): Promise<void> {
-    return this.settler.submit(this.keys, this.storedId, [kind!, this.storedId, this.token, ...rest]);
-  }
-
-  #result(settlement: Settlement | undefined): Op {
-    if (!settlement) return ['', 0, 0, '', ''];
-    const { record, ttlMs, keyTtlMs } = settlement;
-    return [JSON.stringify(record), Math.ceil(ttlMs), Math.ceil(keyTtlMs), record.idempotencyKey ?? '', record.state];
+  #submit([kind, ...rest]: Op, settlement?: Settlement): Promise<void> {
+    const ttls: [number, number] | null = settlement ? [Math.ceil(settlement.ttlMs), Math.ceil(settlement.keyTtlMs)] : null;
+    return this.settler.submit(this.keys, this.storedId, [kind!, this.storedId, this.token, ...rest], ttls);
   }
 }
