@@ -11,11 +11,17 @@ export interface Outgoing {
   mandatory: boolean;
 }
 
-interface Pending extends Outgoing {
-  gen: number;
-  returned: boolean;
-  resolve: () => void;
-  reject: (err: Error) => void;
+// A class, not `{ ...out, … }`: one hidden class for every pending publish keeps the hot path monomorphic.
+class Pending {
+  gen = 0;
+  returned = false;
+  constructor(
+    readonly queue: string,
+    readonly body: Buffer,
+    readonly props: Options.Publish,
+    readonly resolve: () => void,
+    readonly reject: (err: Error) => void,
+  ) {}
 }
 
 /** The queue did not exist when the message reached the broker (mandatory publish came back). */
@@ -67,7 +73,7 @@ export class Publisher {
 
   publish(out: Outgoing): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const p: Pending = { ...out, gen: 0, returned: false, resolve, reject };
+      const p = new Pending(out.queue, out.body, out.mandatory ? { ...out.props, mandatory: true } : out.props, resolve, reject);
       this.#pending.add(p);
       this.#queue.push(p);
       this.#pump();
@@ -101,7 +107,7 @@ export class Publisher {
     p.returned = false;
     let ok: boolean;
     try {
-      ok = s.pub.publish('', p.queue, p.body, { ...p.props, mandatory: p.mandatory }, (err) => {
+      ok = s.pub.publish('', p.queue, p.body, p.props, (err) => {
         if (p.gen !== s.gen) return; // that channel died; the message was (or will be) sent again
         if (err) this.#settle(p, new BackendError(`RabbitMQ did not confirm a publish to "${p.queue}": ${String(err.message ?? err)}`));
         else if (p.returned) this.#settle(p, new UnroutableError(p.queue));
