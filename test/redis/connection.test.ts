@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removePrefix, uniquePrefix } from './helpers.js';
 import { FlakyProxy } from './proxy.js';
 import { ensureRedisServer } from './servers.js';
+import { ensureTlsRedis } from './tls.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
@@ -111,6 +112,22 @@ describe('redis: URLs and server checks', () => {
     await expect(connectRedisBroker('redis://127.0.0.1:7012')).rejects.toThrow(/maxmemory-policy "allkeys-lru".*CONFIG SET maxmemory-policy noeviction/);
     await ensureRedisServer(7013, ['--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru']);
     await expect(connectResults('redis://127.0.0.1:7013')).rejects.toThrow(/volatile-lru.*idempotency records/);
+  });
+
+  it('speaks TLS with rediss://, verifying the server against the CA given by ?ca=', async () => {
+    const { url, ca } = await ensureTlsRedis();
+    await expect(connectRedisBroker(url)).rejects.toThrow(/cannot connect to Redis at rediss:.*(self-signed|certificate)/);
+    const broker = await connectRedisBroker(`${url}?ca=${encodeURIComponent(ca)}&prefix=${uniquePrefix('tls')}`);
+    const q = uniqueQueue();
+    const msg = makeMessage(q);
+    await broker.publish([msg], KEY_TTL);
+    const waiting = broker.results.wait(msg, { timeoutMs: 5_000 });
+    const [d] = await broker.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 1_000 });
+    const record = { id: msg.id, queue: q, task: msg.task, state: 'succeeded' as const, value: 'over tls', attempts: 1, finishedAt: Date.now(), idempotencyKey: null };
+    await d!.ack({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
+    expect(await waiting).toMatchObject({ value: 'over tls' }); // pub/sub over its own TLS connection too
+    await broker.close();
+    expect(() => parseRedisUrl('redis://h?ca=/x.pem')).toThrow(/TLS only/);
   });
 
   it('names the server when it cannot connect', async () => {

@@ -10,8 +10,10 @@ const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 5),
 /** Opens a client for `target`, checks the server can hold a queue safely, and returns it. */
 export async function openClient(target: RedisTarget): Promise<Client> {
   const client = createClient(target);
-  // Errors while (re)connecting surface on the commands that fail; the event itself is only noise.
-  client.on('error', () => {});
+  // Errors while (re)connecting surface on the commands that fail; the event itself is only noise,
+  // except at start, where it says why (a TLS or auth failure shows up as "Connection is closed.").
+  let cause: Error | undefined;
+  client.on('error', (err: Error) => (cause ??= err));
   try {
     await client.connect();
     await checkServers(client, target);
@@ -19,7 +21,8 @@ export async function openClient(target: RedisTarget): Promise<Client> {
   } catch (err) {
     client.disconnect();
     if (err instanceof BackendError) throw err;
-    throw new BackendError(`cannot connect to Redis at ${target.display}: ${(err as Error).message}`, { cause: err });
+    const why = cause && cause.message !== (err as Error).message ? `${(err as Error).message} (${cause.message})` : (err as Error).message;
+    throw new BackendError(`cannot connect to Redis at ${target.display}: ${why}`, { cause: cause ?? err });
   }
 }
 

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { ValidationError, redactUrl } from '@celeriac/core';
 import type { RedisOptions } from 'ioredis';
 
@@ -21,7 +23,8 @@ const DAY_MS = 86_400_000;
 
 /**
  * `redis://[user[:password]@]host[:port][/db][?prefix=…&cluster=1&tombstoneMs=…]`, or `rediss://`
- * for TLS. User and password are URL-decoded, so ACL users and passwords with `@` or `:` work when
+ * for TLS (`&ca=/path/ca.pem` to trust a private CA; the server's certificate is always verified).
+ * User and password are URL-decoded, so ACL users and passwords with `@` or `:` work when
  * percent-encoded.
  */
 export function parseRedisUrl(url: string): RedisTarget {
@@ -57,6 +60,19 @@ export function parseRedisUrl(url: string): RedisTarget {
   const redis: RedisOptions = { db };
   if (u.username) redis.username = decodeURIComponent(u.username);
   if (u.password) redis.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss:') redis.tls = { servername: host };
+  if (u.protocol === 'rediss:') {
+    // SNI takes host names only; an IP address is checked against the certificate's IP entries.
+    redis.tls = isIP(host) ? {} : { servername: host };
+    const ca = u.searchParams.get('ca');
+    if (ca !== null) {
+      try {
+        redis.tls.ca = readFileSync(ca, 'utf8');
+      } catch (err) {
+        throw new ValidationError('INVALID_OPTIONS', `redis: cannot read the CA file given by ?ca= (${(err as Error).message})`);
+      }
+    }
+  } else if (u.searchParams.has('ca')) {
+    throw new ValidationError('INVALID_OPTIONS', `redis: ?ca= applies to TLS only; use rediss:// (got ${display})`);
+  }
   return { display, host, port, cluster, redis, prefix, tombstoneMs };
 }
