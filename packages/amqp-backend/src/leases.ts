@@ -85,15 +85,22 @@ export class Leases {
     return true;
   }
 
-  /** Starts settling: from here on the lease cannot lapse. Rejects when the token lost its message. */
-  async begin(token: string, id: string): Promise<Held> {
+  /**
+   * Starts settling: from here on the lease cannot lapse. Throws LeaseLostError when the token lost
+   * its message. Synchronous unless a rotation is under way (then it waits for it to land).
+   */
+  begin(token: string, id: string): Held | Promise<Held> {
     const h = this.#held.get(token);
     if (!h || h.settling) throw new LeaseLostError(id);
     h.settling = true;
     clearTimeout(h.timer);
-    if (h.rotating) await h.rotating;
-    if (this.#held.get(token) !== h || h.session !== this.link.current) {
-      this.#held.delete(token);
+    if (h.rotating) return h.rotating.then(() => this.#check(h, id));
+    return this.#check(h, id);
+  }
+
+  #check(h: Held, id: string): Held {
+    if (this.#held.get(h.token) !== h || h.session !== this.link.current) {
+      this.#held.delete(h.token);
       throw new LeaseLostError(id);
     }
     return h;

@@ -34,9 +34,7 @@ export class Settler {
 
   async ack({ token, message }: Ref, settlement: Settlement | undefined): Promise<void> {
     const h = await this.leases.begin(token, message.id);
-    await this.#guard(h, async () => {
-      if (settlement) await this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined);
-    });
+    if (settlement) await this.#guard(h, () => this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined));
     this.leases.finish(h, 'ack');
     bump(settlement && settlement.record.state !== 'succeeded' ? this.counters.failed : this.counters.completed, h.queue);
   }
