@@ -17,10 +17,15 @@ export async function ensureCluster(): Promise<string> {
   }
   const known = Number(/cluster_known_nodes:(\d+)/.exec(redisCli(CLUSTER_PORTS[0], 'cluster', 'info'))?.[1] ?? 0);
   if (known < CLUSTER_PORTS.length) {
-    execFileSync('redis-cli', ['--cluster', 'create', ...CLUSTER_PORTS.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
-      encoding: 'utf8',
-      stdio: 'pipe',
-    });
+    try {
+      execFileSync('redis-cli', ['--cluster', 'create', ...CLUSTER_PORTS.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    } catch (err) {
+      // Another test run may be creating it at this moment; the wait below tells.
+      if (!String((err as { stdout?: string }).stdout ?? '').includes('is not empty')) throw err;
+    }
   }
   await waitUntil(async () => clusterOk(), 'the Redis Cluster on ports 7001–7003 to reach cluster_state:ok', 30_000);
   return CLUSTER_URL;
