@@ -22,6 +22,7 @@ export class Subscriber {
 
   /** Calls `onStored` when `id` is published on `channel` (and after reconnects); resolves once subscribed. */
   async listen(channel: string, id: string, onStored: Listener): Promise<() => void> {
+    if (this.#closed) return () => {};
     const conn = this.#connection();
     let entry = this.#channels.get(channel);
     if (!entry) {
