@@ -102,7 +102,7 @@ describe('redis: batching and blocking', () => {
       await d!.ack();
     }
     latencies.sort((a, b) => a - b);
-    expect(latencies[5]).toBeLessThan(50); // median wake-up, on a shared 2-core machine
+    expect(latencies[5]).toBeLessThan(100); // median wake-up; generous for a shared, loaded 2-core machine
   });
 
   it('shortens a blocked wait when an earlier delayed task arrives', async () => {

@@ -66,11 +66,11 @@ describe('redis: leases and fencing', () => {
     let starts = 0;
     const slow = app.task('slow.task', { input: z.object({}) }, async () => {
       starts++;
-      await sleep(1_500); // 5× the lease
+      await sleep(2_000); // over 3× the lease
       return 'done';
     });
-    const worker = new Worker(app, { queues: [queue], concurrency: 2, leaseMs: 300, blockMs: 200 });
-    const watcher = new Worker(app, { queues: [queue], concurrency: 2, leaseMs: 300, blockMs: 200 });
+    const worker = new Worker(app, { queues: [queue], concurrency: 2, leaseMs: 600, blockMs: 200 });
+    const watcher = new Worker(app, { queues: [queue], concurrency: 2, leaseMs: 600, blockMs: 200 });
     await worker.start();
     const handle = await slow.enqueue({});
     await sleep(200);
