@@ -88,7 +88,7 @@ export class AmqpBroker implements Broker {
 
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
     const checked = messages.map(validate);
-    if (this.#replies) await this.results.listen();
+    if (this.#replies && !this.results.listening) await this.results.listen();
     const out: Published[] = [];
     const sends: Promise<void>[] = [];
     const fresh: TaskMessage[] = [];
@@ -110,6 +110,14 @@ export class AmqpBroker implements Broker {
           return this.#settler.send(m.queue, body, props, 0);
         }));
       } else sends.push(this.#settler.send(m.queue, body, props, m.eta ?? 0));
+    }
+    if (sends.length === 1) {
+      // The common single enqueue: no allSettled bookkeeping.
+      await sends[0]!.catch((err: unknown) => {
+        this.#dedup.forget(fresh[0]!);
+        throw err;
+      });
+      return out;
     }
     const settled = await Promise.allSettled(sends);
     const failed = settled.findIndex((s) => s.status === 'rejected');

@@ -56,9 +56,18 @@ export class AmqpResults implements ResultBackend {
     return replyQueue(this.client);
   }
 
+  #ready = false;
+
+  /** True once the reply queue is being consumed. */
+  get listening(): boolean {
+    return this.#ready;
+  }
+
   /** Declares the reply queue and consumes it (once); called before the first publish. */
   listen(): Promise<void> {
-    this.#listening ??= this.link.session().then((s) => this.#consume(s)).catch((err: unknown) => {
+    this.#listening ??= this.link.session().then((s) => this.#consume(s)).then(() => {
+      this.#ready = true;
+    }, (err: unknown) => {
       this.#listening = undefined;
       throw err;
     });
