@@ -8,6 +8,16 @@ const KEY_TTL = { keyTtlMs: 60_000 };
 const LEASE = 30_000;
 type Fixture = Awaited<ReturnType<typeof amqpFixture>>;
 
+async function collect(fx: Fixture, queue: string, n: number) {
+  const out = [];
+  while (out.length < n) {
+    const ds = await fx.broker.fetch({ queues: [queue], max: n - out.length, leaseMs: LEASE, waitMs: 2_000 });
+    if (ds.length === 0) break;
+    out.push(...ds);
+  }
+  return out;
+}
+
 describe('amqp: connections, consumers and leases', () => {
   let fx: Fixture;
   let other: Fixture;
@@ -129,6 +139,23 @@ describe('amqp: connections, consumers and leases', () => {
       await fx.channel((ch) => ch.deleteQueue(q));
       await qb.close();
     }
+  });
+
+  it('coalesced acks never cover a delivery still held: out-of-order acks, then a lost connection', async () => {
+    const q = fx.track(uniqueQueue('am'));
+    const msgs = [0, 1, 2, 3].map((i) => makeMessage(q, { payload: { i } }));
+    await fx.broker.publish(msgs, KEY_TTL);
+    const got = await collect(fx, q, 4);
+    expect(got).toHaveLength(4);
+    // Ack the later ones in the same tick, keep the oldest: a multiple-ack must stop below it.
+    const [held, ...done] = got;
+    await Promise.all(done.reverse().map((d) => d.ack()));
+    await sleep(100);
+    fx.broker.link.drop(new Error('test: drop with one delivery held'));
+    const again = await other.broker.fetch({ queues: [q], max: 10, leaseMs: LEASE, waitMs: 5_000 });
+    expect(again.map((d) => d.message.id)).toEqual([held!.message.id]);
+    expect(await other.broker.fetch({ queues: [q], max: 10, leaseMs: LEASE, waitMs: 300 })).toEqual([]);
+    await again[0]!.ack();
   });
 
   it('fails fast with a clear error when RabbitMQ is not there', async () => {
