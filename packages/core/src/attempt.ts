@@ -5,9 +5,26 @@
  */
 export class Attempt {
   #controller: AbortController | undefined;
+  #onHandlerDone: (() => void) | undefined;
   #reason: unknown;
   #aborted = false;
   #reject: ((reason: unknown) => void) | undefined;
+
+  /** `onHandlerDone` runs once, when the handler has returned or thrown (its outcome is then being stored). */
+  constructor(onHandlerDone?: () => void) {
+    this.#onHandlerDone = onHandlerDone;
+  }
+
+  /** Marks the end of the handler's part; idempotent. */
+  handlerDone(): void {
+    const done = this.#onHandlerDone;
+    this.#onHandlerDone = undefined;
+    done?.();
+  }
+
+  get handlerRunning(): boolean {
+    return this.#onHandlerDone !== undefined;
+  }
 
   get aborted(): boolean {
     return this.#aborted;

@@ -122,6 +122,7 @@ async function run(app: App, conn: Connection, delivery: Delivery, { attempt, le
     return failAttempt(app, conn, delivery, task.options.retry, reason ?? err, keyRef, onEvent);
   } finally {
     clearTimeout(timer);
+    attempt.handlerDone();
   }
   onEvent?.({ type: 'task:succeeded', message, value, durationMs: Date.now() - started });
   // A keyed task's success is always stored: later deliveries of the key depend on it.

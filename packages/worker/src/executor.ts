@@ -2,12 +2,15 @@ import { Attempt, runDelivery, type App, type Connection, type Delivery, type Ta
 
 /**
  * Runs deliveries with bounded concurrency.
- * 1. Never more than `concurrency` deliveries running; `waitForSlot` blocks the fetcher until one frees.
+ * 1. Never more than `concurrency` handlers running; `waitForSlot` blocks the fetcher until one
+ *    frees. A slot frees when the handler returns, not when its ack lands, so the next fetch
+ *    overlaps the acks in flight; deliveries still settling are bounded by `concurrency` too.
  * 2. One Attempt per running delivery (behind `ctx.signal`), aborted on lease loss or hard stop.
  * 3. Tells the worker when it is idle, so a graceful stop can wait for running tasks.
  */
 export class Executor {
   readonly #active = new Map<Delivery, Attempt>();
+  #handlers = 0;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -19,21 +22,26 @@ export class Executor {
     private readonly onEvent: (event: TaskEvent) => void,
   ) {}
 
+  /** Handlers running now. */
   get running(): number {
-    return this.#active.size;
+    return this.#handlers;
   }
 
   get free(): number {
-    return this.concurrency - this.#active.size;
+    return Math.min(this.concurrency - this.#handlers, 2 * this.concurrency - this.#active.size);
   }
 
-  /** The running deliveries (for lease renewal). */
+  /** Deliveries not yet settled, running or storing their outcome (for lease renewal). */
   deliveries(): Delivery[] {
     return [...this.#active.keys()];
   }
 
   run(delivery: Delivery): void {
-    const attempt = new Attempt();
+    const attempt = new Attempt(() => {
+      this.#handlers--;
+      this.#wakeFetcher();
+    });
+    this.#handlers++;
     this.#active.set(delivery, attempt);
     runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent })
       .catch((err: unknown) => {
@@ -77,10 +85,14 @@ export class Executor {
     });
   }
 
+  #wakeFetcher(): void {
+    if (this.free > 0) this.#slotWaiters.shift()?.();
+  }
+
   #done(delivery: Delivery): void {
+    this.#active.get(delivery)?.handlerDone(); // paths that settle without running a handler
     this.#active.delete(delivery);
-    const slot = this.#slotWaiters.shift();
-    slot?.();
+    this.#wakeFetcher();
     if (this.#active.size === 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];
