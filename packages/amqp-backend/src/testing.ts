@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { AmqpBroker } from './broker.js';
@@ -52,23 +53,34 @@ export async function amqpFixture(options: AmqpOptions = {}) {
   };
 }
 
-const run = promisify(execFile);
+const exec = promisify(execFile);
+
+// rabbitmqctl drives the server from outside (kill a connection, lower consumer_timeout). It lives in
+// /usr/sbin on Debian, which is not always on PATH; tests that need it skip when it is not there
+// (e.g. CELERIAC_AMQP_URL points at a remote server).
+const CTL = ['/usr/sbin/rabbitmqctl', '/usr/lib/rabbitmq/bin/rabbitmqctl', '/usr/local/sbin/rabbitmqctl'].find((p) => existsSync(p)) ?? 'rabbitmqctl';
+const run = (args: string[]) => exec(CTL, args);
+
+/** True when rabbitmqctl is installed and the tests' RabbitMQ is the local one it controls. */
+export const canControlRabbit: boolean =
+  (CTL !== 'rabbitmqctl' || process.env.PATH?.split(':').some((dir) => existsSync(`${dir}/rabbitmqctl`)) === true) &&
+  (!process.env.CELERIAC_AMQP_URL || /@(127\.0\.0\.1|localhost)[:/]/.test(process.env.CELERIAC_AMQP_URL));
 
 /** Has RabbitMQ itself close the connections named `name` (as a crash or a network cut would end them). */
 export async function killConnection(name: string): Promise<number> {
   // Plain output: the pid as close_connection wants it (<rabbit@host.…>), then the properties.
-  const { stdout } = await run('rabbitmqctl', ['list_connections', 'pid', 'client_properties', '-q']);
+  const { stdout } = await run(['list_connections', 'pid', 'client_properties', '-q']);
   const pids = stdout
     .split('\n')
     .filter((line) => line.includes(`"${name}"`))
     .map((line) => line.split('\t')[0]!);
-  for (const pid of pids) await run('rabbitmqctl', ['close_connection', pid, 'celeriac test: connection killed']);
+  for (const pid of pids) await run(['close_connection', pid, 'celeriac test: connection killed']);
   return pids.length;
 }
 
 /** Reads or sets a RabbitMQ application setting at runtime (e.g. consumer_timeout) through rabbitmqctl. */
 export async function rabbitEnv(key: string, value?: number): Promise<number> {
-  if (value !== undefined) await run('rabbitmqctl', ['eval', `application:set_env(rabbit, ${key}, ${value}).`]);
-  const { stdout } = await run('rabbitmqctl', ['eval', `application:get_env(rabbit, ${key}).`]);
+  if (value !== undefined) await run(['eval', `application:set_env(rabbit, ${key}, ${value}).`]);
+  const { stdout } = await run(['eval', `application:get_env(rabbit, ${key}).`]);
   return Number(/\{ok,(\d+)\}/.exec(stdout)?.[1] ?? NaN);
 }
