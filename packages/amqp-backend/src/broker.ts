@@ -169,13 +169,19 @@ export class AmqpBroker implements Broker {
     const parsed = parseMessage(raw);
     if (!parsed.ok || parsed.message.queue !== a.queue) {
       const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
-      await this.#settler.buryArrival(a, reason).catch((err: Error) => this.logger.error({ err: err.message }, 'could not dead-letter a malformed message'));
+      await this.#settler.buryArrival(a, reason).catch((err: Error) => {
+        this.logger.error({ err: err.message }, 'could not dead-letter a malformed message; giving it back');
+        giveBack(a);
+      });
       return null;
     }
     const message = parsed.message;
     const readyAt = Number(a.msg.properties.headers?.[H.readyAt] ?? message.eta ?? 0);
     if (readyAt > Date.now()) {
-      this.#settler.hop(a, readyAt).catch((err: Error) => this.logger.warn({ err: err.message }, 'delay hop failed; RabbitMQ will redeliver'));
+      this.#settler.hop(a, readyAt).catch((err: Error) => {
+        this.logger.warn({ err: err.message }, 'delay hop failed; giving the message back');
+        giveBack(a);
+      });
       return null;
     }
     const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs);
@@ -223,6 +229,18 @@ export class AmqpBroker implements Broker {
     await this.link.close();
     this.#publisher.failAll(new Error('AMQP broker closed'));
   }
+}
+
+/**
+ * Returns an arrival we could not move on (its publish failed): nacked with requeue after a pause,
+ * so it is neither stuck unacked on the channel nor spinning through a broker that refuses it.
+ */
+function giveBack(a: Arrival): void {
+  setTimeout(() => {
+    try {
+      a.session.acks.nack(a.msg, true);
+    } catch {} // channel gone: RabbitMQ has it back already
+  }, 1_000).unref();
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
