@@ -2,6 +2,7 @@ import { LeaseLostError, type TaskResult } from '@celeriac/core';
 import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpBroker } from './broker.js';
+import { Publisher, UnroutableError } from './publisher.js';
 import { AMQP_URL, amqpFixture, canControlRabbit, killConnection } from './testing.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
@@ -99,6 +100,15 @@ describe('amqp: connections, consumers and leases', () => {
     const [d] = await fx.broker.fetch({ queues: [q], max: 1, leaseMs: LEASE, waitMs: 2_000 });
     expect(d?.message.id).toBe(msg.id);
     await d!.ack();
+  });
+
+  it('rejects an unroutable mandatory publish instead of dropping it silently', async () => {
+    const publisher = new Publisher(fx.broker.link);
+    const body = Buffer.from('{}');
+    await expect(publisher.publish({ queue: `nowhere-${uniqueQueue()}`, body, props: { persistent: true }, mandatory: true })).rejects.toBeInstanceOf(UnroutableError);
+    // Replies are sent without mandatory: a client gone for good is not an error for the worker.
+    await expect(publisher.publish({ queue: `nowhere-${uniqueQueue()}`, body, props: {}, mandatory: false })).resolves.toBeUndefined();
+    expect(publisher.unconfirmed).toBe(0);
   });
 
   it('sends a result to the publishing process’s reply queue, across processes', async () => {

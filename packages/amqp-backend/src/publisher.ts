@@ -51,7 +51,7 @@ export class Publisher {
   constructor(private readonly link: Link) {
     link.listen({
       opened: (s) => {
-        s.pub.on('return', (msg: { fields: { routingKey: string }; properties: { messageId?: string } }) => this.returned(s, msg.fields.routingKey, msg.properties.messageId));
+        this.#watchReturns(s);
         this.#blocked = false;
         this.#pump();
       },
@@ -64,6 +64,11 @@ export class Publisher {
         this.#blocked = false;
       },
     });
+    if (link.current) this.#watchReturns(link.current);
+  }
+
+  #watchReturns(s: Session): void {
+    s.pub.on('return', (msg: { fields: { routingKey: string }; properties: { messageId?: string } }) => this.returned(s, msg.fields.routingKey, msg.properties.messageId));
   }
 
   /** Number of messages sent but not yet confirmed (for tests and stats). */
