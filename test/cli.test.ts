@@ -61,7 +61,7 @@ describe('celeriac command', () => {
     expect(wrong.stderr).toMatch(/no such module/);
     const flag = await celeriac(['worker', '--app', 'x', '--concurrency', 'lots'], {});
     expect(flag.code).toBe(2);
-    expect(flag.stderr).toMatch(/--concurrency must be a positive integer \(got lots\)/);
+    expect(flag.stderr).toMatch(/--concurrency must be an integer ≥ 1 \(got lots\)/);
   });
 
   it('runs tasks and stops gracefully on SIGTERM', async () => {

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Broker } from './broker.js';
-import { connectBroker, connectResults } from './connect.js';
+import { connectBroker, connectResults, isSharedBroker } from './connect.js';
 import { BackendError, ValidationError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { assertTaskName } from './names.js';
@@ -8,6 +8,8 @@ import { appOptionsSchema, parseOptions, taskOptionsSchema } from './options.js'
 import type { ResultBackend } from './results.js';
 import { Schedule, type ScheduleDefinition } from './schedule.js';
 import { Task, type TaskHandler } from './task.js';
+
+const MAX_SCHEDULE_NAME = 180;
 
 export interface AppOptions {
   /** `memory://`, `redis://…`, `rediss://…`, `amqp://…`, `amqps://…`, or a `Broker` instance. */
@@ -86,6 +88,8 @@ export class App {
    */
   schedule<I extends z.ZodType>(name: string, definition: ScheduleDefinition<I>): Schedule {
     assertTaskName(name);
+    // Its ticks' task ids are `beat:<name>:<epoch ms>` and ids are at most 200 characters.
+    if (name.length > MAX_SCHEDULE_NAME) throw new ValidationError('INVALID_NAME', `schedule name "${name.slice(0, 20)}…" is ${name.length} characters; the most is ${MAX_SCHEDULE_NAME}`);
     if (this.#schedules.has(name)) throw new ValidationError('INVALID_OPTIONS', `schedule "${name}" is already registered; schedule names must be unique`);
     const { task, payload, options, ...timing } = definition ?? ({} as ScheduleDefinition<I>);
     if (!task || this.#tasks.get(task.name) !== (task as unknown as Task)) {
@@ -126,20 +130,36 @@ export class App {
     return this.#connection;
   };
 
+  /**
+   * Closes the broker and result store this app opened from URLs. Instances you passed in are
+   * yours to close (they may serve other apps), and so is a shared `memory://name` broker.
+   */
   async close(): Promise<void> {
     const pending = this.#connection;
     this.#connection = undefined;
     if (!pending) return;
     const { broker, results } = await pending;
-    if (results !== broker.results) await results.close();
-    await broker.close();
+    try {
+      if (typeof this.#results === 'string') await results.close();
+    } finally {
+      if (typeof this.#broker === 'string' && !isSharedBroker(broker)) await broker.close();
+    }
   }
 
   async #open(): Promise<Connection> {
     const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker) : this.#broker;
-    const results = this.#results === undefined ? broker.results : typeof this.#results === 'string' ? await connectResults(this.#results) : this.#results;
+    const closeOwnBroker = async () => {
+      if (typeof this.#broker === 'string' && !isSharedBroker(broker)) await broker.close().catch(() => {});
+    };
+    let results: ResultBackend | null;
+    try {
+      results = this.#results === undefined ? broker.results : typeof this.#results === 'string' ? await connectResults(this.#results) : this.#results;
+    } catch (err) {
+      await closeOwnBroker();
+      throw err;
+    }
     if (!results) {
-      await broker.close();
+      await closeOwnBroker();
       throw new BackendError('this broker keeps no results: pass createApp({ results: "redis://…" }) or a ResultBackend');
     }
     return { broker, results };

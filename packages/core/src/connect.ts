@@ -51,6 +51,12 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** True for the process-wide `memory://name` brokers, which no single app may close. */
+export function isSharedBroker(broker: Broker): boolean {
+  for (const shared of sharedMemory.values()) if (shared === broker) return true;
+  return false;
+}
+
 function memoryBroker(url: URL): MemoryBroker {
   if (!url.host) return new MemoryBroker();
   let broker = sharedMemory.get(url.host);

@@ -47,11 +47,28 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   }
 }
 
-async function run(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent }: RunOptions): Promise<RunOutcome> {
+async function run(app: App, conn: Connection, delivery: Delivery, options: RunOptions): Promise<RunOutcome> {
+  let handlerStarted = false;
+  try {
+    return await runAttempt(app, conn, delivery, options, () => (handlerStarted = true));
+  } finally {
+    if (!handlerStarted) options.attempt.handlerDone();
+  }
+}
+
+async function runAttempt(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent: listener }: RunOptions, markStarted: () => void): Promise<RunOutcome> {
   const message = delivery.message;
+  // A listener that throws must not decide a task's fate (it would be redelivered and run again).
+  const onEvent = (event: TaskEvent) => {
+    try {
+      listener?.(event);
+    } catch (err) {
+      app.logger.error({ taskId: message.id, event: event.type, err: String(err) }, 'a task event listener threw; the task goes on');
+    }
+  };
   const task = app.getTask(message.task);
   const fail = (error: ErrorInfo, reason: string, state: 'failed' | 'expired' = 'failed') => {
-    onEvent?.({ type: 'task:failed', message, error, reason });
+    onEvent({ type: 'task:failed', message, error, reason });
     return settle(app, conn, delivery, record(message, state, { error }), reason);
   };
   if (!task) {
@@ -61,7 +78,7 @@ async function run(app: App, conn: Connection, delivery: Delivery, { attempt, le
   }
   if (message.expiresAt !== null && Date.now() > message.expiresAt) {
     const error = { name: 'TaskExpiredError', message: `task expired at ${new Date(message.expiresAt).toISOString()} before it ran` };
-    onEvent?.({ type: 'task:failed', message, error, reason: error.message });
+    onEvent({ type: 'task:failed', message, error, reason: error.message });
     await settle(app, conn, delivery, record(message, 'expired', { error }));
     return 'expired';
   }
@@ -86,7 +103,7 @@ async function run(app: App, conn: Connection, delivery: Delivery, { attempt, le
     }
   }
 
-  onEvent?.({ type: 'task:started', message });
+  onEvent({ type: 'task:started', message });
   const started = Date.now();
   const ctx: TaskContext = {
     id: message.id,
@@ -102,10 +119,27 @@ async function run(app: App, conn: Connection, delivery: Delivery, { attempt, le
   };
   const timeoutMs = task.options.timeoutMs;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => attempt.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
+  markStarted();
+  const work = Promise.resolve().then(() => task.handler(input.data, ctx));
+  // The handler's real end, which a time limit cannot hasten (JavaScript cannot kill it): only then
+  // is its worker slot free and its idempotency key released, so an attempt that ignores its
+  // signal never runs alongside its own retry and never pushes a worker past its concurrency.
+  const ended = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  void ended.then(() => attempt.handlerDone());
+  const releaseKeyWhenEnded = () => {
+    if (keyRef) void ended.then(() => conn.results.releaseKey(keyRef, delivery.token)).catch((err: unknown) => app.logger.warn({ taskId: message.id, err: String(err) }, 'could not release idempotency key; it lapses with its lease'));
+  };
   let value: unknown;
   try {
-    value = await attempt.race(Promise.resolve().then(() => task.handler(input.data, ctx)));
-    value = toJson(value);
+    value = await attempt.race(work);
+    try {
+      value = toJson(value);
+    } catch (err) {
+      throw new NonRetryableError(`task "${message.task}" returned a value that is not JSON-serialisable: ${(err as Error).message}`);
+    }
     if (task.output) {
       const out = task.output.safeParse(value);
       if (!out.success) throw new NonRetryableError(`task "${message.task}" returned a value that fails its output schema: ${out.error.issues.map((i) => i.message).join('; ')}`);
@@ -114,17 +148,19 @@ async function run(app: App, conn: Connection, delivery: Delivery, { attempt, le
     const reason: unknown = attempt.aborted ? attempt.reason : undefined;
     if (reason !== undefined && !(reason instanceof TaskTimeoutError)) {
       // Lease lost or the worker is stopping at once: this attempt's outcome is not ours to record.
-      if (keyRef) await conn.results.releaseKey(keyRef, delivery.token);
+      releaseKeyWhenEnded();
       if (reason instanceof LeaseLostError) return 'lost';
       await delivery.release();
       return 'released';
     }
-    return failAttempt(app, conn, delivery, task.options.retry, reason ?? err, keyRef, onEvent);
+    const timedOut = reason instanceof TaskTimeoutError;
+    if (keyRef && !timedOut) await conn.results.releaseKey(keyRef, delivery.token);
+    else releaseKeyWhenEnded();
+    return failAttempt(app, conn, delivery, task.options.retry, reason ?? err, onEvent);
   } finally {
     clearTimeout(timer);
-    attempt.handlerDone();
   }
-  onEvent?.({ type: 'task:succeeded', message, value, durationMs: Date.now() - started });
+  onEvent({ type: 'task:succeeded', message, value, durationMs: Date.now() - started });
   // A keyed task's success is always stored: later deliveries of the key depend on it.
   if (task.options.keepResult || keyRef) await settle(app, conn, delivery, record(message, 'succeeded', { value }));
   else await delivery.ack();
@@ -137,21 +173,19 @@ async function failAttempt(
   delivery: Delivery,
   policy: Parameters<typeof backoffDelay>[0],
   err: unknown,
-  keyRef: { queue: string; key: string } | null,
-  onEvent: RunOptions['onEvent'],
+  onEvent: (event: TaskEvent) => void,
 ): Promise<RunOutcome> {
   const message = delivery.message;
   const error = toErrorInfo(err);
   const spent = message.attempt >= message.maxAttempts;
   if (spent || err instanceof NonRetryableError) {
     const reason = spent ? `failed after ${message.attempt} attempt(s): ${error.message}` : `non-retryable error: ${error.message}`;
-    onEvent?.({ type: 'task:failed', message, error, reason });
+    onEvent({ type: 'task:failed', message, error, reason });
     await settle(app, conn, delivery, record(message, 'failed', { error }), reason);
     return 'failed';
   }
   const delayMs = backoffDelay(policy, message.attempt);
-  onEvent?.({ type: 'task:retrying', message, error, delayMs });
-  if (keyRef) await conn.results.releaseKey(keyRef, delivery.token);
+  onEvent({ type: 'task:retrying', message, error, delayMs });
   await delivery.retry(Date.now() + delayMs, error);
   return 'retrying';
 }

@@ -1,4 +1,4 @@
-import { ResultTimeoutError, TaskFailedError } from './errors.js';
+import { ResultTimeoutError, TaskFailedError, ValidationError } from './errors.js';
 import type { Connection } from './app.js';
 import type { TaskRef, TaskState } from './results.js';
 
@@ -24,8 +24,11 @@ export class TaskHandle<R = unknown> implements TaskRef {
 
   /** The handler's return value once the task succeeded; rejects with `TaskFailedError` otherwise. */
   async result(options: ResultOptions = {}): Promise<R> {
-    const { results } = await this.connect();
     const limit = options.timeoutMs ?? Infinity;
+    if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) {
+      throw new ValidationError('INVALID_OPTIONS', `result(): timeoutMs must be a number ≥ 0 or Infinity (got ${String(limit)})`);
+    }
+    const { results } = await this.connect();
     const started = Date.now();
     for (;;) {
       const left = limit - (Date.now() - started);

@@ -31,7 +31,7 @@ export { MAX_PRIORITY, encodeMessage, parseMessage, peekIdentity, taskMessageSch
 export type { ParsedMessage, TaskMessage } from './envelope.js';
 export type { Broker, BrokerCapabilities, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
 export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';
-export { assertQueueName, assertTaskName } from './names.js';
+export { assertQueueName, assertTaskName, queueNamePattern, taskNamePattern } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
 export { backoffDelay } from './retry.js';

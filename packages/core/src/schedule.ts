@@ -87,14 +87,15 @@ export class Schedule {
       for (let t = Math.floor(until / p) * p; t > after && ticks.length < limit; t -= p) ticks.push(t);
       return ticks.reverse();
     }
-    // A long downtime must not cost one step per missed tick: walk back `limit` ticks to find where
+    // A long downtime must not cost one step per missed tick: walk back ~`limit` ticks to find where
     // to start, then walk forward. Forward only, because cron-parser's next() and prev() disagree
     // across a DST gap (prev() skips the shifted tick next() yields), and next() defines the ticks.
     let from = after;
     if (limit !== Infinity) {
       const back = CronExpressionParser.parse(this.expression, { currentDate: new Date(until + 1), tz: this.tz });
+      // Twice the steps: prev() may also yield ticks next() does not (a repeated hour at fall-back).
       for (let i = 0, t = back.prev().getTime(); t > after; i++, t = back.prev().getTime()) {
-        if (i === limit) {
+        if (i === 2 * limit) {
           from = t;
           break;
         }

@@ -92,7 +92,7 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
     ...(values.queues ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
     ...(values.concurrency ? { concurrency: int('--concurrency', values.concurrency) } : {}),
     ...(values['lease-ms'] ? { leaseMs: int('--lease-ms', values['lease-ms']) } : {}),
-    ...(values['grace-ms'] ? { shutdownGraceMs: int('--grace-ms', values['grace-ms']) } : {}),
+    ...(values['grace-ms'] ? { shutdownGraceMs: int('--grace-ms', values['grace-ms'], 0) } : {}),
     handleSignals: true,
     logger: consoleLogger(level),
   };
@@ -177,9 +177,9 @@ function parse<O extends ParseArgsConfig['options']>(args: string[], options: O)
   }
 }
 
-function int(flag: string, value: string): number {
+function int(flag: string, value: string, min = 1): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer (got ${value})`);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min} (got ${value})`);
   return n;
 }
 

@@ -9,6 +9,7 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>
     new Promise((resolve) => {
+      if (signal.aborted) return resolve();
       const done = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', done);
@@ -29,8 +30,15 @@ export class ManualClock implements Clock {
 
   sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     new Promise<void>((resolve) => {
-      this.#sleepers.push({ at: this.t + ms, wake: resolve });
-      signal.addEventListener('abort', () => resolve(), { once: true });
+      if (signal.aborted) return resolve();
+      const sleeper = { at: this.t + ms, wake: () => done() };
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        this.#sleepers = this.#sleepers.filter((s) => s !== sleeper);
+        resolve();
+      };
+      this.#sleepers.push(sleeper);
+      signal.addEventListener('abort', done, { once: true });
     });
 
   advanceTo(t: number): void {

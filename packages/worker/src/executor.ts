@@ -5,11 +5,16 @@ import { Attempt, runDelivery, type App, type Connection, type Delivery, type Ta
  * 1. Never more than `concurrency` handlers running; `waitForSlot` blocks the fetcher until one
  *    frees. A slot frees when the handler returns, not when its ack lands, so the next fetch
  *    overlaps the acks in flight; deliveries still settling are bounded by `concurrency` too.
- * 2. One Attempt per running delivery (behind `ctx.signal`), aborted on lease loss or hard stop.
- * 3. Tells the worker when it is idle, so a graceful stop can wait for running tasks.
+ * 2. A handler that outlived its attempt (time limit, lease lost) keeps its slot until it really
+ *    ends, and keeps its idempotency key claimed (see `keyedHandlers`).
+ * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop.
+ * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
  */
 export class Executor {
+  /** Deliveries not yet settled. */
   readonly #active = new Map<Delivery, Attempt>();
+  /** Settled deliveries whose handler still runs (it ignored its abort signal). */
+  readonly #abandoned = new Map<Delivery, Attempt>();
   #handlers = 0;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
@@ -22,7 +27,7 @@ export class Executor {
     private readonly onEvent: (event: TaskEvent) => void,
   ) {}
 
-  /** Handlers running now. */
+  /** Handlers running now (including abandoned ones). */
   get running(): number {
     return this.#handlers;
   }
@@ -31,14 +36,24 @@ export class Executor {
     return Math.min(this.concurrency - this.#handlers, 2 * this.concurrency - this.#active.size);
   }
 
-  /** Deliveries not yet settled, running or storing their outcome (for lease renewal). */
+  /** Deliveries not yet settled, running or storing their outcome (their leases are renewed). */
   deliveries(): Delivery[] {
     return [...this.#active.keys()];
+  }
+
+  /** Keyed deliveries whose handler still runs, settled or not (their key claims are renewed). */
+  keyedHandlers(): Delivery[] {
+    const out: Delivery[] = [];
+    for (const map of [this.#active, this.#abandoned]) {
+      for (const [d, attempt] of map) if (attempt.handlerRunning && d.message.idempotencyKey !== null) out.push(d);
+    }
+    return out;
   }
 
   run(delivery: Delivery): void {
     const attempt = new Attempt(() => {
       this.#handlers--;
+      this.#abandoned.delete(delivery);
       this.#wakeFetcher();
     });
     this.#handlers++;
@@ -48,11 +63,11 @@ export class Executor {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
         this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
       })
-      .finally(() => this.#done(delivery));
+      .finally(() => this.#done(delivery, attempt));
   }
 
   abort(delivery: Delivery, reason: Error): void {
-    this.#active.get(delivery)?.abort(reason);
+    (this.#active.get(delivery) ?? this.#abandoned.get(delivery))?.abort(reason);
   }
 
   abortAll(reason: Error): void {
@@ -73,7 +88,7 @@ export class Executor {
     });
   }
 
-  /** Resolves true once nothing runs, or false after `timeoutMs`. */
+  /** Resolves true once nothing is left to settle, or false after `timeoutMs`. */
   waitIdle(timeoutMs: number): Promise<boolean> {
     if (this.#active.size === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
@@ -89,9 +104,9 @@ export class Executor {
     if (this.free > 0) this.#slotWaiters.shift()?.();
   }
 
-  #done(delivery: Delivery): void {
-    this.#active.get(delivery)?.handlerDone(); // paths that settle without running a handler
+  #done(delivery: Delivery, attempt: Attempt): void {
     this.#active.delete(delivery);
+    if (attempt.handlerRunning) this.#abandoned.set(delivery, attempt);
     this.#wakeFetcher();
     if (this.#active.size === 0) {
       const waiters = this.#idleWaiters;

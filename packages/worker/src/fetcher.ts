@@ -52,6 +52,8 @@ export class Fetcher {
           break;
         }
         for (const d of deliveries) this.executor.run(d);
+        // An empty answer that did not block (e.g. a closed broker) must not spin the event loop.
+        if (deliveries.length === 0) await new Promise((resolve) => setImmediate(resolve));
       } catch (err) {
         if (signal.aborted) break;
         failures++;

@@ -3,9 +3,9 @@ import type { Executor } from './executor.js';
 
 /**
  * Keeps the leases of running tasks alive with one timer for all of them.
- * 1. Every `leaseMs / 3`, renews every running delivery in one batched broker call.
- * 2. Renews the idempotency-key claims of keyed tasks alongside.
- * 3. Aborts a task whose lease was lost, so its outcome is not recorded twice.
+ * 1. Every `leaseMs / 3`, renews every unsettled delivery in one batched broker call.
+ * 2. Renews the idempotency-key claims of keyed handlers still running (even past their attempt).
+ * 3. Aborts an attempt whose lease or key claim went to someone else.
  */
 export class LeaseKeeper {
   #timer: NodeJS.Timeout | undefined;
@@ -28,21 +28,26 @@ export class LeaseKeeper {
 
   async renewNow(): Promise<void> {
     if (this.#busy) return;
-    const deliveries = this.executor.deliveries();
-    if (deliveries.length === 0) return;
     this.#busy = true;
     try {
-      const owned = await this.conn.broker.renew(deliveries, this.leaseMs);
-      const claims: Promise<unknown>[] = [];
+      const deliveries = this.executor.deliveries();
+      const owned = deliveries.length > 0 ? await this.conn.broker.renew(deliveries, this.leaseMs) : [];
       deliveries.forEach((d, i) => {
-        if (!owned[i]) {
-          this.app.logger.warn({ taskId: d.message.id }, 'lease lost while running; aborting this attempt');
-          this.executor.abort(d, new LeaseLostError(d.message.id));
-        } else if (d.message.idempotencyKey !== null) {
-          claims.push(this.conn.results.claimKey({ queue: d.message.queue, key: d.message.idempotencyKey }, d.token, this.leaseMs));
-        }
+        if (owned[i]) return;
+        this.app.logger.warn({ taskId: d.message.id }, 'lease lost while running; aborting this attempt');
+        this.executor.abort(d, new LeaseLostError(d.message.id));
       });
-      await Promise.all(claims);
+      // Listed after the renew returned: a handler that ended meanwhile has released its key
+      // (or will, after this claim on the same connection), so a released key is not re-taken.
+      await Promise.all(
+        this.executor.keyedHandlers().map(async (d) => {
+          const claim = await this.conn.results.claimKey({ queue: d.message.queue, key: d.message.idempotencyKey! }, d.token, this.leaseMs);
+          if (claim.status !== 'acquired') {
+            this.app.logger.warn({ taskId: d.message.id }, 'idempotency key taken over by another delivery; aborting this attempt');
+            this.executor.abort(d, new LeaseLostError(d.message.id));
+          }
+        }),
+      );
     } catch (err) {
       this.app.logger.warn({ err: String(err) }, 'lease renewal failed; retrying on the next tick');
     } finally {

@@ -189,3 +189,83 @@ describe('keepResult: false', () => {
     expect(await ok.result({ timeoutMs: 50 }).catch((e: { code: string }) => e.code)).toBe('RESULT_TIMEOUT');
   });
 });
+
+describe('robustness', () => {
+  it('stops cleanly when the broker was closed under it (no spinning fetch loop)', async () => {
+    const { app, broker } = newApp();
+    const worker = new Worker(app, { blockMs: 50 });
+    await worker.start();
+    await broker.close();
+    const timer = sleep(100).then(() => worker.stop());
+    await timer;
+  });
+
+  it('a throwing event listener neither re-runs nor loses the task', async () => {
+    const { app } = newApp();
+    let runs = 0;
+    const t = app.task('once', { input: z.object({}) }, () => ++runs);
+    const worker = new Worker(app);
+    worker.on('task:succeeded', () => {
+      throw new Error('listener bug');
+    });
+    worker.on('task:started', () => {
+      throw new Error('listener bug');
+    });
+    await worker.start();
+    expect(await (await t.enqueue({})).result({ timeoutMs: 5_000 })).toBe(1);
+    await worker.stop();
+    expect(runs).toBe(1);
+  });
+
+  it('stop() during start() leaves nothing running', async () => {
+    const { app } = newApp();
+    let runs = 0;
+    const t = app.task('never', { input: z.object({}) }, () => ++runs);
+    await t.enqueue({});
+    const worker = new Worker(app);
+    const starting = worker.start();
+    const stopping = worker.stop();
+    await Promise.all([starting, stopping, worker.start()]);
+    await sleep(100);
+    expect(runs).toBe(0);
+  });
+
+  it('a handler that ignores its time limit keeps its slot and its key until it really ends', async () => {
+    const { app } = newApp();
+    const spans: { attempt: number; from: number; to: number }[] = [];
+    const t = app.task('slowpay', { input: z.object({}), timeoutMs: 50, retry: { maxAttempts: 2, delayMs: 0, jitter: false } }, async (_, ctx) => {
+      const from = Date.now();
+      if (ctx.attempt === 1) await sleep(300); // ignores ctx.signal
+      spans.push({ attempt: ctx.attempt, from, to: Date.now() });
+      return ctx.attempt;
+    });
+    const other = app.task('other', { input: z.object({}) }, () => Date.now());
+    const worker = new Worker(app, { concurrency: 1 });
+    await worker.start();
+    const keyed = await t.enqueue({}, { idempotencyKey: 'pay-9' });
+    await sleep(100);
+    const next = await other.enqueue({});
+    const otherStartedAt = await next.result({ timeoutMs: 5_000 });
+    expect(await keyed.result({ timeoutMs: 10_000 })).toBe(2);
+    await worker.stop();
+    const [first, second] = spans;
+    expect(first!.attempt).toBe(1);
+    expect(second!.from).toBeGreaterThanOrEqual(first!.to);
+    expect(otherStartedAt as number).toBeGreaterThanOrEqual(first!.to);
+  });
+
+  it('result() rejects once the app is closed instead of waiting forever', async () => {
+    const app = createApp({ broker: 'memory://' });
+    const t = app.task('t', { input: z.object({}) }, () => 1);
+    const handle = await t.enqueue({});
+    const waiting = handle.result();
+    await app.close();
+    await expect(waiting).rejects.toThrow(/result store is closed/);
+    await expect(handle.result({ timeoutMs: Number.NaN })).rejects.toThrow(/timeoutMs must be a number/);
+  });
+
+  it('refuses queue names that would escape a Redis key', () => {
+    const { app } = newApp();
+    expect(() => new Worker(app, { queues: ['ok', 'bad}{'] })).toThrow(/queues\.1: must be a valid queue name/);
+  });
+});

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { CeleriacError, parseOptions, type App, type Logger, type TaskEvent } from '@celeriac/core';
+import { CeleriacError, parseOptions, queueNamePattern, type App, type Logger, type TaskEvent } from '@celeriac/core';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -8,7 +8,7 @@ import { Scheduler } from './scheduler.js';
 
 const workerOptionsSchema = z
   .object({
-    queues: z.array(z.string()).min(1).optional(),
+    queues: z.array(z.string().regex(queueNamePattern, 'must be a valid queue name (A–Z a–z 0–9 _ . -)')).min(1).optional(),
     concurrency: z.number().int().min(1).max(10_000).default(10),
     leaseMs: z.number().int().min(100).default(30_000),
     shutdownGraceMs: z.number().int().min(0).default(30_000),
@@ -51,6 +51,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #app: App;
   readonly #logger: Logger;
   #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null } | undefined;
+  #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
 
@@ -71,12 +72,18 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return this.#parts?.executor.running ?? 0;
   }
 
-  async start(): Promise<void> {
-    if (this.#parts) return;
+  /** Connects and starts fetching. Calling it again (or while it runs) joins the same start. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     const conn = await this.#app.connection();
+    if (this.#stopping) return; // stopped while connecting: start nothing
     const { concurrency, leaseMs, blockMs } = this.options;
-    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.emit(e.type, e as never));
-    const fetcher = new Fetcher(this.#app, conn, executor, { queues: this.queues, leaseMs, blockMs, onError: (err) => this.emit('worker:error', err) });
+    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e));
+    const fetcher = new Fetcher(this.#app, conn, executor, { queues: this.queues, leaseMs, blockMs, onError: (err) => this.#emitSafely('worker:error', err) });
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
     this.#parts = { executor, fetcher, leases, scheduler };
@@ -89,7 +96,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /**
    * Stops fetching, waits up to `graceMs` (default `shutdownGraceMs`) for running tasks, then
-   * returns the unfinished ones to the queue. Safe to call more than once.
+   * returns the unfinished ones to the queue. Safe to call more than once, and during `start()`.
    */
   stop(options: { graceMs?: number } = {}): Promise<void> {
     this.#stopping ??= this.#stop(options.graceMs ?? this.options.shutdownGraceMs);
@@ -97,19 +104,29 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   async #stop(graceMs: number): Promise<void> {
+    await this.#starting?.catch(() => {});
     const parts = this.#parts;
-    if (!parts) return;
-    await parts.scheduler?.stop();
-    await parts.fetcher.stop();
-    if (!(await parts.executor.waitIdle(graceMs))) {
-      this.#logger.warn({ running: parts.executor.running }, 'grace period over; returning unfinished tasks to the queue');
-      parts.executor.abortAll(new WorkerStoppedError());
-      await parts.executor.waitIdle(30_000);
+    if (parts) {
+      await Promise.all([parts.scheduler?.stop(), parts.fetcher.stop()]);
+      if (!(await parts.executor.waitIdle(graceMs))) {
+        this.#logger.warn({ running: parts.executor.running }, 'grace period over; returning unfinished tasks to the queue');
+        parts.executor.abortAll(new WorkerStoppedError());
+        await parts.executor.waitIdle(30_000);
+      }
+      parts.leases.stop();
     }
-    parts.leases.stop();
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, this.#onSignal);
     this.#logger.info('worker stopped');
-    this.emit('worker:stopped');
+    this.#emitSafely('worker:stopped');
+  }
+
+  /** Emits an event; a listener that throws is logged, never allowed to break the worker. */
+  #emitSafely<K extends keyof WorkerEvents>(type: K, ...args: WorkerEvents[K] | [unknown]): void {
+    try {
+      (this.emit as (t: string, ...a: unknown[]) => boolean)(type, ...args);
+    } catch (err) {
+      this.#logger.error({ event: type, err: String(err) }, 'a worker event listener threw');
+    }
   }
 
   #signal(signal: NodeJS.Signals): void {

@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Broker, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
-import { LeaseLostError, type ErrorInfo } from '../errors.js';
+import { BackendError, LeaseLostError, type ErrorInfo } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
 import { MemoryQueue, type Entry } from './queue.js';
 import { MemoryResultBackend } from './results.js';
+
+/** How long the id of a task acked without a result still blocks a re-publish (as Redis's tombstones). */
+const TOMBSTONE_MS = 24 * 3_600_000;
+const TOMBSTONE_SWEEP_AT = 100_000;
 
 interface Waiter {
   queues: readonly string[];
@@ -24,13 +28,17 @@ export class MemoryBroker implements Broker {
   readonly results = new MemoryResultBackend();
   readonly #queues = new Map<string, MemoryQueue>();
   readonly #waiters = new Set<Waiter>();
+  /** Ids acked without a stored result, so a re-publish of the same id still creates nothing. */
+  readonly #tombstones = new Map<string, number>();
+  #rotation = 0;
   #closed = false;
 
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
+    this.#assertOpen();
     const now = Date.now();
     const out = messages.map((message): Published => {
       const queue = this.#queue(message.queue);
-      if (queue.entries.has(message.id) || this.results.getNow(message)) return { id: message.id, duplicate: true };
+      if (queue.entries.has(message.id) || this.results.getNow(message) || this.#isTombstoned(message, now)) return { id: message.id, duplicate: true };
       if (message.idempotencyKey !== null) {
         const owner = this.results.reserveKey({ queue: message.queue, key: message.idempotencyKey }, message.id, keyTtlMs);
         if (owner !== message.id) return { id: owner, duplicate: true };
@@ -55,10 +63,12 @@ export class MemoryBroker implements Broker {
   }
 
   async fetch(request: FetchRequest): Promise<Delivery[]> {
+    this.#assertOpen();
     const deadline = Date.now() + request.waitMs;
     for (;;) {
       const taken = this.#take(request);
-      if (taken.length > 0 || this.#closed || request.signal?.aborted) return taken;
+      if (taken.length > 0 || request.signal?.aborted) return taken;
+      this.#assertOpen();
       const now = Date.now();
       if (now >= deadline) return taken;
       const dueAt = Math.min(deadline, ...request.queues.map((q) => this.#queue(q).nextDue()));
@@ -100,9 +110,14 @@ export class MemoryBroker implements Broker {
     const qs = queues.map((name) => this.#queue(name));
     for (const q of qs) q.promote(now);
     const out: Delivery[] = [];
+    // Queues are of equal standing: the one asked first rotates, so ties do not starve the others.
+    const start = this.#rotation++ % qs.length;
     while (out.length < max) {
       let best: MemoryQueue | undefined;
-      for (const q of qs) if (q.readyCount > 0 && (!best || q.topPriority() > best.topPriority())) best = q;
+      for (let k = 0; k < qs.length; k++) {
+        const q = qs[(start + k) % qs.length]!;
+        if (q.readyCount > 0 && (!best || q.topPriority() > best.topPriority())) best = q;
+      }
       const entry = best?.takeAtLeast(0);
       if (!best || !entry) break;
       const parsed = parseMessage(entry.raw);
@@ -139,6 +154,26 @@ export class MemoryBroker implements Broker {
     for (const waiter of [...this.#waiters]) waiter.wake();
   }
 
+  #tombstone(message: TaskMessage, now: number): void {
+    if (this.#tombstones.size >= TOMBSTONE_SWEEP_AT) {
+      for (const [k, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(k);
+    }
+    this.#tombstones.set(`${message.queue}\u0000${message.id}`, now + TOMBSTONE_MS);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new BackendError('the memory broker is closed: open a new app (or broker) to go on');
+  }
+
+  #isTombstoned(message: TaskMessage, now: number): boolean {
+    const key = `${message.queue}\u0000${message.id}`;
+    const until = this.#tombstones.get(key);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#tombstones.delete(key);
+    return false;
+  }
+
   #queue(name: string): MemoryQueue {
     let q = this.#queues.get(name);
     if (!q) this.#queues.set(name, (q = new MemoryQueue(name)));
@@ -160,6 +195,7 @@ export class MemoryBroker implements Broker {
       case 'ack':
         q.remove(entry);
         if (step.settlement) this.results.storeNow(step.settlement);
+        else this.#tombstone(d.message, now);
         if (!step.settlement || step.settlement.record.state === 'succeeded') q.completed++;
         else q.failed++;
         break;

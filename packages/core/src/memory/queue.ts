@@ -43,6 +43,7 @@ export class MemoryQueue {
 
   /** Queues `entry` to run at `at` (now or later), as `pending`/`scheduled` or the given state. */
   enqueue(entry: Entry, at: number, now: number, retrying = false): void {
+    this.promoteDelayed(now);
     entry.token = null;
     entry.leaseUntil = 0;
     this.inFlight.delete(entry.id);
@@ -58,13 +59,18 @@ export class MemoryQueue {
 
   /** Moves due delayed entries and lapsed leases to ready. */
   promote(now: number): void {
+    this.promoteDelayed(now);
+    for (const entry of this.inFlight.values()) {
+      if (entry.leaseUntil <= now) this.enqueue(entry, now, now);
+    }
+  }
+
+  /** Moves due delayed entries to ready, so they go ahead of anything that becomes ready after them. */
+  promoteDelayed(now: number): void {
     for (let e = this.#delayed.popDue(now); e; e = this.#delayed.popDue(now)) {
       this.#ready[e.priority]!.push(e);
       this.#readyCount++;
       if (e.state === 'scheduled') e.state = 'pending';
-    }
-    for (const entry of this.inFlight.values()) {
-      if (entry.leaseUntil <= now) this.enqueue(entry, now, now);
     }
   }
 

@@ -1,3 +1,4 @@
+import { BackendError } from '../errors.js';
 import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, TaskRef, TaskResult } from '../results.js';
 
 interface Expiring<T> {
@@ -6,7 +7,8 @@ interface Expiring<T> {
 }
 
 interface KeyRecord {
-  taskId: string;
+  /** The first task published with the key; null when the key was claimed before any publish. */
+  taskId: string | null;
   record: TaskResult | null;
   owner: string | null;
   ownerUntil: number;
@@ -24,7 +26,8 @@ export class MemoryResultBackend implements ResultBackend {
   readonly capabilities = { push: true };
   readonly #results = new Map<string, Expiring<TaskResult>>();
   readonly #keys = new Map<string, Expiring<KeyRecord>>();
-  readonly #waiters = new Map<string, Set<(record: TaskResult) => void>>();
+  readonly #waiters = new Map<string, Set<(record: TaskResult | null, error?: Error) => void>>();
+  #closed = false;
   #writes = 0;
   readonly #marks = new Map<string, number>();
   readonly marks: MarkStore = {
@@ -73,13 +76,15 @@ export class MemoryResultBackend implements ResultBackend {
   wait(ref: TaskRef, { timeoutMs, signal }: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null> {
     const found = this.getNow(ref);
     if (found || signal?.aborted) return Promise.resolve(found);
+    if (this.#closed) return Promise.reject(closedError());
     const id = taskKey(ref);
-    return new Promise((resolve) => {
-      const done = (record: TaskResult | null) => {
+    return new Promise((resolve, reject) => {
+      const done = (record: TaskResult | null, error?: Error) => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.#waiters.get(id)?.delete(done);
-        resolve(record);
+        if (error) reject(error);
+        else resolve(record);
       };
       const onAbort = () => done(null);
       const timer = setTimeout(() => done(null), timeoutMs);
@@ -97,7 +102,7 @@ export class MemoryResultBackend implements ResultBackend {
     const current = live(entry, now);
     if (current?.record?.state === 'succeeded') return { status: 'done', record: current.record };
     if (current && current.owner !== null && current.owner !== owner && current.ownerUntil > now) return { status: 'busy' };
-    const value: KeyRecord = current ?? { taskId: '', record: null, owner: null, ownerUntil: 0 };
+    const value: KeyRecord = current ?? { taskId: null, record: null, owner: null, ownerUntil: 0 };
     value.owner = owner;
     value.ownerUntil = now + leaseMs;
     this.#keys.set(key, { value, expiresAt: Math.max(entry?.expiresAt ?? 0, now + leaseMs) });
@@ -117,17 +122,19 @@ export class MemoryResultBackend implements ResultBackend {
     const now = Date.now();
     const key = keyOf(ref);
     const current = live(this.#keys.get(key), now);
-    if (current?.taskId) return current.taskId;
+    if (current && current.taskId !== null) return current.taskId;
     const value: KeyRecord = current ?? { taskId, record: null, owner: null, ownerUntil: 0 };
     value.taskId = taskId;
     this.#keys.set(key, { value, expiresAt: now + ttlMs });
     return taskId;
   }
 
+  /** Closing rejects pending and later waits (a `result()` must not wait forever on a closed store). */
   async close(): Promise<void> {
+    this.#closed = true;
     for (const [id, waiters] of this.#waiters) {
       this.#waiters.delete(id);
-      for (const wake of waiters) (wake as (r: TaskResult | null) => void)(null);
+      for (const wake of waiters) wake(null, closedError());
     }
   }
 
@@ -136,6 +143,10 @@ export class MemoryResultBackend implements ResultBackend {
       for (const [k, v] of map) if (v.expiresAt <= now) map.delete(k);
     }
   }
+}
+
+function closedError(): Error {
+  return new BackendError('the result store is closed: results can no longer be awaited through this app');
 }
 
 function live<T>(entry: Expiring<T> | undefined, now: number): T | undefined {

@@ -46,6 +46,17 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       await Promise.all(got.map((d) => d.ack()));
     });
 
+    it('puts a delayed message that came due ahead of one published after that', async () => {
+      const q = uniqueQueue();
+      const delayed = makeMessage(q, { eta: Date.now() + 100, payload: { which: 'delayed' } });
+      await broker.publish([delayed], KEY_TTL);
+      await sleep(400);
+      await broker.publish([makeMessage(q, { payload: { which: 'fresh' } })], KEY_TTL);
+      const got = await collect(broker, q, 2);
+      expect(got.map((d) => d.message.payload)).toEqual([{ which: 'delayed' }, { which: 'fresh' }]);
+      await Promise.all(got.map((d) => d.ack()));
+    });
+
     it('returns at most `max` per fetch and publishes many in one call', async () => {
       const q = uniqueQueue();
       const msgs = Array.from({ length: 25 }, (_, i) => makeMessage(q, { payload: { i } }));
@@ -90,8 +101,10 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       const ac = new AbortController();
       const pending = broker.fetch({ queues: [q], max: 1, leaseMs: LONG_LEASE, waitMs: 10_000, signal: ac.signal });
       await sleep(50);
+      const abortedAt = Date.now();
       ac.abort();
       expect(await pending).toEqual([]);
+      expect(Date.now() - abortedAt).toBeLessThan(2_000);
     });
 
     it('redelivers after the lease lapses with a new token, and fences the old owner out', async () => {
@@ -105,11 +118,17 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       const [second] = await fetchAll(q, 1, shortLease * 8, LONG_LEASE);
       expect(second?.message.id).toBe(msg.id);
       expect(second!.token).not.toBe(first!.token);
-      await expect(first!.ack()).rejects.toBeInstanceOf(LeaseLostError);
+      const stale = { record: resultFor(msg, 'succeeded', { value: 'stale' }), ttlMs: 60_000, keyTtlMs: 60_000 };
+      await expect(first!.ack(broker.results === results ? stale : undefined)).rejects.toBeInstanceOf(LeaseLostError);
       await expect(first!.retry(Date.now(), { name: 'Error', message: 'late' })).rejects.toBeInstanceOf(LeaseLostError);
+      await expect(first!.deadLetter('late')).rejects.toBeInstanceOf(LeaseLostError);
+      await expect(first!.release()).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await results.get(msg)).toBeNull();
+      expect(await broker.deadLetters(q)).toEqual([]);
       expect(await broker.renew([first!, second!], LONG_LEASE)).toEqual([false, true]);
       await second!.ack();
       await expect(second!.ack()).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await broker.renew([second!], LONG_LEASE)).toEqual([false]);
     });
 
     it('does not redeliver while the lease is renewed', async () => {
@@ -135,6 +154,13 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       expect(await waiting).toMatchObject({ id: msg.id, state: 'succeeded', value: { sum: 3 } });
       expect(await results.get(msg)).toMatchObject({ state: 'succeeded', value: { sum: 3 } });
       expect(await results.wait({ id: 'missing', queue: q }, { timeoutMs: 50 })).toBeNull();
+      const startedAt = Date.now();
+      expect(await results.wait(msg, { timeoutMs: 60_000 })).toMatchObject({ state: 'succeeded' });
+      const ac = new AbortController();
+      const aborted = results.wait({ id: 'missing', queue: q }, { timeoutMs: 60_000, signal: ac.signal });
+      ac.abort();
+      expect(await aborted).toBeNull();
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
     });
 
     it('retries at a later time with the next attempt and the last error', async () => {
@@ -226,9 +252,27 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       const record = resultFor(makeMessage(q, { idempotencyKey: 'k-1' }), 'succeeded', { value: 7 });
       await results.store({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
       expect(await results.claimKey(ref, 'owner-d', 5_000)).toMatchObject({ status: 'done', record: { value: 7 } });
+      const failedRef = { queue: q, key: 'k-2' };
+      expect(await results.claimKey(failedRef, 'owner-a', 60_000)).toEqual({ status: 'acquired' });
+      const failed = resultFor(makeMessage(q, { idempotencyKey: 'k-2' }), 'failed', { error: { name: 'Error', message: 'no' } });
+      await results.store({ record: failed, ttlMs: 60_000, keyTtlMs: 60_000 });
+      expect(await results.claimKey(failedRef, 'owner-b', 5_000)).toEqual({ status: 'acquired' });
       const later = { ...record, state: 'failed' as const, value: undefined, error: { name: 'Error', message: 'late' } };
       await results.store({ record: later, ttlMs: 60_000, keyTtlMs: 60_000 });
       expect(await results.get(record)).toMatchObject({ state: 'succeeded', value: 7 });
+    });
+
+    it('keeps marks as an atomic maximum (stores without durable marks declare none)', async () => {
+      const marks = results.marks;
+      // Optional capability: without it the scheduler skips missed ticks after a restart.
+      if (!marks) return expect(Object.keys(results)).not.toContain('marks');
+      const name = `mark-${uniqueQueue()}`;
+      expect(await marks.getMark(name)).toBeNull();
+      expect(await marks.advanceMark(name, 100)).toBe(100);
+      expect(await marks.advanceMark(name, 50)).toBe(100);
+      const raced = await Promise.all([300, 200, 250].map((at) => marks.advanceMark(name, at)));
+      expect(Math.max(...raced)).toBe(300);
+      expect(await marks.getMark(name)).toBe(300);
     });
 
     it('reports queue stats', async () => {
