@@ -11,6 +11,8 @@ Returns: flat list, 2 per message: owner task id, 1 if nothing was created (dupl
 
 local base, keyTtl = ARGV[1], tonumber(ARGV[2])
 local now = nowMs()
+-- Delayed messages already due became ready before these: they go first (FIFO by ready time).
+promote(base, now, 1000)
 
 -- Which ids are known already (queued, or finished and remembered by a result or tombstone)?
 -- One HMGET and one EXISTS for the whole batch; per-id checks only when something is known.

@@ -53,6 +53,7 @@ export class RedisResultBackend implements ResultBackend {
     const onAbort = () => finish(null);
     const timer = setTimeout(onAbort, timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // aborted while subscribing: the listener came too late
     this.#closing.add(onAbort);
     try {
       // Subscribed first, then read: a record stored in between is either read here or announced.
