@@ -39,6 +39,9 @@ export class Topology {
 
   /** The ladder rung for a message due in `remainingMs` (≥ 1); returns the queue's name. */
   async delay(queue: string, remainingMs: number): Promise<string> {
+    // The rung dead-letters into the work queue: RabbitMQ drops a dead letter whose target queue
+    // does not exist, so a delayed task published before any worker declared it would be lost.
+    await this.work(queue);
     const level = delayLevel(remainingMs);
     const name = delayQueue(queue, level);
     await this.#declare(name, {
