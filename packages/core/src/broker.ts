@@ -86,7 +86,9 @@ export interface DeadLetter {
  * The broker contract. Rules every backend keeps (the conformance suite checks each):
  * 1. At-least-once: a published message is delivered until it is acked, retried, dead-lettered or
  *    released; a crash of its consumer loses nothing (the lease runs out and it is delivered again).
- * 2. Order: higher `priority` first; within a priority, earlier ready time first.
+ * 2. Order: higher `priority` first; within a priority, earlier ready time first (a delayed
+ *    message is ready from its eta, ahead of messages published after that). Across the queues
+ *    of one fetch, no queue starves the others.
  * 3. A message with `eta` in the future is not delivered before `eta`.
  * 4. A delivery's lease lasts `leaseMs` from fetch or the last `renew`; while it lasts nobody else
  *    gets the message; after it lapses the message is delivered again with a new token, and the
@@ -109,6 +111,10 @@ export interface Broker {
   /** Where a not-yet-final task is, or `null` if the broker does not know it. */
   state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null>;
   stats(queue: string): Promise<QueueStats>;
+  /**
+   * Up to `limit` (default 100) dead letters, oldest first: the most recent ones where the backend
+   * can read from the tail (memory, Redis), the oldest where it reads a queue from its head (AMQP).
+   */
   deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
   close(): Promise<void>;
 }
