@@ -168,6 +168,32 @@ describe('amqp: connections, consumers and leases', () => {
     await again[0]!.ack();
   });
 
+  it('sends the frames written in one tick in a few socket writes, not one each', async () => {
+    const q = fx.track(uniqueQueue('am'));
+    await fx.broker.publish([makeMessage(q)], KEY_TTL); // declares the queue: the next publish takes the fast path
+    const model = (await fx.broker.link.session()).model;
+    const socket = (model as unknown as { connection: { stream: { _write: Function; _writev: Function } } }).connection.stream;
+    let writes = 0;
+    const { _write, _writev } = socket;
+    socket._write = function (...args: unknown[]) {
+      writes++;
+      return _write.apply(this, args);
+    };
+    socket._writev = function (...args: unknown[]) {
+      writes++;
+      return _writev.apply(this, args);
+    };
+    try {
+      await fx.broker.publish(Array.from({ length: 100 }, (_, i) => makeMessage(q, { payload: { i } })), KEY_TTL);
+    } finally {
+      Object.assign(socket, { _write, _writev });
+    }
+    // 100 publishes of ~400 bytes: one write per 16 KiB of socket buffer, not 100 writes.
+    expect(writes).toBeGreaterThan(0);
+    expect(writes).toBeLessThanOrEqual(10);
+    expect(await collect(fx, q, 101)).toHaveLength(101);
+  });
+
   it('fails fast with a clear error when RabbitMQ is not there', async () => {
     await expect(new AmqpBroker('amqp://guest:guest@127.0.0.1:1').connect()).rejects.toThrow(/cannot connect to amqp:\/\/guest:\*\*\*@127.0.0.1:1/);
   });
