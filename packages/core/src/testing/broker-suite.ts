@@ -57,6 +57,19 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       await Promise.all(got.map((d) => d.ack()));
     });
 
+    it('serves every queue of a fetch, however busy the first one is', async () => {
+      const [a, b] = [uniqueQueue(), uniqueQueue()];
+      await broker.publish(Array.from({ length: 40 }, () => makeMessage(a)), KEY_TTL);
+      await broker.publish([makeMessage(b, { payload: { from: 'b' } })], KEY_TTL);
+      const seen = new Set<string>();
+      for (let i = 0; i < 6 && !seen.has(b); i++) {
+        const got = await broker.fetch({ queues: [a, b], max: 4, leaseMs: LONG_LEASE, waitMs: 1_000 });
+        for (const d of got) seen.add(d.message.queue);
+        await Promise.all(got.map((d) => d.ack()));
+      }
+      expect(seen.has(b)).toBe(true);
+    });
+
     it('returns at most `max` per fetch and publishes many in one call', async () => {
       const q = uniqueQueue();
       const msgs = Array.from({ length: 25 }, (_, i) => makeMessage(q, { payload: { i } }));
