@@ -41,6 +41,15 @@ describe('Scheduler', () => {
     expect(await ready(app, queue)).toBe(30 * 24 * 12);
   });
 
+  it('takes 6-field expressions (seconds first)', async () => {
+    const { app, report, queue } = setup();
+    app.schedule('ten-seconds', { cron: '*/10 * * * * *', task: report, payload: { kind: 's' } });
+    const start = Date.parse('2026-02-01T00:00:00Z');
+    const clock = new ManualClock(start);
+    expect(await stepThrough(new Scheduler(app, { clock }), clock, app, 'ten-seconds', start + 5 * MIN)).toBe(30);
+    expect(await ready(app, queue)).toBe(30);
+  });
+
   it('runs its own loop on the injected clock, sleeping until each tick', async () => {
     const { app, report, queue } = setup();
     app.schedule('quarterly', { every: '15m', task: report, payload: { kind: 'q' } });
