@@ -145,9 +145,11 @@ export class AmqpBroker implements Broker {
     const max = Math.max(1, request.max);
     for (;;) {
       if (this.#closed || request.signal?.aborted) return [];
-      const session = await this.link.session();
+      // Awaits only when there is something to wait for: fetches come thousands per second.
+      const session = this.link.current ?? (await this.link.session());
       try {
-        await this.#intake.ensure(session, request.queues, max);
+        const subscribing = this.#intake.ensure(session, request.queues, max);
+        if (subscribing) await subscribing;
       } catch (err) {
         if (isChannelError(err) || this.#closed) throw err;
         await sleep(20); // the session is going away: subscribe again on the next one
@@ -155,8 +157,9 @@ export class AmqpBroker implements Broker {
       }
       const out: Delivery[] = [];
       for (const a of this.#intake.take(request.queues, max)) {
-        const d = await this.#accept(a, request.leaseMs);
-        if (d) out.push(d);
+        const d = this.#accept(a, request.leaseMs);
+        if (d instanceof AmqpDelivery) out.push(d);
+        else if (d) await d; // buried: wait for the dead letter to land
       }
       if (out.length > 0) return out;
       const left = deadline - Date.now();
@@ -165,17 +168,16 @@ export class AmqpBroker implements Broker {
     }
   }
 
-  /** Turns an arrival into a delivery, or buries / re-delays it and returns null. */
-  async #accept(a: Arrival, leaseMs: number): Promise<Delivery | null> {
+  /** Turns an arrival into a delivery, or re-delays it (null), or buries it (the promise of that). */
+  #accept(a: Arrival, leaseMs: number): AmqpDelivery | Promise<void> | null {
     const raw = a.msg.content.toString();
     const parsed = fastParse(raw);
     if (!parsed.ok || parsed.message.queue !== a.queue) {
       const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
-      await this.#settler.buryArrival(a, reason).catch((err: Error) => {
+      return this.#settler.buryArrival(a, reason).catch((err: Error) => {
         this.logger.error({ err: err.message }, 'could not dead-letter a malformed message; giving it back');
         giveBack(a);
       });
-      return null;
     }
     const message = parsed.message;
     const readyAt = Number(a.msg.properties.headers?.[H.readyAt] ?? message.eta ?? 0);

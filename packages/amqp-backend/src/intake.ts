@@ -130,13 +130,16 @@ export class Intake {
     return (await c.session.sub.checkQueue(workQueue(queue))).messageCount;
   }
 
-  /** Makes sure every queue has a live consumer able to hold `max` messages. */
-  async ensure(session: Session, queues: readonly string[], max: number): Promise<void> {
+  /** Makes sure every queue has a live consumer able to hold `max` messages; undefined when they all have one. */
+  ensure(session: Session, queues: readonly string[], max: number): Promise<void> | undefined {
     const missing = queues.filter((q) => {
       const c = this.#consumers.get(q);
       return !c || c.session !== session || c.prefetch < max;
     });
-    if (missing.length === 0) return;
+    return missing.length === 0 ? undefined : this.#ensure(session, missing, max);
+  }
+
+  async #ensure(session: Session, missing: string[], max: number): Promise<void> {
     await Promise.all(missing.map((q) => this.topology.work(q)));
     // basic.qos applies to the next basic.consume on the channel: serialise qos+consume pairs.
     const run = this.#subscribing.then(() => Promise.all(missing.map((q) => this.#subscribe(session, q, max))).then(() => {}));
