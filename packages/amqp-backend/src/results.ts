@@ -118,14 +118,15 @@ export class AmqpResults implements ResultBackend {
    * Sends `settlement` to the task's publisher, resolving once RabbitMQ confirmed it. It is kept
    * here too when this process published the task, or when it has an idempotency key (claims
    * need it); a worker does not hoard the results of other processes' tasks, nor of tasks whose
-   * producer asked for none (`replies: false`).
+   * producer asked for none (`replies: false`). Undefined when nothing had to be sent (no
+   * promise to wait for on the ack path of a task nobody awaits).
    */
-  async deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> {
+  deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> | undefined {
     const to = replyTo ?? this.#replyTos.get(settlement.record.id);
     if (to === this.replyQueue || settlement.record.idempotencyKey !== null) this.#local.storeNow(settlement);
     this.#replyTos.delete(settlement.record.id);
-    if (!to || to === this.replyQueue) return;
-    await this.publisher.publish({
+    if (!to || to === this.replyQueue) return undefined;
+    return this.publisher.publish({
       queue: to,
       body: Buffer.from(JSON.stringify(settlement.record)),
       props: {
@@ -145,8 +146,8 @@ export class AmqpResults implements ResultBackend {
     return this.#local.getNow(ref) !== null;
   }
 
-  store(settlement: Settlement): Promise<void> {
-    return this.deliver(settlement, undefined);
+  async store(settlement: Settlement): Promise<void> {
+    await this.deliver(settlement, undefined);
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {

@@ -33,8 +33,13 @@ export class Settler {
   ) {}
 
   async ack({ token, message }: Ref, settlement: Settlement | undefined): Promise<void> {
-    const h = await this.leases.begin(token, message.id);
-    if (settlement) await this.#guard(h, () => this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined));
+    // The common case (no rotation under way, no reply to send) runs without a single await.
+    const begun = this.leases.begin(token, message.id);
+    const h = begun instanceof Promise ? await begun : begun;
+    if (settlement) {
+      const sending = this.#try(h, () => this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined));
+      if (sending) await this.#guard(h, () => sending);
+    }
     this.leases.finish(h, 'ack');
     bump(settlement && settlement.record.state !== 'succeeded' ? this.counters.failed : this.counters.completed, h.queue);
   }
@@ -108,6 +113,16 @@ export class Settler {
         if (!(err instanceof UnroutableError) || attempt > 0) throw err;
         this.topology.forget(queue);
       }
+    }
+  }
+
+  /** The synchronous start of a settlement's publish; if it throws, the lease is handed back to its timer. */
+  #try<T>(h: Held, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.leases.abandon(h);
+      throw err;
     }
   }
 
