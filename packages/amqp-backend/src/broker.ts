@@ -11,16 +11,15 @@ import {
   type ErrorInfo,
   type FetchRequest,
   type Logger,
-  type ParsedMessage,
   type Published,
   type PublishOptions,
   type QueueStats,
   type Settlement,
   type TaskMessage,
+  isPlainEnvelope,
   taskMessageSchema,
 } from '@celeriac/core';
 import { Dedup } from './dedup.js';
-import { isPlainEnvelope } from './envelope.js';
 import { Intake, type Arrival } from './intake.js';
 import { Leases } from './leases.js';
 import { isChannelError, Link } from './link.js';
@@ -171,7 +170,7 @@ export class AmqpBroker implements Broker {
   /** Turns an arrival into a delivery, or re-delays it (null), or buries it (the promise of that). */
   #accept(a: Arrival, leaseMs: number): AmqpDelivery | Promise<void> | null {
     const raw = a.msg.content.toString();
-    const parsed = fastParse(raw);
+    const parsed = parseMessage(raw);
     if (!parsed.ok || parsed.message.queue !== a.queue) {
       const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
       return this.#settler.buryArrival(a, reason).catch((err: Error) => {
@@ -248,17 +247,6 @@ function giveBack(a: Arrival): void {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** `parseMessage`, skipping zod for the plain envelopes it would accept unchanged. */
-function fastParse(raw: string): ParsedMessage {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    return parseMessage(raw); // words the error
-  }
-  return isPlainEnvelope(json) ? { ok: true, message: json } : parseMessage(raw);
-}
 
 function validate(message: TaskMessage): TaskMessage {
   if (isPlainEnvelope(message)) return message;

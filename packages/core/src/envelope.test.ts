@@ -1,7 +1,6 @@
-import { taskMessageSchema } from '@celeriac/core';
-import { makeMessage } from '@celeriac/core/testing';
 import { describe, expect, it } from 'vitest';
-import { isPlainEnvelope } from './envelope.js';
+import { isPlainEnvelope, taskMessageSchema } from './envelope.js';
+import { makeMessage } from './testing/messages.js';
 
 // The fast path may only say yes where the schema says yes and returns the message unchanged.
 const VALUES: unknown[] = [undefined, null, 0, -0, 1, 2, 9, 10, -1, 1.5, NaN, Infinity, 2 ** 53, '', 'a', 'a'.repeat(129), 'a'.repeat(201), 'a'.repeat(513), 'x y', 'a:b', '.a', {}, [], { traceId: 'a' }, { name: 'E', message: 'm' }, true];
@@ -15,7 +14,7 @@ function agreesWithSchema(m: unknown): void {
   }
 }
 
-describe('amqp: envelope fast path', () => {
+describe('envelope fast path', () => {
   it('accepts the plain messages a task builds', () => {
     const m = makeMessage('q1');
     expect(isPlainEnvelope(m)).toBe(true);
