@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
-  ValidationError,
+  assertValidMessage,
   encodeMessage,
   parseMessage,
   silentLogger,
@@ -16,8 +16,6 @@ import {
   type QueueStats,
   type Settlement,
   type TaskMessage,
-  isPlainEnvelope,
-  taskMessageSchema,
 } from '@celeriac/core';
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
@@ -88,7 +86,7 @@ export class AmqpBroker implements Broker {
   }
 
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
-    const checked = messages.map(validate);
+    const checked = messages.map(assertValidMessage);
     if (this.#replies && !this.results.listening) await this.results.listen();
     const out: Published[] = [];
     const sends: Promise<void>[] = [];
@@ -247,14 +245,6 @@ function giveBack(a: Arrival): void {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function validate(message: TaskMessage): TaskMessage {
-  if (isPlainEnvelope(message)) return message;
-  const parsed = taskMessageSchema.safeParse(message);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
-  throw new ValidationError('INVALID_MESSAGE', `invalid task message: ${problems}`);
-}
 
 class AmqpDelivery implements Delivery {
   constructor(

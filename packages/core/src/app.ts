@@ -95,9 +95,10 @@ export class App {
     if (!task || this.#tasks.get(task.name) !== (task as unknown as Task)) {
       throw new ValidationError('INVALID_OPTIONS', `schedule "${name}": task must be a task registered in this app with app.task(…)`);
     }
-    const parsed = task.input.safeParse(JSON.parse(JSON.stringify(payload ?? null)));
-    if (!parsed.success) {
-      throw new ValidationError('INVALID_PAYLOAD', `schedule "${name}": payload does not fit task "${task.name}": ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    try {
+      task.checkPayload(payload);
+    } catch (err) {
+      throw new ValidationError('INVALID_PAYLOAD', `schedule "${name}": ${(err as Error).message}`);
     }
     const schedule = new Schedule(name, task as unknown as Task, payload, options ?? {}, timing);
     this.#schedules.set(name, schedule);

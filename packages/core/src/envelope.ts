@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from './errors.js';
+import { describeIssues, ValidationError } from './errors.js';
 import { queueNamePattern, taskNamePattern } from './names.js';
 
 /** Highest priority; priorities run 0 (default) … 9 (most urgent), as RabbitMQ's do. */
@@ -61,7 +61,7 @@ export function assertValidMessage(message: TaskMessage): TaskMessage {
   if (isPlainEnvelope(message)) return message;
   const parsed = taskMessageSchema.safeParse(message);
   if (!parsed.success) {
-    throw new ValidationError('INVALID_MESSAGE', `invalid task message: ${z.prettifyError(parsed.error)}`);
+    throw new ValidationError('INVALID_MESSAGE', `invalid task message: ${describeIssues(parsed.error)}`);
   }
   return parsed.data;
 }

@@ -95,6 +95,11 @@ export class BackendError extends CeleriacError {
   }
 }
 
+/** A zod error as one line: `a.b: message; c: message` (the field first, as every message here words it). */
+export function describeIssues(error: { issues: readonly { path: readonly PropertyKey[]; message: string }[] }): string {
+  return error.issues.map((i) => `${i.path.length ? `${i.path.map(String).join('.')}: ` : ''}${i.message}`).join('; ');
+}
+
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof Error) {
     const info: ErrorInfo = { name: err.name, message: err.message };

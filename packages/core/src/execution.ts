@@ -2,7 +2,7 @@ import type { App, Connection } from './app.js';
 import type { Attempt } from './attempt.js';
 import type { Delivery } from './broker.js';
 import type { TaskMessage } from './envelope.js';
-import { LeaseLostError, NonRetryableError, TaskTimeoutError, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
+import { describeIssues, LeaseLostError, NonRetryableError, TaskTimeoutError, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Settlement, TaskResult } from './results.js';
 import { backoffDelay } from './retry.js';
 import type { TaskContext } from './task.js';
@@ -84,8 +84,7 @@ async function runAttempt(app: App, conn: Connection, delivery: Delivery, { atte
   }
   const input = task.input.safeParse(message.payload);
   if (!input.success) {
-    const problems = input.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
-    const err = new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${message.task}": ${problems}`);
+    const err = new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${message.task}": ${describeIssues(input.error)}`);
     await fail(toErrorInfo(err), err.message);
     return 'failed';
   }
@@ -142,7 +141,7 @@ async function runAttempt(app: App, conn: Connection, delivery: Delivery, { atte
     }
     if (task.output) {
       const out = task.output.safeParse(value);
-      if (!out.success) throw new NonRetryableError(`task "${message.task}" returned a value that fails its output schema: ${out.error.issues.map((i) => i.message).join('; ')}`);
+      if (!out.success) throw new NonRetryableError(`task "${message.task}" returned a value that fails its output schema: ${describeIssues(out.error)}`);
     }
   } catch (err) {
     const reason: unknown = attempt.aborted ? attempt.reason : undefined;

@@ -24,6 +24,7 @@ export {
   TaskTimeoutError,
   UnknownTaskError,
   ValidationError,
+  describeIssues,
   toErrorInfo,
 } from './errors.js';
 export type { ErrorCode, ErrorInfo } from './errors.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { App } from './app.js';
 import type { TaskMessage } from './envelope.js';
-import { ValidationError } from './errors.js';
+import { describeIssues, ValidationError } from './errors.js';
 import { TaskHandle } from './handle.js';
 import type { Logger } from './logger.js';
 import { enqueueOptionsSchema, parseOptions, type EnqueueOptions, type TaskOptions } from './options.js';
@@ -61,7 +61,7 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
       id: o.id ?? randomUUID(),
       task: this.name,
       queue: o.queue ?? this.options.queue,
-      payload: this.#wirePayload(payload),
+      payload: this.checkPayload(payload),
       attempt: 1,
       maxAttempts: this.options.retry.maxAttempts,
       eta: o.eta ?? (o.delayMs ? now + o.delayMs : null),
@@ -74,9 +74,12 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     };
   }
 
-  // The worker sees the payload after a JSON round trip, so that is what is validated here: a
-  // Date or a Map that would not survive the wire fails now, at the caller, not later in a worker.
-  #wirePayload(payload: unknown): z.core.util.JSONType {
+  /**
+   * The payload as it will travel, checked against the input schema. The worker sees it after a
+   * JSON round trip, so that is what is validated: a Date or a Map that would not survive the wire
+   * fails now, at the caller, not later in a worker. Throws a ValidationError naming the field.
+   */
+  checkPayload(payload: unknown): z.core.util.JSONType {
     let wire: z.core.util.JSONType;
     try {
       wire = JSON.parse(JSON.stringify(payload ?? null));
@@ -85,8 +88,7 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     }
     const parsed = this.input.safeParse(wire);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
-      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${problems}`);
+      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${describeIssues(parsed.error)}`);
     }
     return wire;
   }

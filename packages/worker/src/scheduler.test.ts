@@ -176,7 +176,7 @@ describe('Scheduler', () => {
     expect(() => app.schedule('c', { cron: '0 3 *', task: report, payload: { kind: 'x' } })).toThrow(/schedule "c": invalid cron expression .*5 fields/);
     expect(() => app.schedule('d', { every: 'often', task: report, payload: { kind: 'x' } })).toThrow(/schedule "d": every must look like/);
     expect(() => app.schedule('e', { cron: '* * * * *', every: '1m', task: report, payload: { kind: 'x' } })).toThrow(/exactly one of/);
-    expect(() => app.schedule('f', { cron: '* * * * *', task: report, payload: { kind: 1 } as never })).toThrow(/schedule "f": payload does not fit task "reports.send": kind/);
+    expect(() => app.schedule('f', { cron: '* * * * *', task: report, payload: { kind: 1 } as never })).toThrow(/schedule "f": invalid payload for task "reports.send": kind: /);
     expect(() => app.schedule('g', { cron: '* * * * *', task: report, payload: { kind: 'x' }, missed: { catchUp: 0 } })).toThrow(/missed must be/);
     expect(() => app.schedule('h', { cron: '0 0 3 * * *', task: report, payload: { kind: 'x' } })).not.toThrow();
   });
