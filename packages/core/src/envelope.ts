@@ -66,19 +66,6 @@ export function assertValidMessage(message: TaskMessage): TaskMessage {
   return parsed.data;
 }
 
-/** Best-effort peek at the id, task and queue of a message that failed validation, for dead letters. */
-export function peekIdentity(raw: string): { id: string | null; task: string | null } {
-  try {
-    const json = JSON.parse(raw) as Record<string, unknown>;
-    return {
-      id: typeof json.id === 'string' ? json.id : null,
-      task: typeof json.task === 'string' ? json.task : null,
-    };
-  } catch {
-    return { id: null, task: null };
-  }
-}
-
 const KEYS = 14; // v id task queue payload attempt maxAttempts eta expiresAt priority idempotencyKey trace createdAt lastError
 const ID = /^[A-Za-z0-9_.:-]+$/;
 

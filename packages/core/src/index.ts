@@ -28,7 +28,7 @@ export {
   toErrorInfo,
 } from './errors.js';
 export type { ErrorCode, ErrorInfo } from './errors.js';
-export { MAX_PRIORITY, assertValidMessage, encodeMessage, isPlainEnvelope, parseMessage, peekIdentity, taskMessageSchema } from './envelope.js';
+export { MAX_PRIORITY, assertValidMessage, encodeMessage, isPlainEnvelope, parseMessage, taskMessageSchema } from './envelope.js';
 export type { ParsedMessage, TaskMessage } from './envelope.js';
 export type { Broker, BrokerCapabilities, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
 export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';

@@ -1,3 +1,5 @@
+import { assertQueueName } from '@celeriac/core';
+
 /**
  * Key names. Every key of a queue starts with `<prefix>:{<queue>}:` so the whole queue lives in
  * one hash slot (Redis Cluster). Queue names cannot contain braces (core's name rules) and the
@@ -46,9 +48,10 @@ export class KeyCache {
   readonly #cache = new Map<string, QueueKeys>();
   constructor(readonly prefix: string) {}
 
+  /** Every key is built here, so this is where a queue name is checked (once, on first use). */
   of(queue: string): QueueKeys {
     let keys = this.#cache.get(queue);
-    if (!keys) this.#cache.set(queue, (keys = new QueueKeys(this.prefix, queue)));
+    if (!keys) this.#cache.set(queue, (keys = new QueueKeys(this.prefix, assertQueueName(queue))));
     return keys;
   }
 }

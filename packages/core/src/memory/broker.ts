@@ -3,6 +3,7 @@ import type { Broker, DeadLetter, Delivery, FetchRequest, Published, PublishOpti
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
 import { BackendError, LeaseLostError, type ErrorInfo } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
+import { assertQueueName } from '../names.js';
 import { MemoryQueue, type Entry } from './queue.js';
 import { MemoryResultBackend } from './results.js';
 
@@ -176,7 +177,7 @@ export class MemoryBroker implements Broker {
 
   #queue(name: string): MemoryQueue {
     let q = this.#queues.get(name);
-    if (!q) this.#queues.set(name, (q = new MemoryQueue(name)));
+    if (!q) this.#queues.set(name, (q = new MemoryQueue(assertQueueName(name))));
     return q;
   }
 

@@ -288,6 +288,13 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       expect(await marks.getMark(name)).toBe(300);
     });
 
+    it('refuses queue names that could escape their keys or names', async () => {
+      for (const bad of ['a}{b', 'a b', 'x:y']) {
+        await expect(broker.stats(bad)).rejects.toMatchObject({ code: 'INVALID_NAME' });
+        await expect(broker.publish([makeMessage(bad)], KEY_TTL)).rejects.toMatchObject({ name: 'ValidationError' });
+      }
+    });
+
     it('reports queue stats', async () => {
       const q = uniqueQueue();
       await broker.publish([makeMessage(q), makeMessage(q), makeMessage(q, { eta: Date.now() + 60_000 })], KEY_TTL);
