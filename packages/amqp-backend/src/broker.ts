@@ -251,14 +251,15 @@ class AmqpDelivery implements Delivery {
     private readonly settler: Settler,
     readonly message: TaskMessage,
     readonly token: string,
+    readonly lapses = 0,
   ) {}
 
   ack(settlement?: Settlement): Promise<void> {
     return this.settler.ack(this, settlement);
   }
 
-  retry(at: number, error: ErrorInfo): Promise<void> {
-    return this.settler.retry(this, at, error);
+  retry(next: TaskMessage, at: number): Promise<void> {
+    return this.settler.retry(this, next, at);
   }
 
   deadLetter(reason: string, settlement?: Settlement): Promise<void> {

@@ -1,3 +1,4 @@
+import { nextAttempt } from '@celeriac/core';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { delayLevel } from './names.js';
@@ -50,7 +51,7 @@ describe('amqp: delay ladder and dead letters', () => {
     await fx.broker.publish([msg], KEY_TTL);
     const [d] = await fx.broker.fetch({ queues: [q], max: 1, leaseMs: LEASE, waitMs: 2_000 });
     const at = Date.now() + 600;
-    await d!.retry(at, { name: 'Error', message: 'try later' });
+    await d!.retry(nextAttempt(d!.message, 1, { name: 'Error', message: 'try later' }, at), at);
     expect((await fx.broker.stats(q)).delayed).toBe(1);
     const [again] = await fx.broker.fetch({ queues: [q], max: 1, leaseMs: LEASE, waitMs: 5_000 });
     expect(Date.now()).toBeGreaterThanOrEqual(at);

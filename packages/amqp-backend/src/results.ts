@@ -1,4 +1,4 @@
-import { MemoryResultBackend, type KeyClaim, type KeyRef, type Logger, type ResultBackend, type Settlement, type TaskRef, type TaskResult } from '@celeriac/core';
+import { MemoryResultBackend, type KeyClaim, type KeyRef, type Logger, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
 import type { ConsumeMessage } from 'amqplib';
 import type { Link, Session } from './link.js';
 import { H, replyQueue } from './names.js';
@@ -26,7 +26,7 @@ const REMEMBERED_REPLY_TOS = 10_000;
  * per worker process, so two workers could each run a keyed task whose deliveries overlap.
  */
 export class AmqpResults implements ResultBackend {
-  readonly capabilities = { push: true };
+  readonly capabilities = { push: true, shared: false };
   readonly #local = new MemoryResultBackend();
   readonly #replyTos = new Map<string, string>();
   #listening: Promise<void> | undefined;
@@ -146,8 +146,10 @@ export class AmqpResults implements ResultBackend {
     return this.#local.getNow(ref) !== null;
   }
 
-  async store(settlement: Settlement): Promise<void> {
+  async store(settlement: Settlement, options: StoreOptions = {}): Promise<boolean> {
+    if (options.owner !== undefined && !this.#local.holdsTask(settlement.record, options.owner)) return false;
     await this.deliver(settlement, undefined);
+    return true;
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {
@@ -165,6 +167,14 @@ export class AmqpResults implements ResultBackend {
 
   releaseKey(ref: KeyRef, owner: string): Promise<void> {
     return this.#local.releaseKey(ref, owner);
+  }
+
+  claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim> {
+    return this.#local.claimTask(ref, owner, leaseMs);
+  }
+
+  reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
+    return this.#local.reserveKey(ref, taskId, ttlMs);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { encodeMessage, type ErrorInfo, type Settlement } from '@celeriac/core';
+import { encodeMessage, type ErrorInfo, type Settlement, type TaskMessage } from '@celeriac/core';
 import type { Message, MessageProperties, Options } from 'amqplib';
 import type { Arrival } from './intake.js';
 import type { Held, Leases } from './leases.js';
@@ -44,9 +44,8 @@ export class Settler {
     bump(settlement && settlement.record.state !== 'succeeded' ? this.counters.failed : this.counters.completed, h.queue);
   }
 
-  async retry({ token, message }: Ref, at: number, error: ErrorInfo): Promise<void> {
+  async retry({ token, message }: Ref, next: TaskMessage, at: number): Promise<void> {
     const h = await this.leases.begin(token, message.id);
-    const next = { ...h.message, attempt: h.message.attempt + 1, lastError: error, eta: at };
     await this.#guard(h, () => this.send(h.queue, Buffer.from(encodeMessage(next)), h.msg.properties, at));
     this.leases.finish(h, 'ack');
   }

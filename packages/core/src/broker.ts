@@ -52,12 +52,23 @@ export interface Delivery {
   /** Fencing token, unique to this delivery. */
   readonly token: string;
   /**
+   * Earlier deliveries of this message's current attempt that ended with no settlement at all:
+   * their lease lapsed or their connection dropped (the consumer died, hung, or was cut off —
+   * e.g. a handler that crashes its process). 0 normally; `release()` does not count. Core counts
+   * each as a spent attempt (see `attemptOf`), so a task that keeps killing its worker is
+   * dead-lettered after `maxAttempts` deliveries instead of running forever.
+   */
+  readonly lapses: number;
+  /**
    * Removes the message. With a settlement, a broker whose `results` store is in use writes it in
    * the same atomic step, so an outcome is stored if and only if the ack took effect.
    */
   ack(settlement?: Settlement): Promise<void>;
-  /** Schedules the next attempt (`attempt + 1`) at epoch ms `at`, keeping `error` as `lastError`. */
-  retry(at: number, error: ErrorInfo): Promise<void>;
+  /**
+   * Replaces the message with `next` (built by core's `nextAttempt`: the attempt number, the
+   * last error and the eta are core's rule, not the backend's), ready at epoch ms `at`.
+   */
+  retry(next: TaskMessage, at: number): Promise<void>;
   /** Moves the message to the dead-letter place with `reason`; stores the settlement as for `ack`. */
   deadLetter(reason: string, settlement?: Settlement): Promise<void>;
   /** Gives the message back unchanged (same attempt), ready at `at` (default: now). */
@@ -118,3 +129,16 @@ export interface Broker {
   deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
   close(): Promise<void>;
 }
+
+/** Limits every backend enforces; `createApp` passes them to `connectBroker`. */
+export interface BrokerOptions {
+  /** Largest encoded message accepted, in bytes: refused at publish, dead-lettered on arrival. */
+  maxMessageBytes: number;
+  /** Dead letters kept per queue: beyond `maxCount` the oldest go, and so does any older than `maxAgeMs`. */
+  deadLetters: { maxCount: number; maxAgeMs: number };
+}
+
+export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
+  maxMessageBytes: 1024 * 1024,
+  deadLetters: { maxCount: 10_000, maxAgeMs: 7 * 24 * 3_600_000 },
+};

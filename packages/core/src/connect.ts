@@ -1,4 +1,4 @@
-import type { Broker } from './broker.js';
+import type { Broker, BrokerOptions } from './broker.js';
 import { BackendError, ValidationError } from './errors.js';
 import { MemoryBroker } from './memory/broker.js';
 import { MemoryResultBackend } from './memory/results.js';
@@ -9,7 +9,8 @@ import type { ResultBackend } from './results.js';
  * (`@celeriac/redis-backend` for redis:// and rediss://, `@celeriac/amqp-backend` for amqp:// and amqps://).
  */
 export interface BackendModule {
-  connectBroker(url: string): Promise<Broker>;
+  /** `options` default to `DEFAULT_BROKER_OPTIONS`. */
+  connectBroker(url: string, options?: BrokerOptions): Promise<Broker>;
   connectResults?(url: string): Promise<ResultBackend>;
 }
 

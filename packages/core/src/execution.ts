@@ -4,7 +4,7 @@ import type { Delivery } from './broker.js';
 import type { TaskMessage } from './envelope.js';
 import { describeIssues, LeaseLostError, NonRetryableError, TaskTimeoutError, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Settlement, TaskResult } from './results.js';
-import { backoffDelay } from './retry.js';
+import { backoffDelay, nextAttempt } from './retry.js';
 import type { TaskContext } from './task.js';
 
 /** How long a delivery whose idempotency key is held elsewhere waits before it is offered again. */
@@ -185,7 +185,8 @@ async function failAttempt(
   }
   const delayMs = backoffDelay(policy, message.attempt);
   onEvent({ type: 'task:retrying', message, error, delayMs });
-  await delivery.retry(Date.now() + delayMs, error);
+  const at = Date.now() + delayMs;
+  await delivery.retry(nextAttempt(message, message.attempt, error, at), at);
   return 'retrying';
 }
 

@@ -30,12 +30,13 @@ export {
 export type { ErrorCode, ErrorInfo } from './errors.js';
 export { MAX_PRIORITY, assertValidMessage, encodeMessage, isPlainEnvelope, parseMessage, taskMessageSchema } from './envelope.js';
 export type { ParsedMessage, TaskMessage } from './envelope.js';
-export type { Broker, BrokerCapabilities, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
-export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, TaskRef, TaskResult, TaskState } from './results.js';
+export { DEFAULT_BROKER_OPTIONS } from './broker.js';
+export type { Broker, BrokerCapabilities, BrokerOptions, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from './broker.js';
+export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, StoreOptions, TaskRef, TaskResult, TaskState } from './results.js';
 export { assertQueueName, assertTaskName, queueNamePattern, taskNamePattern } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
-export { backoffDelay } from './retry.js';
+export { attemptOf, backoffDelay, nextAttempt } from './retry.js';
 export { Attempt } from './attempt.js';
 export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
 export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';

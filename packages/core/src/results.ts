@@ -44,6 +44,21 @@ export type KeyClaim =
 export interface ResultBackendCapabilities {
   /** `wait()` is woken by the store (pub/sub, blocking read, in-process event), not by polling. */
   push: boolean;
+  /**
+   * Records, claims, reservations and marks are seen by every process that opens the same store
+   * (Redis). False where they hold within this process only (memory, RabbitMQ's reply queues):
+   * deduplication across producers and a single beat across schedulers cannot be promised there.
+   */
+  shared: boolean;
+}
+
+export interface StoreOptions {
+  /**
+   * Fences the write: it takes effect only while `owner` holds the task's claim (`claimTask`),
+   * and releases that claim. Used where the store is apart from the broker, so a delivery whose
+   * lease moved on (a stale owner) cannot store its outcome over the new owner's.
+   */
+  owner?: string;
 }
 
 /**
@@ -57,14 +72,22 @@ export interface ResultBackendCapabilities {
  *    `null` after `timeoutMs`; backends with `capabilities.push` must not poll to do so.
  * 4. `claimKey` is a lease: the same owner may call it again to extend it; a different owner gets
  *    `busy` while it is held, `done` once a success is stored under the key.
+ * 5. `claimTask` is the same lease on a task id: `done` once any final record is stored for the id,
+ *    `busy` while another owner holds it. `store(s, { owner })` writes only while `owner` holds that
+ *    claim (else resolves `false`, writing nothing) and releases it.
+ * 6. `reserveKey` points a key at its first task id (for `ttlMs`) and returns the owner's id: the
+ *    given one when it was free, the earlier one when the key already pointed at a live task.
  */
 export interface ResultBackend {
   readonly capabilities: ResultBackendCapabilities;
-  store(settlement: Settlement): Promise<void>;
+  /** Resolves `true` when written or kept (rule 2), `false` when fenced out (rule 5). */
+  store(settlement: Settlement, options?: StoreOptions): Promise<boolean>;
   get(ref: TaskRef): Promise<TaskResult | null>;
   wait(ref: TaskRef, options: { timeoutMs: number; signal?: AbortSignal }): Promise<TaskResult | null>;
   claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim>;
   releaseKey(ref: KeyRef, owner: string): Promise<void>;
+  claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim>;
+  reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string>;
   /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
   readonly marks?: MarkStore;
   close(): Promise<void>;

@@ -1,4 +1,4 @@
-import type { KeyClaim, KeyRef, ResultBackend, Settlement, TaskRef, TaskResult } from '@celeriac/core';
+import { BackendError, type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
 import { duplicate } from './connection.js';
 import type { KeyCache } from './keys.js';
 import { RedisMarks } from './marks.js';
@@ -14,7 +14,7 @@ import { Subscriber } from './subscriber.js';
  * The broker's `ack(settlement)` writes the same records inside its own script (settle-7.lua).
  */
 export class RedisResultBackend implements ResultBackend {
-  readonly capabilities = { push: true };
+  readonly capabilities = { push: true, shared: true };
   readonly #client: Client;
   readonly #scripts: Scripts;
   readonly #keys: KeyCache;
@@ -33,10 +33,21 @@ export class RedisResultBackend implements ResultBackend {
     this.marks = new RedisMarks(client, scripts, keys.prefix);
   }
 
-  async store({ record, ttlMs, keyTtlMs }: Settlement): Promise<void> {
+  // The owner fence (rule 5), claimTask and reserveKey come with the Redis work of issue 8.
+  async store({ record, ttlMs, keyTtlMs }: Settlement, options: StoreOptions = {}): Promise<boolean> {
+    if (options.owner !== undefined) throw new BackendError('redis-backend: fenced store is not built yet');
     const keys = this.#keys.of(record.queue);
     const args = [keys.base, record.id, JSON.stringify(record), Math.ceil(ttlMs), Math.ceil(keyTtlMs), record.idempotencyKey ?? '', record.state];
     await this.#scripts.run('store', [keys.result(record.id)], args);
+    return true;
+  }
+
+  async claimTask(): Promise<KeyClaim> {
+    throw new BackendError('redis-backend: claimTask is not built yet');
+  }
+
+  async reserveKey(): Promise<string> {
+    throw new BackendError('redis-backend: reserveKey is not built yet');
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {

@@ -111,6 +111,7 @@ export class RedisDelivery implements Delivery {
     readonly keys: QueueKeys,
     readonly storedId: string,
     readonly settler: Settler,
+    readonly lapses = 0,
   ) {}
 
   ack(settlement?: Settlement): Promise<void> {
@@ -119,8 +120,7 @@ export class RedisDelivery implements Delivery {
     return this.#submit([record.state === 'succeeded' ? 'S' : 'F', JSON.stringify(record), record.idempotencyKey ?? ''], settlement);
   }
 
-  retry(at: number, error: ErrorInfo): Promise<void> {
-    const next: TaskMessage = { ...this.message, attempt: this.message.attempt + 1, lastError: error, eta: at };
+  retry(next: TaskMessage, at: number): Promise<void> {
     return this.#submit(['R', Math.trunc(at), encodeMessage(next)]);
   }
 

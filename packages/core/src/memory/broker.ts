@@ -41,7 +41,7 @@ export class MemoryBroker implements Broker {
       const queue = this.#queue(message.queue);
       if (queue.entries.has(message.id) || this.results.getNow(message) || this.#isTombstoned(message, now)) return { id: message.id, duplicate: true };
       if (message.idempotencyKey !== null) {
-        const owner = this.results.reserveKey({ queue: message.queue, key: message.idempotencyKey }, message.id, keyTtlMs);
+        const owner = this.results.reserveKeyNow({ queue: message.queue, key: message.idempotencyKey }, message.id, keyTtlMs);
         if (owner !== message.id) return { id: owner, duplicate: true };
       }
       const entry: Entry = { id: message.id, raw: encodeMessage(message), priority: message.priority, state: 'pending', token: null, leaseUntil: 0 };
@@ -206,8 +206,7 @@ export class MemoryBroker implements Broker {
         q.bury(entry.raw, step.reason, step.settlement?.record.error ?? null, now);
         break;
       case 'retry': {
-        const next = { ...d.message, attempt: d.message.attempt + 1, lastError: step.error, eta: step.at };
-        entry.raw = encodeMessage(next);
+        entry.raw = encodeMessage(step.next);
         q.enqueue(entry, step.at, now, true);
         break;
       }
@@ -222,7 +221,7 @@ export class MemoryBroker implements Broker {
 type Settle =
   | { kind: 'ack'; settlement: Settlement | undefined }
   | { kind: 'dead'; reason: string; settlement: Settlement | undefined }
-  | { kind: 'retry'; at: number; error: ErrorInfo }
+  | { kind: 'retry'; next: TaskMessage; at: number }
   | { kind: 'release'; at: number | undefined };
 
 class MemoryDelivery implements Delivery {
@@ -230,14 +229,15 @@ class MemoryDelivery implements Delivery {
     readonly broker: MemoryBroker,
     readonly message: TaskMessage,
     readonly token: string,
+    readonly lapses = 0,
   ) {}
 
   async ack(settlement?: Settlement): Promise<void> {
     this.broker.settle(this, { kind: 'ack', settlement });
   }
 
-  async retry(at: number, error: ErrorInfo): Promise<void> {
-    this.broker.settle(this, { kind: 'retry', at, error });
+  async retry(next: TaskMessage, at: number): Promise<void> {
+    this.broker.settle(this, { kind: 'retry', next, at });
   }
 
   async deadLetter(reason: string, settlement?: Settlement): Promise<void> {

@@ -1,5 +1,5 @@
 import { BackendError } from '../errors.js';
-import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, TaskRef, TaskResult } from '../results.js';
+import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, StoreOptions, TaskRef, TaskResult } from '../results.js';
 
 interface Expiring<T> {
   value: T;
@@ -23,9 +23,11 @@ const SWEEP_EVERY = 1_000;
  * 3. Serves as the dedup table for `MemoryBroker.publish` (key → first task id).
  */
 export class MemoryResultBackend implements ResultBackend {
-  readonly capabilities = { push: true };
+  readonly capabilities = { push: true, shared: false };
   readonly #results = new Map<string, Expiring<TaskResult>>();
   readonly #keys = new Map<string, Expiring<KeyRecord>>();
+  /** Task claims (`claimTask`): task key → owner, until its lease ends. */
+  readonly #claims = new Map<string, Expiring<string>>();
   readonly #waiters = new Map<string, Set<(record: TaskResult | null, error?: Error) => void>>();
   #closed = false;
   #writes = 0;
@@ -39,8 +41,18 @@ export class MemoryResultBackend implements ResultBackend {
     },
   };
 
-  async store(settlement: Settlement): Promise<void> {
+  async store(settlement: Settlement, options: StoreOptions = {}): Promise<boolean> {
+    if (options.owner !== undefined) {
+      if (!this.holdsTask(settlement.record, options.owner)) return false;
+      this.#claims.delete(taskKey(settlement.record));
+    }
     this.storeNow(settlement);
+    return true;
+  }
+
+  /** True while `owner` holds the task's claim (`claimTask`). */
+  holdsTask(ref: TaskRef, owner: string): boolean {
+    return live(this.#claims.get(taskKey(ref)), Date.now()) === owner;
   }
 
   /** Synchronous store, so the memory broker can make it atomic with an ack. */
@@ -117,8 +129,23 @@ export class MemoryResultBackend implements ResultBackend {
     }
   }
 
+  async claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim> {
+    const now = Date.now();
+    const id = taskKey(ref);
+    const record = this.getNow(ref);
+    if (record) return { status: 'done', record };
+    const holder = live(this.#claims.get(id), now);
+    if (holder !== undefined && holder !== owner) return { status: 'busy' };
+    this.#claims.set(id, { value: owner, expiresAt: now + leaseMs });
+    return { status: 'acquired' };
+  }
+
+  async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
+    return this.reserveKeyNow(ref, taskId, ttlMs);
+  }
+
   /** Points `key` at `taskId` unless it already points at a live task; returns the owner's id. */
-  reserveKey(ref: KeyRef, taskId: string, ttlMs: number): string {
+  reserveKeyNow(ref: KeyRef, taskId: string, ttlMs: number): string {
     const now = Date.now();
     const key = keyOf(ref);
     const current = live(this.#keys.get(key), now);
@@ -139,7 +166,7 @@ export class MemoryResultBackend implements ResultBackend {
   }
 
   #sweep(now: number): void {
-    for (const map of [this.#results, this.#keys] as Map<string, Expiring<unknown>>[]) {
+    for (const map of [this.#results, this.#keys, this.#claims] as Map<string, Expiring<unknown>>[]) {
       for (const [k, v] of map) if (v.expiresAt <= now) map.delete(k);
     }
   }
