@@ -22,6 +22,12 @@ export interface AppOptions {
   resultTtlMs?: number;
   /** How long an idempotency key's record is kept, after the task's own result (default 24 h). */
   idempotencyTtlMs?: number;
+  /** How long an `enqueue` may wait for the broker before it rejects (default 10 s). */
+  enqueueTimeoutMs?: number;
+  /** Largest encoded task message in bytes (default 1 MiB): refused at enqueue, dead-lettered on arrival. */
+  maxMessageBytes?: number;
+  /** Dead letters kept per queue (default 10,000, for 7 days); older or extra ones are dropped. */
+  deadLetters?: { maxCount?: number; maxAgeMs?: number };
   logger?: Logger;
 }
 
@@ -148,7 +154,8 @@ export class App {
   }
 
   async #open(): Promise<Connection> {
-    const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker) : this.#broker;
+    const { maxMessageBytes, deadLetters } = this.options;
+    const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker, { maxMessageBytes, deadLetters }) : this.#broker;
     const closeOwnBroker = async () => {
       if (typeof this.#broker === 'string' && !isSharedBroker(broker)) await broker.close().catch(() => {});
     };

@@ -1,4 +1,4 @@
-import type { Broker, BrokerOptions } from './broker.js';
+import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions } from './broker.js';
 import { BackendError, ValidationError } from './errors.js';
 import { MemoryBroker } from './memory/broker.js';
 import { MemoryResultBackend } from './memory/results.js';
@@ -25,10 +25,10 @@ const PACKAGES: Record<string, string> = {
 // module and a worker module can meet without a server; plain `memory://` is private to one app.
 const sharedMemory = new Map<string, MemoryBroker>();
 
-export async function connectBroker(url: string): Promise<Broker> {
+export async function connectBroker(url: string, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<Broker> {
   const parsed = parseUrl(url, 'broker');
-  if (parsed.protocol === 'memory:') return memoryBroker(parsed);
-  return (await loadBackend(parsed)).connectBroker(url);
+  if (parsed.protocol === 'memory:') return memoryBroker(parsed, options);
+  return (await loadBackend(parsed)).connectBroker(url, options);
 }
 
 export async function connectResults(url: string): Promise<ResultBackend> {
@@ -58,10 +58,11 @@ export function isSharedBroker(broker: Broker): boolean {
   return false;
 }
 
-function memoryBroker(url: URL): MemoryBroker {
-  if (!url.host) return new MemoryBroker();
+function memoryBroker(url: URL, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): MemoryBroker {
+  if (!url.host) return new MemoryBroker(options);
+  // A shared broker keeps the options of the first app that opened it.
   let broker = sharedMemory.get(url.host);
-  if (!broker) sharedMemory.set(url.host, (broker = new MemoryBroker()));
+  if (!broker) sharedMemory.set(url.host, (broker = new MemoryBroker(options)));
   return broker;
 }
 

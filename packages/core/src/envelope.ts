@@ -38,8 +38,31 @@ export type TaskMessage = z.output<typeof taskMessageSchema>;
 
 export type ParsedMessage = { ok: true; message: TaskMessage } | { ok: false; reason: string };
 
-/** Parses one message off the wire; never throws, so a bad message can be dead-lettered with its reason. */
-export function parseMessage(raw: string): ParsedMessage {
+export interface ParseExpectations {
+  /** The queue the message was taken from: an envelope naming another queue is refused. */
+  queue?: string;
+  /** Largest accepted size in bytes (`BrokerOptions.maxMessageBytes`). */
+  maxBytes?: number;
+}
+
+/**
+ * Parses one message off the wire; never throws, so a bad message can be dead-lettered with its
+ * reason. Every backend parses arrivals here, so the reasons read the same everywhere.
+ */
+export function parseMessage(raw: string, expect: ParseExpectations = {}): ParsedMessage {
+  // Cheap bound first: a UTF-16 length under max/3 cannot exceed max bytes in UTF-8.
+  if (expect.maxBytes !== undefined && raw.length * 3 > expect.maxBytes) {
+    const bytes = Buffer.byteLength(raw);
+    if (bytes > expect.maxBytes) return { ok: false, reason: `oversized message: ${bytes} bytes, over the limit of ${expect.maxBytes} (maxMessageBytes)` };
+  }
+  const parsed = parseEnvelope(raw);
+  if (parsed.ok && expect.queue !== undefined && parsed.message.queue !== expect.queue) {
+    return { ok: false, reason: `misrouted message: its envelope names queue "${parsed.message.queue}" but it arrived on "${expect.queue}"` };
+  }
+  return parsed;
+}
+
+function parseEnvelope(raw: string): ParsedMessage {
   let json: unknown;
   try {
     json = JSON.parse(raw);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from './errors.js';
+import { DEFAULT_BROKER_OPTIONS } from './broker.js';
 import { MAX_PRIORITY } from './envelope.js';
 import { queueNamePattern } from './names.js';
 
@@ -55,6 +56,15 @@ export const appOptionsSchema = z
     defaultQueue: z.string().regex(queueNamePattern, 'must be a valid queue name (A–Z a–z 0–9 _ . -)').default('default'),
     resultTtlMs: int(1).default(24 * HOUR_MS),
     idempotencyTtlMs: int(1).default(24 * HOUR_MS),
+    /** How long an `enqueue` may take before it rejects (broker down or unreachable). */
+    enqueueTimeoutMs: int(1).default(10_000),
+    /** Largest encoded task message, in bytes: bigger payloads are refused at enqueue. */
+    maxMessageBytes: int(1024).default(DEFAULT_BROKER_OPTIONS.maxMessageBytes),
+    /** How many dead letters each queue keeps, and for how long. */
+    deadLetters: z
+      .object({ maxCount: int(1).default(DEFAULT_BROKER_OPTIONS.deadLetters.maxCount), maxAgeMs: int(1).default(DEFAULT_BROKER_OPTIONS.deadLetters.maxAgeMs) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

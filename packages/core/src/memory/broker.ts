@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Broker, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats } from '../broker.js';
+import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type Published, type PublishOptions, type QueueStats } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
-import { BackendError, LeaseLostError, type ErrorInfo } from '../errors.js';
+import { BackendError, LeaseLostError } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
 import { assertQueueName } from '../names.js';
 import { MemoryQueue, type Entry } from './queue.js';
@@ -33,6 +33,8 @@ export class MemoryBroker implements Broker {
   readonly #tombstones = new Map<string, number>();
   #rotation = 0;
   #closed = false;
+
+  constructor(readonly options: BrokerOptions = DEFAULT_BROKER_OPTIONS) {}
 
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
     this.#assertOpen();
@@ -121,7 +123,7 @@ export class MemoryBroker implements Broker {
       }
       const entry = best?.takeAtLeast(0);
       if (!best || !entry) break;
-      const parsed = parseMessage(entry.raw);
+      const parsed = parseMessage(entry.raw, { queue: best.name, maxBytes: this.options.maxMessageBytes });
       if (!parsed.ok) {
         best.remove(entry);
         best.bury(entry.raw, parsed.reason, null, now);
