@@ -94,7 +94,9 @@ export class MemoryResultBackend implements ResultBackend {
       const done = (record: TaskResult | null, error?: Error) => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#waiters.get(id)?.delete(done);
+        const set = this.#waiters.get(id);
+        // The last waiter of an id takes its Set along: one empty Set per timed-out wait was a leak.
+        if (set?.delete(done) && set.size === 0) this.#waiters.delete(id);
         if (error) reject(error);
         else resolve(record);
       };
@@ -154,6 +156,11 @@ export class MemoryResultBackend implements ResultBackend {
     value.taskId = taskId;
     this.#keys.set(key, { value, expiresAt: now + ttlMs });
     return taskId;
+  }
+
+  /** @internal How many task ids have a pending `wait()` (a test holds the waiter table to zero when idle). */
+  waitingIds(): number {
+    return this.#waiters.size;
   }
 
   /** Closing rejects pending and later waits (a `result()` must not wait forever on a closed store). */
