@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPlainEnvelope, taskMessageSchema } from './envelope.js';
+import { encodeMessage, isPlainEnvelope, parseMessage, taskMessageSchema } from './envelope.js';
 import { makeMessage } from './testing/messages.js';
 
 // The fast path may only say yes where the schema says yes and returns the message unchanged.
@@ -42,5 +42,24 @@ describe('envelope fast path', () => {
     expect(isPlainEnvelope(Object.assign(Object.create({ x: 1 }), base))).toBe(false);
     expect(isPlainEnvelope(null)).toBe(false);
     expect(isPlainEnvelope([base])).toBe(false);
+  });
+});
+
+describe('message size limit', () => {
+  it('refuses to encode a message over maxBytes, naming the task, the sizes and the fix', () => {
+    const m = makeMessage('q1', { task: 'media.upload', payload: { blob: 'é'.repeat(600) } });
+    const bytes = Buffer.byteLength(JSON.stringify(m));
+    expect(encodeMessage(m, bytes)).toBe(JSON.stringify(m));
+    expect(() => encodeMessage(m, bytes - 1)).toThrow(new RegExp(`message too large: task "media.upload" \\(id ${m.id}\\) encodes to ${bytes} bytes, over the limit of ${bytes - 1} \\(maxMessageBytes\\); pass a reference`));
+    expect(() => encodeMessage(m, bytes - 1)).toThrow(expect.objectContaining({ name: 'ValidationError', code: 'INVALID_MESSAGE' }));
+    expect(encodeMessage(m)).toBe(JSON.stringify(m));
+  });
+
+  it('measures UTF-8 bytes on arrival too, with the same limit name', () => {
+    const raw = JSON.stringify(makeMessage('q1', { payload: { blob: 'é'.repeat(600) } }));
+    const bytes = Buffer.byteLength(raw);
+    expect(bytes).toBeGreaterThan(raw.length);
+    expect(parseMessage(raw, { maxBytes: bytes }).ok).toBe(true);
+    expect(parseMessage(raw, { maxBytes: bytes - 1 })).toEqual({ ok: false, reason: `oversized message: ${bytes} bytes, over the limit of ${bytes - 1} (maxMessageBytes)` });
   });
 });

@@ -75,8 +75,24 @@ function parseEnvelope(raw: string): ParsedMessage {
   return { ok: true, message: parsed.data };
 }
 
-export function encodeMessage(message: TaskMessage): string {
-  return JSON.stringify(message);
+/**
+ * The wire form of a message. With `maxBytes` (`BrokerOptions.maxMessageBytes`) it refuses a
+ * message that would encode larger: backends encode every message of a publish here before
+ * sending any, so an oversized one fails its whole `publish` (and so the caller's enqueue) with
+ * this one error, and nothing is sent.
+ */
+export function encodeMessage(message: TaskMessage, maxBytes?: number): string {
+  const raw = JSON.stringify(message);
+  if (maxBytes !== undefined && raw.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(raw);
+    if (bytes > maxBytes) {
+      throw new ValidationError(
+        'INVALID_MESSAGE',
+        `message too large: task "${message.task}" (id ${message.id}) encodes to ${bytes} bytes, over the limit of ${maxBytes} (maxMessageBytes); pass a reference (a key or URL) to the data instead, or raise createApp({ maxMessageBytes })`,
+      );
+    }
+  }
+  return raw;
 }
 
 /** Checks a message a producer is about to publish; throws a ValidationError naming the field. */
