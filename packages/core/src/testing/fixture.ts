@@ -1,4 +1,4 @@
-import type { Broker } from '../broker.js';
+import type { Broker, BrokerOptions } from '../broker.js';
 import type { ResultBackend } from '../results.js';
 
 /** What a backend hands the conformance suite. One fixture may serve every test: each test uses its own queue names. */
@@ -12,7 +12,12 @@ export interface BrokerFixture {
   close(): Promise<void>;
 }
 
-export type BrokerFactory = () => Promise<BrokerFixture>;
+/**
+ * Builds a fixture. Without `options` the backend's defaults (`DEFAULT_BROKER_OPTIONS`); with them,
+ * a broker that enforces them — the suite passes small limits to test size refusal and
+ * dead-letter retention, so a factory must hand them to its broker, not drop them.
+ */
+export type BrokerFactory = (options?: BrokerOptions) => Promise<BrokerFixture>;
 
 export interface SuiteOptions {
   /** Lease used where a test waits for one to lapse (default 250 ms); raise it for slow servers. */

@@ -2,20 +2,29 @@
  * @celeriac/core/testing — the conformance suite every backend runs, and helpers for your own tests.
  *
  *   import { describeBroker } from '@celeriac/core/testing';
- *   describeBroker('redis', async () => ({ broker, injectRaw, close }));
+ *   describeBroker('redis', async (options) => ({ broker: await connectBroker(url, options), injectRaw, close }));
  *   // vitest then runs every rule of the Broker and ResultBackend contracts against it.
  */
 import { describeTaskRules } from './app-suite.js';
 import { describeBrokerContract } from './broker-suite.js';
 import type { BrokerFactory, SuiteOptions } from './fixture.js';
+import { describeReliabilityRules } from './reliability-suite.js';
+import { describeStoreRules } from './store-suite.js';
 
 export { collect, describeBrokerContract } from './broker-suite.js';
 export { describeTaskRules } from './app-suite.js';
+export { describeReliabilityRules } from './reliability-suite.js';
+export { describeStoreRules } from './store-suite.js';
 export type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
 export { makeMessage, sleep, uniqueQueue } from './messages.js';
 
-/** Runs the whole conformance suite (contract + task rules) against one backend. */
+/**
+ * Runs the whole conformance suite (contract, leases and limits, result-store claims, task rules)
+ * against one backend. `factory(options)` must build a broker that enforces the given BrokerOptions.
+ */
 export function describeBroker(name: string, factory: BrokerFactory, options: SuiteOptions = {}): void {
   describeBrokerContract(name, factory, options);
+  describeReliabilityRules(name, factory, options);
+  describeStoreRules(name, factory);
   describeTaskRules(name, factory, options);
 }
