@@ -20,7 +20,9 @@ interface Waiter {
  * The embedded broker (`memory://`): the full contract in one process, for development, demos and
  * users' own tests.
  * 1. Keeps messages as JSON text, so what runs is what a real broker would carry.
- * 2. Leases, fencing tokens, delays, priorities, dead letters and stats, as the contract states.
+ * 2. Leases, fencing tokens, delays, priorities, dead letters and stats, as the contract states;
+ *    counts lease lapses per message and serves a reclaimed message ahead of its priority's backlog;
+ *    keeps dead letters within `BrokerOptions.deadLetters` (count and age).
  * 3. Blocks fetches on an in-process wake-up (publish, release, due time), never polling.
  * 4. Holds its own result store; acks with a settlement write it in the same synchronous step.
  */
@@ -39,14 +41,16 @@ export class MemoryBroker implements Broker {
   async publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
     this.#assertOpen();
     const now = Date.now();
-    const out = messages.map((message): Published => {
+    // Encoded (and size-checked) before anything is stored: an oversized message fails the whole call.
+    const raws = messages.map((message) => encodeMessage(message, this.options.maxMessageBytes));
+    const out = messages.map((message, i): Published => {
       const queue = this.#queue(message.queue);
       if (queue.entries.has(message.id) || this.results.getNow(message) || this.#isTombstoned(message, now)) return { id: message.id, duplicate: true };
       if (message.idempotencyKey !== null) {
         const owner = this.results.reserveKeyNow({ queue: message.queue, key: message.idempotencyKey }, message.id, keyTtlMs);
         if (owner !== message.id) return { id: owner, duplicate: true };
       }
-      const entry: Entry = { id: message.id, raw: encodeMessage(message), priority: message.priority, state: 'pending', token: null, leaseUntil: 0 };
+      const entry: Entry = { id: message.id, raw: raws[i]!, priority: message.priority, state: 'pending', token: null, leaseUntil: 0, lapses: 0 };
       queue.entries.set(entry.id, entry);
       queue.enqueue(entry, message.eta ?? now, now);
       return { id: message.id, duplicate: false };
@@ -59,7 +63,7 @@ export class MemoryBroker implements Broker {
   injectRaw(queue: string, raw: string): void {
     const id = `raw-${randomUUID()}`;
     const q = this.#queue(queue);
-    const entry: Entry = { id, raw, priority: 0, state: 'pending', token: null, leaseUntil: 0 };
+    const entry: Entry = { id, raw, priority: 0, state: 'pending', token: null, leaseUntil: 0, lapses: 0 };
     q.entries.set(id, entry);
     q.enqueue(entry, 0, 0);
     this.#wakeAll();
@@ -94,12 +98,13 @@ export class MemoryBroker implements Broker {
 
   async stats(queue: string): Promise<QueueStats> {
     const q = this.#queue(queue);
-    q.promote(Date.now());
-    return { queue, ready: q.readyCount, delayed: q.delayedCount, inFlight: q.inFlight.size, dead: q.dead.length, completed: q.completed, failed: q.failed };
+    const now = Date.now();
+    q.promote(now);
+    return { queue, ready: q.readyCount, delayed: q.delayedCount, inFlight: q.inFlight.size, dead: q.deadCount(now), completed: q.completed, failed: q.failed };
   }
 
   async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
-    return this.#queue(queue).dead.slice(-limit);
+    return this.#queue(queue).deadLetters(Date.now(), limit);
   }
 
   async close(): Promise<void> {
@@ -113,27 +118,29 @@ export class MemoryBroker implements Broker {
     const qs = queues.map((name) => this.#queue(name));
     for (const q of qs) q.promote(now);
     const out: Delivery[] = [];
-    // Queues are of equal standing: the one asked first rotates, so ties do not starve the others.
+    // Queues are of equal standing (rule 2): one entry from each in turn, starting from a rotating
+    // queue, so a queue full of priority-9 work cannot starve a quieter one. Priority orders
+    // within a queue only. (Picking the most urgent head across queues starved the others.)
     const start = this.#rotation++ % qs.length;
-    while (out.length < max) {
-      let best: MemoryQueue | undefined;
-      for (let k = 0; k < qs.length; k++) {
-        const q = qs[(start + k) % qs.length]!;
-        if (q.readyCount > 0 && (!best || q.topPriority() > best.topPriority())) best = q;
+    for (let k = start, empty = 0; out.length < max && empty < qs.length; k++) {
+      const q = qs[k % qs.length]!;
+      const entry = q.take();
+      if (!entry) {
+        empty++;
+        continue;
       }
-      const entry = best?.takeAtLeast(0);
-      if (!best || !entry) break;
-      const parsed = parseMessage(entry.raw, { queue: best.name, maxBytes: this.options.maxMessageBytes });
+      empty = 0;
+      const parsed = parseMessage(entry.raw, { queue: q.name, maxBytes: this.options.maxMessageBytes });
       if (!parsed.ok) {
-        best.remove(entry);
-        best.bury(entry.raw, parsed.reason, null, now);
+        q.remove(entry);
+        q.bury(entry.raw, parsed.reason, null, now);
         continue;
       }
       entry.state = 'active';
       entry.token = randomUUID();
       entry.leaseUntil = now + leaseMs;
-      best.inFlight.set(entry.id, entry);
-      out.push(new MemoryDelivery(this, parsed.message, entry.token));
+      q.inFlight.set(entry.id, entry);
+      out.push(new MemoryDelivery(this, parsed.message, entry.token, entry.lapses));
     }
     return out;
   }
@@ -179,7 +186,7 @@ export class MemoryBroker implements Broker {
 
   #queue(name: string): MemoryQueue {
     let q = this.#queues.get(name);
-    if (!q) this.#queues.set(name, (q = new MemoryQueue(assertQueueName(name))));
+    if (!q) this.#queues.set(name, (q = new MemoryQueue(assertQueueName(name), this.options.deadLetters)));
     return q;
   }
 
@@ -209,6 +216,8 @@ export class MemoryBroker implements Broker {
         break;
       case 'retry': {
         entry.raw = encodeMessage(step.next);
+        // The next attempt's number already counts this attempt's lapses (core's `attemptOf`).
+        entry.lapses = 0;
         q.enqueue(entry, step.at, now, true);
         break;
       }
@@ -231,7 +240,7 @@ class MemoryDelivery implements Delivery {
     readonly broker: MemoryBroker,
     readonly message: TaskMessage,
     readonly token: string,
-    readonly lapses = 0,
+    readonly lapses: number,
   ) {}
 
   async ack(settlement?: Settlement): Promise<void> {

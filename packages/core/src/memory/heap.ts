@@ -77,6 +77,15 @@ export class Fifo<T> {
     this.#items.push(value);
   }
 
+  peek(): T | undefined {
+    return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
+  }
+
+  /** The newest `n` items, oldest first. */
+  tail(n: number): T[] {
+    return this.#items.slice(Math.max(this.#head, this.#items.length - n));
+  }
+
   shift(): T | undefined {
     if (this.#head >= this.#items.length) return undefined;
     const value = this.#items[this.#head++];

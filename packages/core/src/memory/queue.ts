@@ -1,5 +1,5 @@
 import type { ErrorInfo } from '../errors.js';
-import type { DeadLetter } from '../broker.js';
+import type { BrokerOptions, DeadLetter } from '../broker.js';
 import { MAX_PRIORITY } from '../envelope.js';
 import { Fifo, TimeHeap } from './heap.js';
 
@@ -13,25 +13,34 @@ export interface Entry {
   state: LiveState;
   token: string | null;
   leaseUntil: number;
+  /** Leases of the current attempt that lapsed unsettled (`Delivery.lapses`); a retry resets it. */
+  lapses: number;
 }
 
 /**
  * One queue of the in-memory broker.
  * 1. Ready entries in one FIFO per priority (O(1) push and take, priority 9 first).
  * 2. Delayed entries (eta, retries, releases) in a heap by due time, promoted when due.
- * 3. Leased entries in `inFlight`, returned to ready when their lease lapses.
+ * 3. Leased entries in `inFlight`; when a lease lapses the entry counts the lapse and goes back
+ *    ahead of the backlog of its priority (it was taken first once, and waited a lease already).
+ * 4. Dead letters, kept within `deadLetters.maxCount` and `maxAgeMs` (oldest go first).
  */
 export class MemoryQueue {
   readonly entries = new Map<string, Entry>();
   readonly inFlight = new Map<string, Entry>();
-  readonly dead: DeadLetter[] = [];
+  readonly #dead = new Fifo<DeadLetter>();
   readonly #ready = Array.from({ length: MAX_PRIORITY + 1 }, () => new Fifo<Entry>());
+  /** Reclaimed entries (lapsed leases), served before `#ready` of the same priority. */
+  readonly #reclaimed = Array.from({ length: MAX_PRIORITY + 1 }, () => new Fifo<Entry>());
   readonly #delayed = new TimeHeap<Entry>();
   #readyCount = 0;
   completed = 0;
   failed = 0;
 
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    readonly retention: BrokerOptions['deadLetters'],
+  ) {}
 
   get readyCount(): number {
     return this.#readyCount;
@@ -61,7 +70,14 @@ export class MemoryQueue {
   promote(now: number): void {
     this.promoteDelayed(now);
     for (const entry of this.inFlight.values()) {
-      if (entry.leaseUntil <= now) this.enqueue(entry, now, now);
+      if (entry.leaseUntil > now) continue;
+      this.inFlight.delete(entry.id);
+      entry.token = null;
+      entry.leaseUntil = 0;
+      entry.state = 'pending';
+      entry.lapses++;
+      this.#reclaimed[entry.priority]!.push(entry);
+      this.#readyCount++;
     }
   }
 
@@ -74,21 +90,16 @@ export class MemoryQueue {
     }
   }
 
-  /** Takes the most urgent ready entry at or above `minPriority`, or undefined. */
-  takeAtLeast(minPriority: number): Entry | undefined {
-    for (let p = MAX_PRIORITY; p >= minPriority; p--) {
-      const entry = this.#ready[p]!.shift();
+  /** Takes the most urgent ready entry (reclaimed ones first within a priority), or undefined. */
+  take(): Entry | undefined {
+    for (let p = MAX_PRIORITY; p >= 0; p--) {
+      const entry = this.#reclaimed[p]!.shift() ?? this.#ready[p]!.shift();
       if (entry) {
         this.#readyCount--;
         return entry;
       }
     }
     return undefined;
-  }
-
-  topPriority(): number {
-    for (let p = MAX_PRIORITY; p >= 0; p--) if (this.#ready[p]!.size > 0) return p;
-    return -1;
   }
 
   /** Earliest time something here becomes ready (delayed due or lease lapse), or Infinity. */
@@ -104,7 +115,25 @@ export class MemoryQueue {
   }
 
   bury(raw: string, reason: string, error: ErrorInfo | null, at: number): void {
-    this.dead.push({ raw, reason, error, at });
+    this.#dead.push({ raw, reason, error, at });
     this.failed++;
+    this.#prune(at);
+  }
+
+  /** The newest `limit` dead letters still within retention, oldest first. */
+  deadLetters(now: number, limit: number): DeadLetter[] {
+    this.#prune(now);
+    return this.#dead.tail(limit);
+  }
+
+  deadCount(now: number): number {
+    this.#prune(now);
+    return this.#dead.size;
+  }
+
+  #prune(now: number): void {
+    const { maxCount, maxAgeMs } = this.retention;
+    while (this.#dead.size > maxCount) this.#dead.shift();
+    for (let d = this.#dead.peek(); d && now - d.at > maxAgeMs; d = this.#dead.peek()) this.#dead.shift();
   }
 }
