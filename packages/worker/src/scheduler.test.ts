@@ -169,6 +169,87 @@ describe('Scheduler', () => {
     });
   });
 
+  // Defect 11 (issue 8): an `every: '1s'` schedule restarted after 30 s ran 30 ticks at once, whatever
+  // `missed` said, because every tick younger than the 60 s grace counted as on time.
+  describe('restart within the grace period', () => {
+    async function quickRestart(missed: MissedPolicy) {
+      const broker = new MemoryBroker();
+      const queue = uniqueQueue('beat');
+      const start = Date.parse('2026-06-01T00:00:00Z');
+      const before = setup(broker, queue);
+      before.app.schedule('tick', { every: '1s', task: before.report, payload: { kind: 'x' }, missed });
+      const clock = new ManualClock(start);
+      expect(await stepThrough(new Scheduler(before.app, { clock }), clock, before.app, 'tick', start + 10_000)).toBe(10);
+      // Down for 30 s, back up 0.5 s after a tick: 30 ticks passed while no scheduler ran.
+      const after = setup(broker, queue);
+      after.app.schedule('tick', { every: '1s', task: after.report, payload: { kind: 'x' }, missed });
+      const back = start + 10_000 + 30_500;
+      const later = new ManualClock(back);
+      const scheduler = new Scheduler(after.app, { clock: later });
+      const created = await scheduler.runDue(back);
+      const ids = (await broker.fetch({ queues: [queue], max: 1_000, leaseMs: 60_000, waitMs: 0 })).map((d) => Number(d.message.id.split(':').pop()));
+      const ranAfterRestart = ids.filter((t) => t > start + 10_000).sort();
+      // Running on: the next ticks are on time again, one each.
+      later.advanceTo(back + 500);
+      const next = await scheduler.runDue(back + 500);
+      return { created, ranAfterRestart: ranAfterRestart.map((t) => t - back), next };
+    }
+
+    it('skip: runs only the current tick (0.5 s late), back-filling none', async () => {
+      expect(await quickRestart('skip')).toEqual({ created: 1, ranAfterRestart: [-500], next: 1 });
+    });
+
+    it('run-once: one run for the whole gap', async () => {
+      expect(await quickRestart('run-once')).toEqual({ created: 1, ranAfterRestart: [-500], next: 1 });
+    });
+
+    it('catch up n: at most n runs, the newest ticks', async () => {
+      expect(await quickRestart({ catchUp: 5 })).toEqual({ created: 5, ranAfterRestart: [-4_500, -3_500, -2_500, -1_500, -500], next: 1 });
+    });
+
+    it('a running scheduler whose loop was held up a few seconds still runs each late tick', async () => {
+      const { app, report, queue } = setup();
+      app.schedule('tick', { every: '1s', task: report, payload: { kind: 'x' } });
+      const start = Date.parse('2026-06-01T00:00:00Z');
+      const scheduler = new Scheduler(app, { clock: new ManualClock(start) });
+      expect(await scheduler.runDue(start)).toBe(0);
+      expect(await scheduler.runDue(start + 3_200)).toBe(3);
+      expect(await ready(app, queue)).toBe(3);
+    });
+  });
+
+  describe('a result store not shared across processes', () => {
+    function capture() {
+      const warnings: string[] = [];
+      const note = (a: object | string, b?: string) => void (typeof a === 'string' ? a : (b ?? ''));
+      return { warnings, logger: { debug: note, info: note, error: note, warn: (a: object | string, b?: string) => void warnings.push(typeof a === 'string' ? a : (b ?? '')) } };
+    }
+
+    it('warns at start that several schedulers would each enqueue every tick, naming the fix', async () => {
+      const { app, report } = setup();
+      app.schedule('five', { cron: '*/5 * * * *', task: report, payload: { kind: 'x' } });
+      const { warnings, logger } = capture();
+      const scheduler = new Scheduler(app, { clock: new ManualClock(Date.parse('2026-06-01T00:00:00Z')), logger });
+      await scheduler.start();
+      await scheduler.stop();
+      expect(warnings.filter((w) => /not shared/.test(w))).toEqual([expect.stringMatching(/schedulers in other processes would each enqueue every tick.*results: 'redis:\/\/…'.*single: true/)]);
+    });
+
+    it('says nothing when told it is the only scheduler, or when the store is shared', async () => {
+      for (const [single, shared] of [[true, false], [false, true]] as const) {
+        const broker = new MemoryBroker();
+        if (shared) Object.assign(broker.results, { capabilities: { push: true, shared: true } });
+        const { app, report } = setup(broker);
+        app.schedule('five', { cron: '*/5 * * * *', task: report, payload: { kind: 'x' } });
+        const { warnings, logger } = capture();
+        const scheduler = new Scheduler(app, { clock: new ManualClock(Date.parse('2026-06-01T00:00:00Z')), logger, single });
+        await scheduler.start();
+        await scheduler.stop();
+        expect(warnings.filter((w) => /not shared/.test(w))).toEqual([]);
+      }
+    });
+  });
+
   it('refuses bad schedules at app.schedule, naming the schedule and the problem', () => {
     const { app, report } = setup();
     expect(() => app.schedule('a', { cron: '61 * * * *', task: report, payload: { kind: 'x' } })).toThrow(/schedule "a": invalid cron expression "61 \* \* \* \*": .*59/);

@@ -1,4 +1,4 @@
-import type { App, Logger, MarkStore, Schedule } from '@celeriac/core';
+import type { App, Logger, MarkStore, ResultBackend, Schedule } from '@celeriac/core';
 import { systemClock, type Clock } from './clock.js';
 
 export interface SchedulerOptions {
@@ -8,6 +8,11 @@ export interface SchedulerOptions {
   graceMs?: number;
   /** Longest single sleep, so a jump of the system clock is noticed (default 60 s). */
   maxSleepMs?: number;
+  /**
+   * You run exactly one scheduler for these schedules: silences the start-up warning about a
+   * result store that is not shared across processes (see `start`).
+   */
+  single?: boolean;
 }
 
 export interface ScheduleInfo {
@@ -29,6 +34,11 @@ const markName = (schedule: Schedule) => `beat:${schedule.name}`;
  *    so however many schedulers run, the broker keeps one task per tick — no leader election.
  * 3. Keeps each schedule's last tick as a mark in the result store, so a restart neither repeats
  *    ticks nor back-fills more than the schedule's `missed` policy allows.
+ * 4. Tells apart late ticks (this scheduler was running, its loop was held up: each runs while
+ *    within `graceMs`) from missed ones (they passed before it started, or beyond the grace): of
+ *    those only the newest may count as on time, and the `missed` policy decides the rest.
+ * 5. Warns at start when the result store is not shared across processes, where several
+ *    schedulers would each enqueue every tick.
  */
 export class Scheduler {
   readonly #app: App;
@@ -36,7 +46,10 @@ export class Scheduler {
   readonly #logger: Logger;
   readonly #graceMs: number;
   readonly #maxSleepMs: number;
+  readonly #single: boolean;
   readonly #last = new Map<string, number>();
+  /** When this scheduler began watching each schedule: ticks at or before it passed while it did not run. */
+  readonly #since = new Map<string, number>();
   readonly #abort = new AbortController();
   #marks: MarkStore | undefined;
   #loop: Promise<void> | undefined;
@@ -47,12 +60,14 @@ export class Scheduler {
     this.#logger = options.logger ?? app.logger;
     this.#graceMs = options.graceMs ?? 60_000;
     this.#maxSleepMs = options.maxSleepMs ?? 60_000;
+    this.#single = options.single ?? false;
   }
 
   /** Loads the last-run marks and starts the loop. */
   async start(): Promise<void> {
     if (this.#loop) return;
     await this.#load();
+    this.#warnUnlessShared((await this.#app.connection()).results);
     this.#loop = this.#run();
     this.#logger.info({ schedules: [...this.#app.schedules.keys()] }, 'scheduler started');
   }
@@ -92,16 +107,32 @@ export class Scheduler {
 
   #ticksToRun(schedule: Schedule, last: number, now: number): { run: number[]; newest: number | null } {
     const policy = schedule.missed;
-    const keep = policy === 'skip' ? 0 : policy === 'run-once' ? 1 : policy.catchUp;
-    // Only the newest few ticks can matter (on-time ones plus `keep` missed ones), so a long
-    // downtime costs a bounded walk, not one step per missed minute.
-    const window = Math.max(1, keep) + Math.ceil(this.#graceMs / 1_000) + 1;
+    // How many runs a gap may take in all: skip and run-once one (the current tick, on time or,
+    // for run-once, late), catch-up n.
+    const budget = policy === 'skip' || policy === 'run-once' ? 1 : policy.catchUp;
+    // Only the newest few ticks can matter (on-time ones plus the budget), so a long downtime
+    // costs a bounded walk, not one step per missed minute (periods are ≥ 1 s).
+    const window = budget + Math.ceil(this.#graceMs / 1_000) + 1;
     const due = schedule.ticksBetween(last, now, window);
     if (due.length === 0) return { run: [], newest: null };
-    const onTime = due.filter((t) => now - t <= this.#graceMs);
-    const missed = due.filter((t) => now - t > this.#graceMs);
-    if (missed.length > 0) this.#logger.info({ schedule: schedule.name, missed: missed.length, policy }, 'ticks were missed while no scheduler ran');
-    return { run: [...(keep > 0 ? missed.slice(-keep) : []), ...onTime], newest: due[due.length - 1]! };
+    const newest = due[due.length - 1]!;
+    const since = this.#since.get(schedule.name) ?? now;
+    // Late is not missed: a tick that came while this scheduler ran is on time within the grace.
+    // Of the ticks that passed before it started only the newest can be (the current one), so a
+    // restart within the grace no longer back-fills every tick since the last run.
+    const onTime = due.filter((t) => now - t <= this.#graceMs && (t > since || t === newest));
+    const missed = due.filter((t) => !onTime.includes(t));
+    const backfill = policy === 'skip' ? 0 : Math.max(0, budget - onTime.length);
+    if (missed.length > 0) this.#logger.info({ schedule: schedule.name, missed: missed.length, run: Math.min(backfill, missed.length), policy }, 'ticks were missed while no scheduler ran');
+    return { run: [...(backfill > 0 ? missed.slice(-backfill) : []), ...onTime], newest };
+  }
+
+  #warnUnlessShared(results: ResultBackend): void {
+    if (results.capabilities.shared || this.#single || this.#app.schedules.size === 0) return;
+    this.#logger.warn(
+      { schedules: [...this.#app.schedules.keys()] },
+      "beat: the result store is not shared across processes (e.g. RabbitMQ with its default reply-queue results), so schedulers in other processes would each enqueue every tick. Run a single scheduler, or give every process a shared store: createApp({ results: 'redis://…' }). If this is the only scheduler, pass new Scheduler(app, { single: true }) to silence this warning.",
+    );
   }
 
   async #load(now: number = this.#clock.now()): Promise<void> {
@@ -113,6 +144,7 @@ export class Scheduler {
       const mark = (await this.#marks?.getMark(markName(schedule))) ?? null;
       // A schedule never run before starts now: a new schedule does not back-fill.
       this.#last.set(schedule.name, mark ?? now);
+      this.#since.set(schedule.name, now);
     }
   }
 
