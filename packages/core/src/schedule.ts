@@ -18,7 +18,12 @@ export interface ScheduleDefinition<I extends z.ZodType> {
   everyMs?: number;
   task: Task<I, unknown>;
   payload: z.input<I>;
-  /** What to do with ticks that passed while no scheduler ran (default `skip`). */
+  /**
+   * What to do with ticks that passed while no scheduler ran (default `skip`). After such a gap
+   * the newest tick still runs if it is less than the grace (60 s) late — it is the current one;
+   * `skip` runs nothing else, `run-once` runs one tick for the whole gap (the newest, however
+   * late), `{ catchUp: n }` runs the newest n ticks at most.
+   */
   missed?: MissedPolicy;
   /** Per-tick enqueue options (priority, queue, expiresInMs). */
   options?: { priority?: number; queue?: string; expiresInMs?: number };
