@@ -1,51 +1,73 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ResultBackend, TaskResult } from '../results.js';
+import type { Broker, Delivery } from '../broker.js';
+import type { ResultBackend, TaskRef, TaskResult } from '../results.js';
+import { collect } from './broker-suite.js';
 import type { BrokerFactory, BrokerFixture } from './fixture.js';
 import { makeMessage, sleep, uniqueQueue } from './messages.js';
 
-/** Result-store rules 5 and 6 (see `ResultBackend` in results.ts): task claims, fenced stores, key reservations. */
+/**
+ * Result-store rules 5 and 6 (see `ResultBackend` in results.ts): task claims, fenced stores, key
+ * reservations. Claims are taken on tasks published and fetched through the fixture's broker, as
+ * a worker takes them (a store may route a record by the task's publisher, as AMQP's does).
+ */
 export function describeStoreRules(name: string, factory: BrokerFactory): void {
   describe(`${name}: result store claims and reservations`, () => {
     let fx: BrokerFixture;
+    let broker: Broker;
     let results: ResultBackend;
     beforeAll(async () => {
       fx = await factory();
-      results = fx.results ?? fx.broker.results!;
+      broker = fx.broker;
+      results = fx.results ?? broker.results!;
     });
     afterAll(async () => fx?.close());
 
-    const settlement = (ref: { id: string; queue: string }, value: unknown) => ({ record: record(ref, value), ttlMs: 60_000, keyTtlMs: 60_000 });
+    /** A task in flight: published, then fetched and held (its delivery is acked by the test). */
+    async function held(queue = uniqueQueue()): Promise<{ ref: TaskRef; delivery: Delivery }> {
+      const msg = makeMessage(queue);
+      await broker.publish([msg], { keyTtlMs: 60_000 });
+      const [delivery] = await collect(broker, queue, 1);
+      expect(delivery?.message.id).toBe(msg.id);
+      return { ref: { id: msg.id, queue }, delivery: delivery! };
+    }
+
+    const settlement = (ref: TaskRef, value: unknown, state: TaskResult['state'] = 'succeeded') => ({ record: record(ref, value, state), ttlMs: 60_000, keyTtlMs: 60_000 });
 
     it('claims a task id as a lease: acquired, again for its owner, busy for others, done once stored', async () => {
-      const ref = { id: `t-${uniqueQueue()}`, queue: uniqueQueue() };
+      const { ref, delivery } = await held();
       expect(await results.claimTask(ref, 'owner-a', 5_000)).toEqual({ status: 'acquired' });
       expect(await results.claimTask(ref, 'owner-a', 5_000)).toEqual({ status: 'acquired' });
       expect(await results.claimTask(ref, 'owner-b', 5_000)).toEqual({ status: 'busy' });
       expect(await results.store(settlement(ref, 'a'), { owner: 'owner-a' })).toBe(true);
+      expect(await results.wait(ref, { timeoutMs: 5_000 })).toMatchObject({ value: 'a' });
       expect(await results.claimTask(ref, 'owner-b', 5_000)).toMatchObject({ status: 'done', record: { id: ref.id, value: 'a' } });
+      await delivery.ack();
       // Any final record makes the id done, a failure included.
-      const failed = { id: `t-${uniqueQueue()}`, queue: ref.queue };
-      await results.store({ ...settlement(failed, null), record: { ...record(failed, null), state: 'failed', error: { name: 'Error', message: 'no' } } });
-      expect(await results.claimTask(failed, 'owner-a', 5_000)).toMatchObject({ status: 'done', record: { state: 'failed' } });
+      const failed = await held(ref.queue);
+      expect(await results.store(settlement(failed.ref, null, 'failed'))).toBe(true);
+      expect(await results.wait(failed.ref, { timeoutMs: 5_000 })).toMatchObject({ state: 'failed' });
+      expect(await results.claimTask(failed.ref, 'owner-a', 5_000)).toMatchObject({ status: 'done', record: { state: 'failed' } });
+      await failed.delivery.ack();
     });
 
     it('a fenced store refuses a non-owner and writes nothing; the claim passes on when its lease ends', async () => {
-      const ref = { id: `t-${uniqueQueue()}`, queue: uniqueQueue() };
-      expect(await results.store(settlement(ref, 'nobody'), { owner: 'owner-a' })).toBe(false);
-      expect(await results.get(ref)).toBeNull();
+      const { ref, delivery } = await held();
+      expect(await results.store(settlement(ref, 'unclaimed'), { owner: 'owner-a' })).toBe(false);
       expect(await results.claimTask(ref, 'owner-a', 300)).toEqual({ status: 'acquired' });
-      expect(await results.store(settlement(ref, 'stale'), { owner: 'owner-b' })).toBe(false);
+      expect(await results.store(settlement(ref, 'not-the-owner'), { owner: 'owner-b' })).toBe(false);
       expect(await results.get(ref)).toBeNull();
       await sleep(600);
       // owner-a's lease ran out (it hung or died): owner-b takes over, and owner-a's late store is refused.
       expect(await results.claimTask(ref, 'owner-b', 5_000)).toEqual({ status: 'acquired' });
-      expect(await results.store(settlement(ref, 'late'), { owner: 'owner-a' })).toBe(false);
+      expect(await results.store(settlement(ref, 'stale'), { owner: 'owner-a' })).toBe(false);
       expect(await results.get(ref)).toBeNull();
       expect(await results.store(settlement(ref, 'b'), { owner: 'owner-b' })).toBe(true);
-      expect(await results.get(ref)).toMatchObject({ value: 'b' });
-      // The store released the claim: the same owner cannot write a second outcome over it.
-      expect(await results.store(settlement(ref, 'again'), { owner: 'owner-b' })).toBe(false);
-      expect(await results.get(ref)).toMatchObject({ value: 'b' });
+      // A refused write that had landed would show here: a stored success is never replaced (rule 2).
+      expect(await results.wait(ref, { timeoutMs: 5_000 })).toMatchObject({ value: 'b' });
+      // The store released the claim: its owner cannot write a second outcome under it.
+      expect(await results.store(settlement(ref, 'again', 'failed'), { owner: 'owner-b' })).toBe(false);
+      expect(await results.get(ref)).toMatchObject({ state: 'succeeded', value: 'b' });
+      await delivery.ack();
     });
 
     it('reserves an idempotency key for its first task id, per queue, until the reservation ends', async () => {
@@ -62,7 +84,8 @@ export function describeStoreRules(name: string, factory: BrokerFactory): void {
   });
 }
 
-function record(ref: { id: string; queue: string }, value: unknown): TaskResult {
+function record(ref: TaskRef, value: unknown, state: TaskResult['state']): TaskResult {
   const m = makeMessage(ref.queue, { id: ref.id });
-  return { id: m.id, queue: m.queue, task: m.task, state: 'succeeded', value, attempts: 1, finishedAt: Date.now(), idempotencyKey: null };
+  const outcome = state === 'succeeded' ? { value } : { error: { name: 'Error', message: String(value) } };
+  return { id: m.id, queue: m.queue, task: m.task, state, attempts: 1, finishedAt: Date.now(), idempotencyKey: null, ...outcome };
 }
