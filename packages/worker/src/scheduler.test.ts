@@ -207,6 +207,33 @@ describe('Scheduler', () => {
       expect(await quickRestart({ catchUp: 5 })).toEqual({ created: 5, ranAfterRestart: [-4_500, -3_500, -2_500, -1_500, -500], next: 1 });
     });
 
+    it('the grace line: the current tick runs up to graceMs late, not a millisecond more', async () => {
+      for (const [late, expected] of [[60_000, 1], [60_001, 0]] as const) {
+        const { app, report } = setup();
+        app.schedule('hourly', { cron: '0 * * * *', task: report, payload: { kind: 'x' } });
+        const start = Date.parse('2026-05-31T23:59:30Z');
+        const first = new Scheduler(app, { clock: new ManualClock(start) });
+        expect(await first.runDue(start)).toBe(0);
+        expect(await first.runDue(start + 30_000)).toBe(1); // 00:00, then down
+        // Restarted (new instance, marks from the store) `late` ms after 01:00.
+        const back = Date.parse('2026-06-01T01:00:00Z') + late;
+        expect(await new Scheduler(app, { clock: new ManualClock(back) }).runDue(back)).toBe(expected);
+      }
+    });
+
+    it('a ten-year downtime costs a bounded look-back: catch up 3 runs the newest 3 ticks', async () => {
+      const { app, report, queue, broker } = setup();
+      app.schedule('tick', { every: '1s', task: report, payload: { kind: 'x' }, missed: { catchUp: 3 } });
+      const start = Date.parse('2016-06-01T00:00:00Z');
+      const first = new Scheduler(app, { clock: new ManualClock(start) });
+      expect(await first.runDue(start)).toBe(0);
+      expect(await first.runDue(start + 1_000)).toBe(1);
+      const back = start + 10 * 365 * DAY + 250;
+      expect(await new Scheduler(app, { clock: new ManualClock(back) }).runDue(back)).toBe(3);
+      const ticks = (await broker.fetch({ queues: [queue], max: 10, leaseMs: 60_000, waitMs: 0 })).map((d) => Number(d.message.id.split(':').pop()) - back);
+      expect(ticks.sort((a, b) => a - b)).toEqual([-10 * 365 * DAY + 750, -2_250, -1_250, -250]);
+    });
+
     it('a running scheduler whose loop was held up a few seconds still runs each late tick', async () => {
       const { app, report, queue } = setup();
       app.schedule('tick', { every: '1s', task: report, payload: { kind: 'x' } });
