@@ -76,7 +76,8 @@ export class Publisher {
       for (let start = 0; start < sinks.length; start += PUBLISH_CHUNK) {
         const chunk = sinks.slice(start, start + PUBLISH_CHUNK);
         const chunkArgs = args.slice(start * FIELDS, (start + PUBLISH_CHUNK) * FIELDS);
-        this.#scripts.run('publish', keys.main, [keys.base, keyTtlMs, ...chunkArgs]).then(
+        // Our clock's reading goes with the etas, so the script can move them onto the server's clock.
+        this.#scripts.run('publish', keys.main, [keys.base, keyTtlMs, Date.now(), ...chunkArgs]).then(
           (reply) => {
             const r = reply as (string | number)[];
             chunk.forEach((sink, n) => sink.done({ id: r[2 * n] as string, duplicate: r[2 * n + 1] === 1 }));
