@@ -22,10 +22,12 @@ describe('redis: reconnects', () => {
     await proxy?.close();
     await removePrefix(prefix);
   });
+  /** Opens the lazily made producer connection too (publishes have one of their own). */
+  const warmUp = () => broker.publish([makeMessage(uniqueQueue('warm'))], KEY_TTL);
 
   it('creates exactly one task when the publish reply is lost and the client resends after reconnecting', async () => {
     const q = uniqueQueue();
-    await broker.stats(q); // connected and scripts loaded
+    await warmUp(); // every connection open, scripts loaded
     const msg = makeMessage(q);
     proxy.dropNextReply(); // the server runs the publish; the client never hears back
     const [published] = await broker.publish([msg], KEY_TTL);
@@ -39,7 +41,7 @@ describe('redis: reconnects', () => {
 
   it('creates the task when the publish never reached the server, after reconnecting', async () => {
     const q = uniqueQueue();
-    await broker.stats(q);
+    await warmUp();
     const msgs = [makeMessage(q), makeMessage(q)];
     proxy.dropNextRequest();
     expect(await broker.publish(msgs, KEY_TTL)).toEqual(msgs.map((m) => ({ id: m.id, duplicate: false })));

@@ -12,6 +12,7 @@ import {
   type TaskMessage,
   type TaskRef,
 } from '@celeriac/core';
+import { ProducerLink } from './connection.js';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
 import { Publisher } from './publisher.js';
@@ -46,6 +47,7 @@ export class RedisBroker implements Broker {
   readonly #fetcher: Fetcher;
   readonly #publisher: Publisher;
   readonly #options: BrokerOptions;
+  readonly #producer: ProducerLink;
   #closing: Promise<void> | undefined;
 
   constructor(client: Client, target: RedisTarget, options: BrokerOptions = DEFAULT_BROKER_OPTIONS) {
@@ -54,9 +56,10 @@ export class RedisBroker implements Broker {
     this.#scripts = new Scripts(client);
     this.#keys = new KeyCache(target.prefix);
     this.#settler = new Settler(this.#scripts, target.tombstoneMs, options.deadLetters);
-    this.#publisher = new Publisher(this.#scripts, this.#keys);
+    this.#producer = new ProducerLink(client);
+    this.#publisher = new Publisher(this.#producer, this.#keys);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
-    this.results = new RedisResultBackend(client, this.#scripts, this.#keys, false);
+    this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });
   }
 
   publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
@@ -129,6 +132,7 @@ export class RedisBroker implements Broker {
       await this.#fetcher.close();
       await this.#settler.drain();
       await this.results.close();
+      await this.#producer.close();
       await this.#client.quit().catch(() => {});
     })();
     return this.#closing;

@@ -8,6 +8,9 @@ import { RedisDelivery, type Settler } from './settler.js';
 /** Most messages one fetch script call leases (the script's batch limit). */
 const MAX_PER_CALL = 1_000;
 
+/** How long past its own timeout a BLPOP may stay unanswered before its connection is cut. */
+const BLOCK_GRACE_MS = 2_000;
+
 /** In cluster mode one BLPOP cannot span slots: with several queues each wait is this short, in turn. */
 const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
 
@@ -126,7 +129,8 @@ export class Fetcher {
 
 /**
  * Connections for BLPOP: a blocked connection can carry nothing else, so each concurrent wait
- * takes one of its own. Aborting (or closing) disconnects it, which ends the BLPOP at once.
+ * takes one of its own. Aborting (or closing, or a wait outliving its bound) disconnects it,
+ * which ends the BLPOP at once.
  */
 class BlockingPool {
   readonly #client: Client;
@@ -149,6 +153,9 @@ class BlockingPool {
       conn.disconnect();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Every wait has a bound: a BLPOP whose connection went silent (a partition) never times out
+    // on the server's side, so past its timeout plus a grace the connection is cut here.
+    const bound = setTimeout(onAbort, ms + BLOCK_GRACE_MS);
     try {
       // Whole milliseconds, at least a few: Redis reads a timeout under 1 ms as 0, "block forever".
       const popped = await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
@@ -157,6 +164,7 @@ class BlockingPool {
       if (!broken && !this.#closed) throw err;
       return null;
     } finally {
+      clearTimeout(bound);
       signal?.removeEventListener('abort', onAbort);
       this.#busy.delete(conn);
       if (!broken && !this.#closed) this.#idle.push(conn);

@@ -6,7 +6,7 @@
  *   // Redis Cluster: 'redis://node1:7001?cluster=1'. The server must use maxmemory-policy noeviction.
  */
 import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type ResultBackend } from '@celeriac/core';
-import { openClient } from './connection.js';
+import { openClient, ProducerLink } from './connection.js';
 import { RedisBroker } from './broker.js';
 import { KeyCache } from './keys.js';
 import { RedisResultBackend } from './results.js';
@@ -33,5 +33,5 @@ export async function connectRedisBroker(url: string, options: BrokerOptions = D
 export async function connectResults(url: string): Promise<ResultBackend> {
   const target = parseRedisUrl(url);
   const client = await openClient(target);
-  return new RedisResultBackend(client, new Scripts(client), new KeyCache(target.prefix), true);
+  return new RedisResultBackend(client, new Scripts(client), new KeyCache(target.prefix), { ownsClient: true, producer: new ProducerLink(client) });
 }

@@ -1,5 +1,5 @@
-import { type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
-import { duplicate } from './connection.js';
+import { BackendError, type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
+import { duplicate, producerError, type ProducerLink } from './connection.js';
 import type { KeyCache } from './keys.js';
 import { RedisMarks } from './marks.js';
 import type { Client, Scripts } from './scripts.js';
@@ -24,15 +24,18 @@ export class RedisResultBackend implements ResultBackend {
   readonly #keys: KeyCache;
   readonly #subscriber: Subscriber;
   readonly #ownsClient: boolean;
+  /** Where `reserveKey` runs: it is part of publishing, so it gets the producer path's bound. */
+  readonly #producer: ProducerLink;
   readonly #closing = new Set<() => void>();
   /** The scheduler's last-run marks, kept beside the results. */
   readonly marks: RedisMarks;
 
-  constructor(client: Client, scripts: Scripts, keys: KeyCache, ownsClient: boolean) {
+  constructor(client: Client, scripts: Scripts, keys: KeyCache, { ownsClient, producer }: { ownsClient: boolean; producer: ProducerLink }) {
     this.#client = client;
     this.#scripts = scripts;
     this.#keys = keys;
     this.#ownsClient = ownsClient;
+    this.#producer = producer;
     this.#subscriber = new Subscriber(() => duplicate(client, {}));
     this.marks = new RedisMarks(client, scripts, keys.prefix);
   }
@@ -50,7 +53,12 @@ export class RedisResultBackend implements ResultBackend {
   }
 
   async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
-    return (await this.#scripts.run('reserve-key', [this.#keys.of(ref.queue).idempotency(ref.key)], [taskId, Math.max(1, Math.ceil(ttlMs))])) as string;
+    const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
+    try {
+      return (await this.#producer.scripts.run('reserve-key', keys, [taskId, Math.max(1, Math.ceil(ttlMs))])) as string;
+    } catch (err) {
+      throw new BackendError(producerError(`reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`, err as Error), { cause: err });
+    }
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {
@@ -94,7 +102,10 @@ export class RedisResultBackend implements ResultBackend {
   async close(): Promise<void> {
     for (const wake of [...this.#closing]) wake();
     await this.#subscriber.close();
-    if (this.#ownsClient) await this.#client.quit().catch(() => {});
+    if (this.#ownsClient) {
+      await this.#producer.close();
+      await this.#client.quit().catch(() => {});
+    }
   }
 }
 
