@@ -2,7 +2,8 @@ import { BackendError } from '@celeriac/core';
 import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
 import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
 import { afterAll, describe, expect, it } from 'vitest';
-import { uniquePrefix } from './helpers.js';
+import { REDIS_URL, uniquePrefix, urlWith } from './helpers.js';
+import { FlakyProxy } from './proxy.js';
 import { ensureRedisServer, reachable, redisCli, waitUntil } from './servers.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
@@ -57,5 +58,34 @@ describe('redis: publishing while Redis is unreachable', () => {
     const [d] = await fetching;
     expect(d?.message.id).toBe(fresh.id);
     await d!.ack();
+  }, 40_000);
+
+  it('rejects a publish caught in a silent partition within a bound, and never sends it after', async () => {
+    const proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    const prefix = uniquePrefix('silent');
+    const cut = await connectRedisBroker(urlWith(prefix, `redis://127.0.0.1:${proxy.port}`));
+    try {
+      const q = uniqueQueue();
+      await cut.publish([makeMessage(q)], KEY_TTL); // the producer connection is open
+      proxy.partition();
+      const lost = makeMessage(q);
+      const started = performance.now();
+      const error = await cut.publish([lost], KEY_TTL).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      const tookMs = performance.now() - started;
+      expect(error).toBeInstanceOf(BackendError);
+      expect((error as Error).message).toMatch(/Redis did not answer .*The command will not be sent again/);
+      // The producer path's bound (8 s), under the app's default enqueueTimeoutMs (10 s).
+      expect(tookMs).toBeLessThan(10_000);
+      proxy.heal();
+      await sleep(2_500); // reconnected: a publish still queued anywhere would be sent by now
+      expect(await cut.state(lost)).toBeNull();
+      expect(await cut.publish([lost], KEY_TTL)).toEqual([{ id: lost.id, duplicate: false }]); // the caller may simply retry
+    } finally {
+      await cut.close();
+      await proxy.close();
+    }
   }, 40_000);
 });

@@ -12,7 +12,7 @@ import {
   type TaskMessage,
   type TaskRef,
 } from '@celeriac/core';
-import { ProducerLink } from './connection.js';
+import { ProducerLink } from './producer.js';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
 import { Publisher } from './publisher.js';

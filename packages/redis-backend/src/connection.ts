@@ -1,6 +1,6 @@
 import { BackendError } from '@celeriac/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { Scripts, type Client } from './scripts.js';
+import type { Client } from './scripts.js';
 import type { RedisTarget } from './url.js';
 
 // Reconnect with exponential backoff from 100 ms to 3 s, with jitter so a fleet of workers does
@@ -81,59 +81,4 @@ export function duplicate(client: Client, options: Partial<RedisOptions>): Clien
       : client.duplicate(options);
   conn.on('error', () => {}); // it reconnects on its own; callers see failures on their commands
   return conn;
-}
-
-/**
- * The producer path's settings (publish, reserveKey): a publish settles within a bound and is
- * never written after it has been rejected. Commands wait in ioredis' queue while it reconnects,
- * so a brief drop (one reconnect) is ridden through, and an unanswered command is resent once
- * (publish dedups by id, so a resend creates nothing). After two failed reconnect attempts in a
- * row ioredis rejects every waiting command AND drops it from its queues (maxRetriesPerRequest:
- * 1): nothing is sent later behind the caller's back. An attempt fails within connectTimeout,
- * the wait between attempts is capped at 1.1 s, and a connection that answers nothing for
- * socketTimeout (a silent partition) is dropped. So a publish settles within about 2.2 s when
- * Redis refuses connections (down), 2 × (1.1 s + 2 s) ≈ 6.2 s when its host does not answer, and
- * 5 s + 0.3 s + 2 s ≈ 7.3 s when a connection goes silent mid-command: all under core's default
- * `enqueueTimeoutMs` (10 s), so by then ioredis has dropped the command.
- * No commandTimeout: ioredis would reject the caller but still send the command later.
- */
-export const PRODUCER_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 2_000, socketTimeout: 5_000, enableOfflineQueue: true } as const;
-const producerRetry = (times: number) => Math.min(100 * 2 ** Math.min(times, 4), 1_000) + Math.floor(Math.random() * 100);
-
-/**
- * The producer path's own connection, opened on first use (a worker that never publishes opens
- * none), with `PRODUCER_OPTIONS`; the worker path (fetch, settle, renew) keeps the main client,
- * which waits out outages and reconnects forever with capped backoff.
- */
-export class ProducerLink {
-  readonly #main: Client;
-  #client: Client | undefined;
-  #scripts: Scripts | undefined;
-  #closed = false;
-
-  constructor(main: Client) {
-    this.#main = main;
-  }
-
-  get scripts(): Scripts {
-    if (this.#scripts) return this.#scripts;
-    const options = { ...PRODUCER_OPTIONS, retryStrategy: producerRetry, lazyConnect: true };
-    this.#client = this.#main instanceof Cluster ? duplicate(this.#main, { ...options, clusterRetryStrategy: producerRetry } as Partial<RedisOptions>) : duplicate(this.#main, options);
-    if (this.#closed) this.#client.disconnect();
-    return (this.#scripts = new Scripts(this.#client));
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    await this.#client?.quit().catch(() => {});
-  }
-}
-
-/** A producer-path failure in words a caller can act on (ioredis' own says only "max retries"). */
-export function producerError(what: string, err: Error): string {
-  if (err.name !== 'MaxRetriesPerRequestError' && !/Connection is closed|enableOfflineQueue/.test(err.message)) return `${what} failed: ${err.message}`;
-  return (
-    `${what} failed: Redis did not answer and two reconnect attempts in a row failed. ` +
-    'The command will not be sent again; if it reached Redis before the connection dropped it took effect (enqueueing again with the same task id is then absorbed as a duplicate)'
-  );
 }

@@ -6,7 +6,8 @@
  *   // Redis Cluster: 'redis://node1:7001?cluster=1'. The server must use maxmemory-policy noeviction.
  */
 import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type ResultBackend } from '@celeriac/core';
-import { openClient, ProducerLink } from './connection.js';
+import { openClient } from './connection.js';
+import { ProducerLink } from './producer.js';
 import { RedisBroker } from './broker.js';
 import { KeyCache } from './keys.js';
 import { RedisResultBackend } from './results.js';

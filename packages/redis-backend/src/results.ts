@@ -1,5 +1,6 @@
-import { BackendError, type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
-import { duplicate, producerError, type ProducerLink } from './connection.js';
+import { type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
+import { duplicate } from './connection.js';
+import type { ProducerLink } from './producer.js';
 import type { KeyCache } from './keys.js';
 import { RedisMarks } from './marks.js';
 import type { Client, Scripts } from './scripts.js';
@@ -54,11 +55,8 @@ export class RedisResultBackend implements ResultBackend {
 
   async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
     const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
-    try {
-      return (await this.#producer.scripts.run('reserve-key', keys, [taskId, Math.max(1, Math.ceil(ttlMs))])) as string;
-    } catch (err) {
-      throw new BackendError(producerError(`reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`, err as Error), { cause: err });
-    }
+    const what = `reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`;
+    return (await this.#producer.run('reserve-key', keys, [taskId, Math.max(1, Math.ceil(ttlMs))], what)) as string;
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {
