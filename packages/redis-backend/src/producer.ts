@@ -94,7 +94,7 @@ const UNSENT =
 
 function describe(what: string, err: Error): string {
   if (err.name === 'MaxRetriesPerRequestError' || /Connection is closed|enableOfflineQueue/.test(err.message)) {
-    return `${what} failed: Redis did not answer and two reconnect attempts in a row failed. ${UNSENT}`;
+    return `${what} failed: Redis did not answer (the connection dropped and was not restored in time). ${UNSENT}`;
   }
   return `${what} failed: ${err.message}`;
 }
