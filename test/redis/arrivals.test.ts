@@ -54,16 +54,16 @@ describe('redis: BrokerOptions', () => {
   });
 
   it('drops dead letters older than deadLetters.maxAgeMs, on the next push and on reading', async () => {
-    const broker = await open({ deadLetters: { maxCount: 100, maxAgeMs: 400 } });
+    const broker = await open({ deadLetters: { maxCount: 100, maxAgeMs: 1_000 } });
     const q = uniqueQueue();
     const msgs = Array.from({ length: 3 }, (_, i) => makeMessage(q, { payload: { i } }));
     await broker.publish(msgs, KEY_TTL);
     const got = await broker.fetch({ queues: [q], max: 3, leaseMs: 30_000, waitMs: 1_000 });
     await Promise.all(got.slice(0, 2).map((d) => d.deadLetter('old')));
-    await sleep(600);
+    await sleep(1_300);
     await got[2]!.deadLetter('new');
     expect((await broker.deadLetters(q)).map((d) => d.reason)).toEqual(['new']);
-    await sleep(600);
+    await sleep(1_300);
     expect(await broker.deadLetters(q)).toEqual([]);
     expect((await broker.stats(q)).dead).toBe(0);
   });

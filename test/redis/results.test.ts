@@ -32,10 +32,10 @@ describe('redis result store: task claims, fenced store, key reservations', () =
 
   it('leases a task id: acquired, busy for another owner, extendable, free again once the lease lapses', async () => {
     const ref = { queue: uniqueQueue(), id: 'task-1' };
-    expect(await a.claimTask(ref, 'owner-a', 200)).toEqual({ status: 'acquired' });
-    expect(await b.claimTask(ref, 'owner-b', 200)).toEqual({ status: 'busy' });
-    expect(await a.claimTask(ref, 'owner-a', 200)).toEqual({ status: 'acquired' }); // renewed
-    await sleep(300);
+    expect(await a.claimTask(ref, 'owner-a', 1_000)).toEqual({ status: 'acquired' });
+    expect(await b.claimTask(ref, 'owner-b', 1_000)).toEqual({ status: 'busy' });
+    expect(await a.claimTask(ref, 'owner-a', 1_000)).toEqual({ status: 'acquired' }); // renewed
+    await sleep(1_100);
     expect(await b.claimTask(ref, 'owner-b', 30_000)).toEqual({ status: 'acquired' });
   });
 
