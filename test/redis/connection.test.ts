@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removePrefix, uniquePrefix } from './helpers.js';
 import { FlakyProxy } from './proxy.js';
 import { ensureRedisServer } from './servers.js';
-import { ensureTlsRedis } from './tls.js';
+import { ensureMutualTlsRedis, ensureTlsRedis } from './tls.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
@@ -22,10 +22,12 @@ describe('redis: reconnects', () => {
     await proxy?.close();
     await removePrefix(prefix);
   });
+  /** Opens the lazily made producer connection too (publishes have one of their own). */
+  const warmUp = () => broker.publish([makeMessage(uniqueQueue('warm'))], KEY_TTL);
 
   it('creates exactly one task when the publish reply is lost and the client resends after reconnecting', async () => {
     const q = uniqueQueue();
-    await broker.stats(q); // connected and scripts loaded
+    await warmUp(); // every connection open, scripts loaded
     const msg = makeMessage(q);
     proxy.dropNextReply(); // the server runs the publish; the client never hears back
     const [published] = await broker.publish([msg], KEY_TTL);
@@ -39,7 +41,7 @@ describe('redis: reconnects', () => {
 
   it('creates the task when the publish never reached the server, after reconnecting', async () => {
     const q = uniqueQueue();
-    await broker.stats(q);
+    await warmUp();
     const msgs = [makeMessage(q), makeMessage(q)];
     proxy.dropNextRequest();
     expect(await broker.publish(msgs, KEY_TTL)).toEqual(msgs.map((m) => ({ id: m.id, duplicate: false })));
@@ -128,6 +130,30 @@ describe('redis: URLs and server checks', () => {
     expect(await waiting).toMatchObject({ value: 'over tls' }); // pub/sub over its own TLS connection too
     await broker.close();
     expect(() => parseRedisUrl('redis://h?ca=/x.pem')).toThrow(/TLS only/);
+  });
+
+  it('presents a client certificate given by ?cert= and ?key= to a server that requires one', async () => {
+    const { url, ca, cert, key } = await ensureMutualTlsRedis();
+    const enc = encodeURIComponent;
+    await expect(connectRedisBroker(`${url}?ca=${enc(ca)}`)).rejects.toThrow(/cannot connect to Redis at rediss:\/\/127\.0\.0\.1:7016/);
+    const prefix = uniquePrefix('mtls');
+    const withCert = `${url}?ca=${enc(ca)}&cert=${enc(cert)}&key=${enc(key)}&prefix=${prefix}`;
+    const broker = await connectRedisBroker(withCert);
+    const q = uniqueQueue();
+    const msg = makeMessage(q);
+    await broker.publish([msg], KEY_TTL); // over the producer connection, which presents it too
+    const waiting = broker.results.wait(msg, { timeoutMs: 5_000 });
+    const [d] = await broker.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 1_000 });
+    const record = { id: msg.id, queue: q, task: msg.task, state: 'succeeded' as const, value: 'mutual tls', attempts: 1, finishedAt: Date.now(), idempotencyKey: null };
+    await d!.ack({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
+    expect(await waiting).toMatchObject({ value: 'mutual tls' });
+    await broker.close();
+    const results = await connectResults(withCert);
+    expect(await results.get(msg)).toMatchObject({ value: 'mutual tls' });
+    await results.close();
+    expect(() => parseRedisUrl(`${url}?cert=${enc(cert)}`)).toThrow(/needs both \?cert=\/path\/client.crt and \?key=\/path\/client.key \(got only \?cert=\)/);
+    expect(() => parseRedisUrl(`${url}?cert=/nonexistent.crt&key=/nonexistent.key`)).toThrow(/cannot read the client certificate file given by \?cert=/);
+    expect(() => parseRedisUrl('redis://h?key=/x.key')).toThrow(/\?key= applies to TLS only/);
   });
 
   it('names the server when it cannot connect', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from '@celeriac/core';
 import type { BrokerFixture } from '@celeriac/core/testing';
 import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
 import { Redis } from 'ioredis';
@@ -34,9 +35,10 @@ export interface RedisFixture extends BrokerFixture {
   prefix: string;
 }
 
-export async function redisFixture(name = 'fx', extra = ''): Promise<RedisFixture> {
+/** A broker under a prefix of its own; `options` as an app would pass them (default: core's). */
+export async function redisFixture(name = 'fx', extra = '', options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<RedisFixture> {
   const prefix = uniquePrefix(name);
-  const broker = await connectRedisBroker(urlWith(prefix, REDIS_URL, extra));
+  const broker = await connectRedisBroker(urlWith(prefix, REDIS_URL, extra), options);
   return {
     broker,
     prefix,

@@ -9,6 +9,8 @@ export class FlakyProxy {
   readonly #server: Server;
   readonly #pairs = new Set<[Socket, Socket]>();
   #mode: 'pass' | 'drop-reply' | 'drop-request' = 'pass';
+  /** A silent partition: connections stay open (and new ones are accepted) but no byte gets through. */
+  #silent = false;
   port = 0;
 
   constructor(readonly targetPort = 6379) {
@@ -21,8 +23,8 @@ export class FlakyProxy {
         client.destroy();
         upstream.destroy();
       };
-      client.on('data', (chunk) => (this.#mode === 'drop-request' ? cut() : upstream.write(chunk)));
-      upstream.on('data', (chunk) => (this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
+      client.on('data', (chunk) => (this.#silent ? undefined : this.#mode === 'drop-request' ? cut() : upstream.write(chunk)));
+      upstream.on('data', (chunk) => (this.#silent ? undefined : this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
       const close = () => {
         this.#pairs.delete(pair);
         client.destroy();
@@ -47,6 +49,15 @@ export class FlakyProxy {
   /** The next request from the client is swallowed and the connection cut (once). */
   dropNextRequest(): void {
     this.#mode = 'drop-request';
+  }
+
+  /** Swallows every byte both ways until `heal()`: no reset, no close, just silence. */
+  partition(): void {
+    this.#silent = true;
+  }
+
+  heal(): void {
+    this.#silent = false;
   }
 
   async close(): Promise<void> {

@@ -5,10 +5,11 @@ ARGV[2] max         most messages to lease (at most 1,000)
 ARGV[3] leaseMs     lease length
 ARGV[4] tokenBase   unique per call; the n-th delivery's token is tokenBase .. '.' .. n (the
                     caller makes the same strings, so tokens need not travel back)
-Returns: { now, nextDue, remaining, id1, raw1, id2, raw2, ... }
+Returns: { now, nextDue, remaining, id1, raw1, lapses1, id2, raw2, lapses2, ... }
   now        the server's clock (ms), so the caller can turn nextDue into a wait
   nextDue    earliest delayed due time or lease end, or -1 when there is none
   remaining  ready messages left after this call
+  lapsesN    lease lapses of the message's current attempt so far (Delivery.lapses)
 ]]
 --@include clock
 --@include queue
@@ -32,6 +33,7 @@ end
 local out = { now, -1, 0 }
 if #ids > 0 then
   local raws = redis.call('HMGET', KEYS[1], unpack(ids))
+  local lapses = redis.call('HMGET', base .. 'lapses', unpack(ids))
   local records, leases = {}, {}
   local leaseUntil = now + leaseMs
   local n = 0
@@ -46,6 +48,7 @@ if #ids > 0 then
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = raws[i]
+      out[#out + 1] = tonumber(lapses[i]) or 0
     end
   end
   if #records > 0 then

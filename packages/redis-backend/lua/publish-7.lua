@@ -2,7 +2,9 @@
 KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
 ARGV[1] base        key prefix of the queue, `<prefix>:{<queue>}:`
 ARGV[2] keyTtlMs    how long an idempotency key points at its first task
-ARGV[3..] per message, 5 fields: id, raw JSON, priority (0-9), eta ms or '', idempotency key or ''
+ARGV[3] clientNow   the caller's clock (epoch ms) when it sent the call: etas are on that clock
+                    and are moved onto the server's (lib/clock.lua)
+ARGV[4..] per message, 5 fields: id, raw JSON, priority (0-9), eta ms or '', idempotency key or ''
           (at most 1,000 messages per call)
 Returns: flat list, 2 per message: owner task id, 1 if nothing was created (duplicate) else 0
 ]]
@@ -11,13 +13,14 @@ Returns: flat list, 2 per message: owner task id, 1 if nothing was created (dupl
 
 local base, keyTtl = ARGV[1], tonumber(ARGV[2])
 local now = nowMs()
+local shift = shiftOf(now, ARGV[3])
 -- Delayed messages already due became ready before these: they go first (FIFO by ready time).
 promote(base, now, 1000)
 
 -- Which ids are known already (queued, or finished and remembered by a result or tombstone)?
 -- One HMGET and one EXISTS for the whole batch; per-id checks only when something is known.
 local ids, finals = {}, {}
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   ids[#ids + 1] = ARGV[i]
   finals[#finals + 1] = base .. 'r:' .. ARGV[i]
   finals[#finals + 1] = base .. 'gone:' .. ARGV[i]
@@ -28,7 +31,7 @@ local anyFinal = redis.call('EXISTS', unpack(finals)) > 0
 local out, seen = {}, {}
 local bodies, records, ready = {}, {}, {}
 for n, id in ipairs(ids) do
-  local i = 3 + (n - 1) * 5
+  local i = 4 + (n - 1) * 5
   local raw, p, eta, key = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local owner = id
   -- A known id (queued, finished, or earlier in this call) creates nothing. This also makes a
@@ -53,7 +56,7 @@ for n, id in ipairs(ids) do
     seen[id] = true
     bodies[#bodies + 1] = id
     bodies[#bodies + 1] = raw
-    local at = eta == '' and now or tonumber(eta)
+    local at = eta == '' and now or tonumber(eta) + shift
     if at > now then
       enqueue(base, id, p, at, now, false)
     else

@@ -5,26 +5,33 @@ ARGV[1] base          key prefix of the queue
 ARGV[2] tombstoneMs   how long an id acked without a record still counts as known to publish
 ARGV[3] ttlMs         how long the records of this call are kept ('' when none has one)
 ARGV[4] keyTtlMs      how long their idempotency records are kept
-ARGV[5..] operations (at most 500), each `kind, id, token` then:
+ARGV[5] clientNow     the caller's clock (epoch ms) when it sent the call: the `at` times below are
+                      on that clock and are moved onto the server's (lib/clock.lua)
+ARGV[6] deadMaxCount  dead letters the queue keeps at most (oldest go first)
+ARGV[7] deadMaxAgeMs  dead letters older than this go
+ARGV[8..] operations (at most 500), each `kind, id, token` then:
   S (ack, record of a success)      record JSON, idempotency key or ''
   F (ack, record of a failure)      record JSON, idempotency key or ''
   A (ack, no record)                nothing more
   D (dead letter)                   record JSON or '', idempotency key or '', state, reason, error JSON or ''
-  R (retry)                         at ms, the message's next raw JSON (attempt + 1, lastError)
-  L (release)                       at ms or '' for now
+  R (retry)                         at ms, the message's next raw JSON (attempt + 1, lastError);
+                                    its lapse count starts again at 0
+  L (release)                       at ms or '' for now; the lapse count is kept
   (Few, short arguments per operation: every argument costs a conversion into Lua.)
 Returns: one integer per operation: 1 done, 0 lease lost (nothing changed)
 ]]
 --@include clock
 --@include queue
 --@include store
+--@include dead
 
 local base, tombstoneMs, ttl, keyTtl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = nowMs()
+local shift = shiftOf(now, ARGV[5])
 local LENGTH = { S = 5, F = 5, A = 3, D = 8, R = 5, L = 4 }
 
 local ops, ids = {}, {}
-local i = 5
+local i = 8
 while i <= #ARGV do
   local len = LENGTH[ARGV[i]]
   if not len then return redis.error_reply('settle: unknown operation ' .. tostring(ARGV[i])) end
@@ -36,7 +43,8 @@ end
 local records = redis.call('HMGET', KEYS[2], unpack(ids))
 local out, settled = {}, {}
 local finished, stored = {}, {}
-local completed, failed = 0, 0
+local completed, failed, buried = 0, 0, 0
+local fresh = {} -- retried: a new attempt, whose lapses start from 0
 for n, at in ipairs(ops) do
   local kind, id, token = ARGV[at], ARGV[at + 1], ARGV[at + 2]
   local rec = records[n]
@@ -49,10 +57,11 @@ for n, at in ipairs(ops) do
     if kind == 'R' then
       redis.call('ZREM', KEYS[4], id)
       redis.call('HSET', KEYS[1], id, ARGV[at + 4])
-      enqueue(base, id, p, tonumber(ARGV[at + 3]), now, true)
+      fresh[#fresh + 1] = id
+      enqueue(base, id, p, tonumber(ARGV[at + 3]) + shift, now, true)
     elseif kind == 'L' then
       redis.call('ZREM', KEYS[4], id)
-      enqueue(base, id, p, ARGV[at + 3] == '' and now or tonumber(ARGV[at + 3]), now, false)
+      enqueue(base, id, p, ARGV[at + 3] == '' and now or tonumber(ARGV[at + 3]) + shift, now, false)
     else
       finished[#finished + 1] = id
       local result = kind ~= 'A' and ARGV[at + 3] or ''
@@ -67,6 +76,7 @@ for n, at in ipairs(ops) do
         redis.call('RPUSH', KEYS[6], '{"raw":' .. cjson.encode(raw) .. ',"reason":' .. cjson.encode(ARGV[at + 6]) ..
           ',"error":' .. (err ~= '' and err or 'null') .. ',"at":' .. string.format('%d', now) .. '}')
         failed = failed + 1
+        buried = buried + 1
       elseif kind == 'F' then
         failed = failed + 1
       else
@@ -80,7 +90,10 @@ if #finished > 0 then
   redis.call('HDEL', KEYS[1], unpack(finished))
   redis.call('HDEL', KEYS[2], unpack(finished))
   redis.call('ZREM', KEYS[4], unpack(finished))
+  redis.call('HDEL', base .. 'lapses', unpack(finished))
 end
+if #fresh > 0 then redis.call('HDEL', base .. 'lapses', unpack(fresh)) end
+if buried > 0 then trimDead(KEYS[6], now, tonumber(ARGV[6]), tonumber(ARGV[7])) end
 if #stored > 0 then
   local keys = {}
   for n, at in ipairs(stored) do keys[n] = base .. 'r:' .. ARGV[at + 1] end

@@ -1,13 +1,18 @@
 --[[ stats: the queue's counts in O(1) (after promoting what is due, as a fetch would).
 KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
-ARGV[1] base   key prefix of the queue
+ARGV[1] base          key prefix of the queue
+ARGV[2] deadMaxCount  dead-letter retention (lib/dead.lua), applied before counting
+ARGV[3] deadMaxAgeMs
 Returns: { ready, delayed, inFlight, dead, completed, failed }
 ]]
 --@include clock
 --@include queue
+--@include dead
 
 local base = ARGV[1]
-promote(base, nowMs(), 1000)
+local now = nowMs()
+promote(base, now, 1000)
+trimDead(KEYS[6], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local counters = redis.call('HMGET', KEYS[7], 'completed', 'failed')
 return {
   readyCount(base),

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
+  DEFAULT_BROKER_OPTIONS,
   type Broker,
+  type BrokerOptions,
   type DeadLetter,
   type Delivery,
   type FetchRequest,
@@ -10,6 +12,7 @@ import {
   type TaskMessage,
   type TaskRef,
 } from '@celeriac/core';
+import { ProducerLink } from './producer.js';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
 import { Publisher } from './publisher.js';
@@ -30,7 +33,9 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
  *    second task.
  * 2. Fetches and settles through the Fetcher and Settler (leased, fenced, batched).
  * 3. Renews many leases per round trip; reports task states and O(1) queue stats.
- * 4. Holds its result store on the same connection, so acks write results atomically.
+ * 4. Keeps each queue's dead letters within `BrokerOptions.deadLetters` (trimmed as they are
+ *    pushed, and before they are counted or read).
+ * 5. Holds its result store on the same connection, so acks write results atomically.
  */
 export class RedisBroker implements Broker {
   readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true };
@@ -41,16 +46,20 @@ export class RedisBroker implements Broker {
   readonly #settler: Settler;
   readonly #fetcher: Fetcher;
   readonly #publisher: Publisher;
+  readonly #options: BrokerOptions;
+  readonly #producer: ProducerLink;
   #closing: Promise<void> | undefined;
 
-  constructor(client: Client, target: RedisTarget) {
+  constructor(client: Client, target: RedisTarget, options: BrokerOptions = DEFAULT_BROKER_OPTIONS) {
     this.#client = client;
+    this.#options = options;
     this.#scripts = new Scripts(client);
     this.#keys = new KeyCache(target.prefix);
-    this.#settler = new Settler(this.#scripts, target.tombstoneMs);
-    this.#publisher = new Publisher(this.#scripts, this.#keys);
-    this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, target.cluster);
-    this.results = new RedisResultBackend(client, this.#scripts, this.#keys, false);
+    this.#settler = new Settler(this.#scripts, target.tombstoneMs, options.deadLetters);
+    this.#producer = new ProducerLink(client);
+    this.#publisher = new Publisher(this.#producer, this.#keys);
+    this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
+    this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });
   }
 
   publish(messages: readonly TaskMessage[], { keyTtlMs }: PublishOptions): Promise<Published[]> {
@@ -60,7 +69,7 @@ export class RedisBroker implements Broker {
   /** Puts raw text on `queue` as if it had come off the wire (for tests of malformed messages). */
   async injectRaw(queue: string, raw: string): Promise<void> {
     const keys = this.#keys.of(queue);
-    await this.#scripts.run('publish', keys.main, [keys.base, 1, `raw-${randomUUID()}`, raw, 0, '', '']);
+    await this.#scripts.run('publish', keys.main, [keys.base, 1, Date.now(), `raw-${randomUUID()}`, raw, 0, '', '']);
   }
 
   fetch(request: FetchRequest): Promise<Delivery[]> {
@@ -102,14 +111,19 @@ export class RedisBroker implements Broker {
 
   async stats(queue: string): Promise<QueueStats> {
     const keys = this.#keys.of(queue);
-    const [ready, delayed, inFlight, dead, completed, failed] = (await this.#scripts.run('stats', keys.main, [keys.base])) as number[];
+    const [ready, delayed, inFlight, dead, completed, failed] = (await this.#scripts.run('stats', keys.main, [keys.base, ...this.#retention()])) as number[];
     return { queue, ready: ready!, delayed: delayed!, inFlight: inFlight!, dead: dead!, completed: completed!, failed: failed! };
   }
 
   async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
     if (limit <= 0) return [];
-    const entries = await this.#client.lrange(this.#keys.of(queue).dead, -limit, -1);
+    const entries = (await this.#scripts.run('dead-letters', [this.#keys.of(queue).dead], [...this.#retention(), Math.ceil(limit)])) as string[];
     return entries.map((text) => JSON.parse(text) as DeadLetter);
+  }
+
+  /** Dead-letter retention as script arguments (see lua/lib/dead.lua). */
+  #retention(): [number, number] {
+    return [this.#options.deadLetters.maxCount, this.#options.deadLetters.maxAgeMs];
   }
 
   /** Stops fetches, waits for pending settlements, then closes the connections. Idempotent. */
@@ -118,6 +132,7 @@ export class RedisBroker implements Broker {
       await this.#fetcher.close();
       await this.#settler.drain();
       await this.results.close();
+      await this.#producer.close();
       await this.#client.quit().catch(() => {});
     })();
     return this.#closing;

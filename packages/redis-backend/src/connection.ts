@@ -1,5 +1,5 @@
 import { BackendError } from '@celeriac/core';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Client } from './scripts.js';
 import type { RedisTarget } from './url.js';
 
@@ -74,7 +74,7 @@ function parseInfo(text: string): Map<string, string> {
 }
 
 /** A second connection to the same server(s), for blocking reads or pub/sub, which tie a connection up. */
-export function duplicate(client: Client, options: { maxRetriesPerRequest?: null; enableAutoPipelining?: boolean }): Client {
+export function duplicate(client: Client, options: Partial<RedisOptions>): Client {
   const conn: Client =
     client instanceof Cluster
       ? client.duplicate([], { ...options, redisOptions: { ...client.options.redisOptions, ...options } })

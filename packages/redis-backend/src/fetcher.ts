@@ -8,16 +8,25 @@ import { RedisDelivery, type Settler } from './settler.js';
 /** Most messages one fetch script call leases (the script's batch limit). */
 const MAX_PER_CALL = 1_000;
 
+/** How long past its own timeout a BLPOP may stay unanswered before its connection is cut. */
+const BLOCK_GRACE_MS = 2_000;
+
 /** In cluster mode one BLPOP cannot span slots: with several queues each wait is this short, in turn. */
 const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
 
 /**
  * The fetch path.
- * 1. One `fetch` script call per queue promotes due work, reclaims lapsed leases and leases up to
- *    `max` messages: one round trip for a single queue.
- * 2. Parses each message; a malformed one is dead-lettered with the reason, never returned.
+ * 1. One `fetch` script call per queue promotes due work, reclaims lapsed leases (to the front of
+ *    their list, counting the lapse) and leases up to `max` messages: one round trip for a queue.
+ * 2. Parses each message with core's `parseMessage` (size limit, queue it arrived on); one that
+ *    fails is dead-lettered with the reason, never returned.
  * 3. When nothing is ready, blocks on the queues' wake lists (BLPOP on a connection of its own)
- *    until a publish, or until the next delayed task or lease end is due: no polling.
+ *    until a publish, or until the next delayed task or lease end it knows of is due.
+ * 4. Bounds takeover: a lease taken by another consumer AFTER this fetch went idle wakes nobody,
+ *    so no single wait lasts over half the request's `leaseMs`. A lease that lapses is reclaimed
+ *    by an idle fetcher at most `1.5 × leaseMs` after its owner's last fetch or renewal. While
+ *    work flows, fetchers are woken by markers long before that cap: it only costs an idle
+ *    fetcher one look per `leaseMs / 2`.
  */
 export class Fetcher {
   readonly #client: Client;
@@ -34,13 +43,15 @@ export class Fetcher {
   readonly #hints = new Map<string, { dueAt: number }>();
   #rotation = 0;
   #closed = false;
+  readonly #maxBytes: number;
 
-  constructor(client: Client, scripts: Scripts, keys: KeyCache, settler: Settler, cluster: boolean) {
+  constructor(client: Client, scripts: Scripts, keys: KeyCache, settler: Settler, options: { cluster: boolean; maxMessageBytes: number }) {
     this.#client = client;
     this.#scripts = scripts;
     this.#keys = keys;
     this.#settler = settler;
-    this.#cluster = cluster;
+    this.#cluster = options.cluster;
+    this.#maxBytes = options.maxMessageBytes;
     this.#blocking = new BlockingPool(client);
   }
 
@@ -64,7 +75,8 @@ export class Fetcher {
       }
       const left = deadline - Date.now();
       if (left <= 0 || this.#closed || request.signal?.aborted) return [];
-      let waitMs = Math.min(left, hint.dueAt - Date.now());
+      // Responsibility 4: at most leaseMs / 2 per wait, so a lease that lapses unseen is found.
+      let waitMs = Math.min(left, hint.dueAt - Date.now(), request.leaseMs / 2);
       let wakeKeys = queues.map((q) => q.wake);
       if (multiCluster) {
         wakeKeys = [wakeKeys[this.#rotation++ % wakeKeys.length]!];
@@ -96,13 +108,13 @@ export class Fetcher {
       remaining += left;
       if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
       const burials: Promise<void>[] = [];
-      for (let at = 3, n = 1; at < reply.length; at += 2, n++) {
+      for (let at = 3, n = 1; at < reply.length; at += 3, n++) {
         const id = reply[at] as string;
         const raw = reply[at + 1] as string;
         const token = `${tokenBase}.${n}`;
-        const parsed = parseMessage(raw);
+        const parsed = parseMessage(raw, { queue: keys.queue, maxBytes: this.#maxBytes });
         if (parsed.ok) {
-          deliveries.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler));
+          deliveries.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler, reply[at + 2] as number));
         } else {
           burials.push(this.#settler.submit(keys, id, ['D', id, token, '', '', '', parsed.reason, '']));
         }
@@ -117,7 +129,8 @@ export class Fetcher {
 
 /**
  * Connections for BLPOP: a blocked connection can carry nothing else, so each concurrent wait
- * takes one of its own. Aborting (or closing) disconnects it, which ends the BLPOP at once.
+ * takes one of its own. Aborting (or closing, or a wait outliving its bound) disconnects it,
+ * which ends the BLPOP at once.
  */
 class BlockingPool {
   readonly #client: Client;
@@ -140,6 +153,9 @@ class BlockingPool {
       conn.disconnect();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Every wait has a bound: a BLPOP whose connection went silent (a partition) never times out
+    // on the server's side, so past its timeout plus a grace the connection is cut here.
+    const bound = setTimeout(onAbort, ms + BLOCK_GRACE_MS);
     try {
       // Whole milliseconds, at least a few: Redis reads a timeout under 1 ms as 0, "block forever".
       const popped = await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
@@ -148,6 +164,7 @@ class BlockingPool {
       if (!broken && !this.#closed) throw err;
       return null;
     } finally {
+      clearTimeout(bound);
       signal?.removeEventListener('abort', onAbort);
       this.#busy.delete(conn);
       if (!broken && !this.#closed) this.#idle.push(conn);

@@ -5,8 +5,9 @@
  *   // or: const broker = await connectBroker('rediss://user:secret@host:6380/0?prefix=myapp');
  *   // Redis Cluster: 'redis://node1:7001?cluster=1'. The server must use maxmemory-policy noeviction.
  */
-import type { Broker, ResultBackend } from '@celeriac/core';
+import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type ResultBackend } from '@celeriac/core';
 import { openClient } from './connection.js';
+import { ProducerLink } from './producer.js';
 import { RedisBroker } from './broker.js';
 import { KeyCache } from './keys.js';
 import { RedisResultBackend } from './results.js';
@@ -19,19 +20,19 @@ export { parseRedisUrl } from './url.js';
 export type { RedisTarget } from './url.js';
 
 /** Connects a broker (with its result store on the same connection) for a redis:// or rediss:// URL. */
-export async function connectBroker(url: string): Promise<Broker> {
-  return connectRedisBroker(url);
+export async function connectBroker(url: string, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<Broker> {
+  return connectRedisBroker(url, options);
 }
 
 /** The same as `connectBroker`, typed as the Redis broker (for `injectRaw` and Redis-specific tests). */
-export async function connectRedisBroker(url: string): Promise<RedisBroker> {
+export async function connectRedisBroker(url: string, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<RedisBroker> {
   const target = parseRedisUrl(url);
-  return new RedisBroker(await openClient(target), target);
+  return new RedisBroker(await openClient(target), target, options);
 }
 
 /** Connects a result store alone, for apps whose broker keeps no results (e.g. AMQP). */
 export async function connectResults(url: string): Promise<ResultBackend> {
   const target = parseRedisUrl(url);
   const client = await openClient(target);
-  return new RedisResultBackend(client, new Scripts(client), new KeyCache(target.prefix), true);
+  return new RedisResultBackend(client, new Scripts(client), new KeyCache(target.prefix), { ownsClient: true, producer: new ProducerLink(client) });
 }

@@ -38,6 +38,11 @@ export class QueueKeys {
     return `${this.base}r:${id}`;
   }
 
+  /** A task's claim (`claimTask`), which fences `store(…, { owner })`. */
+  claim(id: string): string {
+    return `${this.base}c:${id}`;
+  }
+
   idempotency(key: string): string {
     return `${this.base}k:${key}`;
   }

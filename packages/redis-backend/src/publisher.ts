@@ -1,6 +1,6 @@
-import { BackendError, encodeMessage, type Published, type TaskMessage } from '@celeriac/core';
+import { encodeMessage, type Published, type TaskMessage } from '@celeriac/core';
+import type { ProducerLink } from './producer.js';
 import type { KeyCache, QueueKeys } from './keys.js';
-import type { Scripts } from './scripts.js';
 
 /** Most messages in one publish script call (its batch limit; bigger batches are split and pipelined). */
 const PUBLISH_CHUNK = 1_000;
@@ -21,15 +21,17 @@ interface Batch {
  * 2. Sends each batch as `publish` script calls of up to 1,000 messages; dedup by id and key
  *    happens in the script, so a batch behaves exactly like the same publishes one after another.
  * 3. Gives every caller its own results, in its own order.
+ * 4. Publishes through the ProducerLink: a publish settles within a bound while Redis is
+ *    unreachable, and is never sent after it was rejected.
  */
 export class Publisher {
-  readonly #scripts: Scripts;
+  readonly #link: ProducerLink;
   readonly #keys: KeyCache;
   #batches = new Map<string, Batch>();
   #scheduled = false;
 
-  constructor(scripts: Scripts, keys: KeyCache) {
-    this.#scripts = scripts;
+  constructor(link: ProducerLink, keys: KeyCache) {
+    this.#link = link;
     this.#keys = keys;
   }
 
@@ -76,14 +78,14 @@ export class Publisher {
       for (let start = 0; start < sinks.length; start += PUBLISH_CHUNK) {
         const chunk = sinks.slice(start, start + PUBLISH_CHUNK);
         const chunkArgs = args.slice(start * FIELDS, (start + PUBLISH_CHUNK) * FIELDS);
-        this.#scripts.run('publish', keys.main, [keys.base, keyTtlMs, ...chunkArgs]).then(
+        // Our clock's reading goes with the etas, so the script can move them onto the server's clock.
+        this.#link.run('publish', keys.main, [keys.base, keyTtlMs, Date.now(), ...chunkArgs], `publishing ${chunk.length} message(s) to queue ${keys.queue}`).then(
           (reply) => {
             const r = reply as (string | number)[];
             chunk.forEach((sink, n) => sink.done({ id: r[2 * n] as string, duplicate: r[2 * n + 1] === 1 }));
           },
           (err: Error) => {
-            const error = new BackendError(`publishing ${chunk.length} message(s) to queue ${keys.queue} failed: ${err.message}`, { cause: err });
-            for (const sink of chunk) sink.fail(error);
+            for (const sink of chunk) sink.fail(err);
           },
         );
       }

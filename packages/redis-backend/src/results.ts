@@ -1,5 +1,6 @@
-import { BackendError, type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
+import { type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
 import { duplicate } from './connection.js';
+import type { ProducerLink } from './producer.js';
 import type { KeyCache } from './keys.js';
 import { RedisMarks } from './marks.js';
 import type { Client, Scripts } from './scripts.js';
@@ -10,7 +11,11 @@ import { Subscriber } from './subscriber.js';
  * 1. Records live at `<queue>:r:<id>` with their TTL; a stored success is never replaced.
  * 2. `wait()` is woken by sharded pub/sub from the script that stored the record (no polling).
  * 3. Idempotency keys are leased to one delivery at a time (`claimKey`), and point at their
- *    first task and its outcome once stored.
+ *    first task and its outcome once stored; `reserveKey` points a key at its first task for
+ *    brokers that keep no shared records (the same record the Redis broker's publish writes).
+ * 4. Task ids are leased too (`claimTask`, `<queue>:c:<id>`): `store(s, { owner })` writes only
+ *    while `owner` holds that claim, and releases it, in one script, so a stale owner's outcome
+ *    is never stored over the new owner's (rule 5).
  * The broker's `ack(settlement)` writes the same records inside its own script (settle-7.lua).
  */
 export class RedisResultBackend implements ResultBackend {
@@ -20,34 +25,38 @@ export class RedisResultBackend implements ResultBackend {
   readonly #keys: KeyCache;
   readonly #subscriber: Subscriber;
   readonly #ownsClient: boolean;
+  /** Where `reserveKey` runs: it is part of publishing, so it gets the producer path's bound. */
+  readonly #producer: ProducerLink;
   readonly #closing = new Set<() => void>();
   /** The scheduler's last-run marks, kept beside the results. */
   readonly marks: RedisMarks;
 
-  constructor(client: Client, scripts: Scripts, keys: KeyCache, ownsClient: boolean) {
+  constructor(client: Client, scripts: Scripts, keys: KeyCache, { ownsClient, producer }: { ownsClient: boolean; producer: ProducerLink }) {
     this.#client = client;
     this.#scripts = scripts;
     this.#keys = keys;
     this.#ownsClient = ownsClient;
+    this.#producer = producer;
     this.#subscriber = new Subscriber(() => duplicate(client, {}));
     this.marks = new RedisMarks(client, scripts, keys.prefix);
   }
 
-  // The owner fence (rule 5), claimTask and reserveKey come with the Redis work of issue 8.
-  async store({ record, ttlMs, keyTtlMs }: Settlement, options: StoreOptions = {}): Promise<boolean> {
-    if (options.owner !== undefined) throw new BackendError('redis-backend: fenced store is not built yet');
+  async store({ record, ttlMs, keyTtlMs }: Settlement, { owner }: StoreOptions = {}): Promise<boolean> {
     const keys = this.#keys.of(record.queue);
-    const args = [keys.base, record.id, JSON.stringify(record), Math.ceil(ttlMs), Math.ceil(keyTtlMs), record.idempotencyKey ?? '', record.state];
-    await this.#scripts.run('store', [keys.result(record.id)], args);
-    return true;
+    const args = [keys.base, record.id, JSON.stringify(record), Math.ceil(ttlMs), Math.ceil(keyTtlMs), record.idempotencyKey ?? '', record.state, owner ?? ''];
+    return (await this.#scripts.run('store', [keys.result(record.id), keys.claim(record.id)], args)) === 1;
   }
 
-  async claimTask(): Promise<KeyClaim> {
-    throw new BackendError('redis-backend: claimTask is not built yet');
+  async claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim> {
+    const keys = this.#keys.of(ref.queue);
+    const reply = (await this.#scripts.run('claim-task', [keys.result(ref.id), keys.claim(ref.id)], [owner, Math.max(1, Math.ceil(leaseMs))])) as string[];
+    return toClaim(reply);
   }
 
-  async reserveKey(): Promise<string> {
-    throw new BackendError('redis-backend: reserveKey is not built yet');
+  async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
+    const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
+    const what = `reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`;
+    return (await this.#producer.run('reserve-key', keys, [taskId, Math.max(1, Math.ceil(ttlMs))], what)) as string;
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {
@@ -81,9 +90,7 @@ export class RedisResultBackend implements ResultBackend {
 
   async claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim> {
     const keys = this.#keys.of(ref.queue);
-    const reply = (await this.#scripts.run('claim-key', [keys.idempotency(ref.key)], [owner, Math.ceil(leaseMs)])) as string[];
-    if (reply[0] === 'done') return { status: 'done', record: JSON.parse(reply[1]!) as TaskResult };
-    return reply[0] === 'busy' ? { status: 'busy' } : { status: 'acquired' };
+    return toClaim((await this.#scripts.run('claim-key', [keys.idempotency(ref.key)], [owner, Math.ceil(leaseMs)])) as string[]);
   }
 
   async releaseKey(ref: KeyRef, owner: string): Promise<void> {
@@ -93,6 +100,15 @@ export class RedisResultBackend implements ResultBackend {
   async close(): Promise<void> {
     for (const wake of [...this.#closing]) wake();
     await this.#subscriber.close();
-    if (this.#ownsClient) await this.#client.quit().catch(() => {});
+    if (this.#ownsClient) {
+      await this.#producer.close();
+      await this.#client.quit().catch(() => {});
+    }
   }
+}
+
+/** A claim script's reply (claim-key-1.lua, claim-task-2.lua) as a KeyClaim. */
+function toClaim(reply: string[]): KeyClaim {
+  if (reply[0] === 'done') return { status: 'done', record: JSON.parse(reply[1]!) as TaskResult };
+  return reply[0] === 'busy' ? { status: 'busy' } : { status: 'acquired' };
 }

@@ -6,7 +6,19 @@ import type { Cluster, Redis } from 'ioredis';
 // substitution at load time, so there is no build or code-generation step.
 const LUA_DIR = new URL('../lua/', import.meta.url);
 
-export type ScriptName = 'publish' | 'fetch' | 'settle' | 'renew' | 'stats' | 'store' | 'claim-key' | 'release-key' | 'advance-mark';
+export type ScriptName =
+  | 'publish'
+  | 'fetch'
+  | 'settle'
+  | 'renew'
+  | 'stats'
+  | 'dead-letters'
+  | 'store'
+  | 'claim-key'
+  | 'release-key'
+  | 'claim-task'
+  | 'reserve-key'
+  | 'advance-mark';
 
 export interface Script {
   name: ScriptName;

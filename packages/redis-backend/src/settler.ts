@@ -1,4 +1,4 @@
-import { BackendError, LeaseLostError, encodeMessage, type Delivery, type ErrorInfo, type Settlement, type TaskMessage } from '@celeriac/core';
+import { BackendError, LeaseLostError, encodeMessage, type BrokerOptions, type Delivery, type ErrorInfo, type Settlement, type TaskMessage } from '@celeriac/core';
 import type { QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
 
@@ -25,13 +25,16 @@ const MAX_OPS_PER_CALL = 500;
 export class Settler {
   readonly #scripts: Scripts;
   readonly #tombstoneMs: number;
+  /** Dead-letter retention, sent with every call: [maxCount, maxAgeMs]. */
+  readonly #dead: [number, number];
   #batches = new Map<string, Batch>();
   #scheduled = false;
   readonly #inflight = new Set<Promise<void>>();
 
-  constructor(scripts: Scripts, tombstoneMs: number) {
+  constructor(scripts: Scripts, tombstoneMs: number, deadLetters: BrokerOptions['deadLetters']) {
     this.#scripts = scripts;
     this.#tombstoneMs = tombstoneMs;
+    this.#dead = [deadLetters.maxCount, deadLetters.maxAgeMs];
   }
 
   /** Queues one operation (see settle-7.lua); `ttls` when it stores a record. */
@@ -73,7 +76,7 @@ export class Settler {
   async #send({ keys, ttls, args, waiters }: Batch): Promise<void> {
     let replies: number[];
     try {
-      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...ttls, ...args])) as number[];
+      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...ttls, Date.now(), ...this.#dead, ...args])) as number[];
     } catch (err) {
       const error = new BackendError(`settling ${waiters.length} deliveries on queue ${keys.queue} failed: ${(err as Error).message}`, { cause: err });
       for (const w of waiters) w.reject(error);
@@ -102,7 +105,9 @@ const opLength = (kind: string) => OP_LENGTH[kind]!;
 
 /**
  * One leased message of a Redis queue. Settling goes through the Settler; `keys` and `storedId`
- * are where the message really sits (an injected raw message may claim another id or queue).
+ * are where the message really sits (an injected raw message may claim another id). `lapses`
+ * comes from the queue's lapse counter (lib/queue.lua `promote`). Times given to `retry` and
+ * `release` are on this process' clock; the script moves them onto the server's.
  */
 export class RedisDelivery implements Delivery {
   constructor(

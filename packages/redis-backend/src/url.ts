@@ -23,7 +23,8 @@ const DAY_MS = 86_400_000;
 
 /**
  * `redis://[user[:password]@]host[:port][/db][?prefix=…&cluster=1&tombstoneMs=…]`, or `rediss://`
- * for TLS (`&ca=/path/ca.pem` to trust a private CA; the server's certificate is always verified).
+ * for TLS (`&ca=/path/ca.pem` to trust a private CA; the server's certificate is always verified;
+ * `&cert=/path/client.crt&key=/path/client.key` to present a client certificate).
  * User and password are URL-decoded, so ACL users and passwords with `@` or `:` work when
  * percent-encoded.
  */
@@ -64,15 +65,29 @@ export function parseRedisUrl(url: string): RedisTarget {
     // SNI takes host names only; an IP address is checked against the certificate's IP entries.
     redis.tls = isIP(host) ? {} : { servername: host };
     const ca = u.searchParams.get('ca');
-    if (ca !== null) {
-      try {
-        redis.tls.ca = readFileSync(ca, 'utf8');
-      } catch (err) {
-        throw new ValidationError('INVALID_OPTIONS', `redis: cannot read the CA file given by ?ca= (${(err as Error).message})`);
-      }
+    if (ca !== null) redis.tls.ca = readPem(ca, 'ca', 'the CA file');
+    // A client certificate, for servers that require one (`tls-auth-clients yes`).
+    const cert = u.searchParams.get('cert');
+    const key = u.searchParams.get('key');
+    if ((cert === null) !== (key === null)) {
+      throw new ValidationError('INVALID_OPTIONS', `redis: a client certificate needs both ?cert=/path/client.crt and ?key=/path/client.key (got only ?${cert === null ? 'key' : 'cert'}=)`);
     }
-  } else if (u.searchParams.has('ca')) {
-    throw new ValidationError('INVALID_OPTIONS', `redis: ?ca= applies to TLS only; use rediss:// (got ${display})`);
+    if (cert !== null && key !== null) {
+      redis.tls.cert = readPem(cert, 'cert', 'the client certificate file');
+      redis.tls.key = readPem(key, 'key', 'the client key file');
+    }
+  } else {
+    for (const name of ['ca', 'cert', 'key']) {
+      if (u.searchParams.has(name)) throw new ValidationError('INVALID_OPTIONS', `redis: ?${name}= applies to TLS only; use rediss:// (got ${display})`);
+    }
   }
   return { display, host, port, cluster, redis, prefix, tombstoneMs };
+}
+
+function readPem(path: string, param: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError('INVALID_OPTIONS', `redis: cannot read ${what} given by ?${param}= (${(err as Error).message})`);
+  }
 }
