@@ -1,3 +1,4 @@
+import type { BrokerOptions } from '@celeriac/core';
 import { describeBroker, makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
 import { Cluster } from 'ioredis';
@@ -5,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCluster } from './cluster.js';
 import { uniquePrefix, urlWith } from './helpers.js';
 
-async function clusterFixture(name: string) {
+async function clusterFixture(name: string, options?: BrokerOptions) {
   const url = await ensureCluster();
   const prefix = uniquePrefix(name);
-  const broker = await connectRedisBroker(urlWith(prefix, url));
+  const broker = await connectRedisBroker(urlWith(prefix, url), options);
   return {
     broker,
     injectRaw: (queue: string, raw: string) => broker.injectRaw(queue, raw),
@@ -36,7 +37,7 @@ async function removeClusterPrefix(prefix: string): Promise<void> {
 }
 
 // Every rule of the contract, on a real 3-node cluster: each queue's keys share one slot.
-describeBroker('redis-cluster', () => clusterFixture('cconf'));
+describeBroker('redis-cluster', (options) => clusterFixture('cconf', options));
 
 describe('redis cluster: queues spread over nodes', () => {
   let fx: Awaited<ReturnType<typeof clusterFixture>>;

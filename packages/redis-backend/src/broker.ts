@@ -57,7 +57,7 @@ export class RedisBroker implements Broker {
     this.#keys = new KeyCache(target.prefix);
     this.#settler = new Settler(this.#scripts, target.tombstoneMs, options.deadLetters);
     this.#producer = new ProducerLink(client);
-    this.#publisher = new Publisher(this.#producer, this.#keys);
+    this.#publisher = new Publisher(this.#producer, this.#keys, options.maxMessageBytes);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
     this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });
   }

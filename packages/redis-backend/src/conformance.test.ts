@@ -3,4 +3,4 @@ import { redisFixture } from '../../../test/redis/helpers.js';
 
 // The same suite the in-memory backend passes, against the Redis at CELERIAC_REDIS_URL
 // (default redis://127.0.0.1:6379), under a key prefix of its own.
-describeBroker('redis', () => redisFixture('conf'));
+describeBroker('redis', (options) => redisFixture('conf', '', options));

@@ -30,13 +30,24 @@ export class Publisher {
   #batches = new Map<string, Batch>();
   #scheduled = false;
 
-  constructor(link: ProducerLink, keys: KeyCache) {
+  constructor(
+    link: ProducerLink,
+    keys: KeyCache,
+    private readonly maxMessageBytes: number,
+  ) {
     this.#link = link;
     this.#keys = keys;
   }
 
   publish(messages: readonly TaskMessage[], keyTtlMs: number): Promise<Published[]> {
     if (messages.length === 0) return Promise.resolve([]);
+    // Encoded (and size-checked) before any is queued: an oversized one fails the whole publish.
+    let raws: string[];
+    try {
+      raws = messages.map((m) => encodeMessage(m, this.maxMessageBytes));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     return new Promise((resolve, reject) => {
       const out = new Array<Published>(messages.length);
       let left = messages.length;
@@ -47,7 +58,7 @@ export class Publisher {
       };
       messages.forEach((m, i) => {
         const batch = this.#batch(m.queue, Math.ceil(keyTtlMs));
-        batch.args.push(m.id, encodeMessage(m), m.priority, m.eta ?? '', m.idempotencyKey ?? '');
+        batch.args.push(m.id, raws[i]!, m.priority, m.eta ?? '', m.idempotencyKey ?? '');
         batch.sinks.push({
           done: (p) => {
             out[i] = p;
