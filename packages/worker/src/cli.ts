@@ -119,10 +119,9 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
   const app = await openApp(values);
   if (app.schedules.size === 0) throw new UsageError(`--app ${values.app}: the app declares no schedules; add app.schedule('name', { cron, task, payload })`);
   const scheduler = new Scheduler(app, { logger });
-  await scheduler.start();
-  const unwatch = watchParent(logger);
-  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
-  await new Promise<void>((resolve) => {
+  // Listen before the first line is logged: a SIGTERM sent by whoever watches the log for that
+  // line must stop the scheduler, not kill it (the default action until a listener exists).
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping scheduler');
       resolve();
@@ -130,6 +129,10 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+  await scheduler.start();
+  const unwatch = watchParent(logger);
+  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
+  await signalled;
   unwatch();
   await scheduler.stop();
   await app.close();
