@@ -134,7 +134,7 @@ describe('installed from the packed tarballs', () => {
     expect(beat.stderr()).toMatch(/scheduler stopped/);
   }, 60_000);
 
-  it('says in one line what to install when a .ts app meets a project without tsx', async () => {
+  it('says in one line what to install when a .ts app meets a project without tsx, or a .js app is not built', async () => {
     const bare = join(dir, 'bare');
     mkdirSync(bare);
     writeFileSync(join(bare, 'app.ts'), 'enum Colour { Red }\nexport const app = Colour.Red;\n');
@@ -144,6 +144,13 @@ describe('installed from the packed tarballs', () => {
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toBe('celeriac: --app app.ts is TypeScript and tsx is not installed: run `npm install --save-dev tsx` (or build the app and pass the .js file)\n');
+    // A built file that is not there, next to its TypeScript source: point at the source.
+    const unbuilt = await run(process.execPath, [join(project, 'node_modules', '.bin', 'celeriac'), 'worker', '--app', 'src/app.js'], { cwd: project }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(unbuilt.code).toBe(2);
+    expect(unbuilt.stderr).toBe(`celeriac: --app src/app.js: no such module (resolved to ${join(project, 'src', 'app.js')}); pass the TypeScript file (--app ${join(project, 'src', 'app.ts')}) with tsx installed, or build the app first\n`);
   }, 30_000);
 
   it('stops the worker gracefully when `npx celeriac worker` gets SIGTERM (npm does not pass it on)', async () => {

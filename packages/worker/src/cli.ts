@@ -23,7 +23,8 @@ const WORKER_HELP = `Usage: celeriac worker --app <module> [options]
 Runs the tasks registered in <module>'s exported \`app\` (export const app = createApp(...)).
 
 Options:
-  --app <path>            module exporting \`app\` (required), e.g. ./dist/app.js
+  --app <path>            module exporting \`app\` (required): ./dist/app.js, or ./src/app.ts
+                          when tsx is installed (npm install --save-dev tsx)
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --queues <a,b>          queues to consume (default: every queue the app's tasks use)
   --concurrency <n>       tasks run at once (default 10)
@@ -44,7 +45,7 @@ Run it on as many hosts as you like: each tick is enqueued once (its idempotency
 from the schedule name and tick time), and last-run times live in the broker's store.
 
 Options:
-  --app <path>            module exporting \`app\` (required)
+  --app <path>            module exporting \`app\` (required); a .ts file needs tsx installed
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --log-level <level>     debug | info | warn | error | silent (default info)
   -h, --help              show this help`;
