@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
 
 const run = promisify(execFile);
@@ -16,11 +16,10 @@ const installed = (name: string) => (JSON.parse(readFileSync(join(ROOT, 'node_mo
 const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
 
 describe('packaging', () => {
-  // A project that installed @celeriac/core alone (no backend packages), as a user would.
-  const dir = mkdtempSync(join(tmpdir(), 'celeriac-pkg-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
   it('asks for the backend package by name when a URL needs one that is not installed', async () => {
+    // A project that installed @celeriac/core alone (no backend packages), as a user would.
+    const dir = mkdtempSync(join(tmpdir(), 'celeriac-pkg-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     mkdirSync(join(dir, 'node_modules', '@celeriac'), { recursive: true });
     symlinkSync(resolve('packages/core'), join(dir, 'node_modules', '@celeriac', 'core'));
     for (const dep of ['zod', 'cron-parser', 'luxon']) symlinkSync(resolve('node_modules', dep), join(dir, 'node_modules', dep));
@@ -42,14 +41,16 @@ describe('packaging', () => {
  * Anything the tarballs forget to ship, or a type that only checks inside the monorepo, fails here.
  */
 describe('installed from the packed tarballs', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'celeriac-install-'));
-  const project = join(dir, 'project');
+  let dir = '';
+  let project = '';
   const prefix = uniquePrefix('pkg');
   const broker = urlWith(prefix);
   const packed = new Map<string, string[]>();
   const npm = (args: string[], cwd: string) => run('npm', args, { cwd, env: cleanEnv(), maxBuffer: 64 << 20 });
 
   beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'celeriac-install-'));
+    project = join(dir, 'project');
     // `prepack` builds each package first (tsc -b: quick when dist is current).
     const { stdout } = await npm(['pack', '--json', '--pack-destination', dir, ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`])], ROOT);
     const tarballs: string[] = [];
@@ -63,7 +64,7 @@ describe('installed from the packed tarballs', () => {
   }, 300_000);
 
   afterAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
     await removePrefix(prefix);
   });
 
