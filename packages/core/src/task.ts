@@ -88,8 +88,14 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     }
     const parsed = this.input.safeParse(wire);
     if (!parsed.success) {
-      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${describeIssues(parsed.error)}`);
+      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${describeIssues(parsed.error)}${dateHint(parsed.error.issues)}`);
     }
     return wire;
   }
+}
+
+/** A Date reaches the schema as the ISO string JSON made of it, which `z.date()` never accepts. */
+function dateHint(issues: readonly { code: string; expected?: unknown }[]): string {
+  if (!issues.some((i) => i.code === 'invalid_type' && i.expected === 'date')) return '';
+  return ' (a Date travels as an ISO string: use z.coerce.date() to get a Date back in the handler, or z.iso.datetime() to keep the string)';
 }
