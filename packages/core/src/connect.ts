@@ -85,7 +85,10 @@ function parseUrl(url: string, what: string): URL {
  */
 function missingScheme(url: string): string | undefined {
   if (url.includes('://')) return undefined;
-  const port = /^(?:[^@/]*@)?[^:/?#]+:(\d+)(?:[/?#]|$)/.exec(url)?.[1];
+  // Only something shaped like `[user@]host[:port]` is worth a guess; anything else is simply not a URL.
+  const hostLike = /^(?:[^@/\s]*@)?[A-Za-z0-9.-]+(?::(\d+))?(?:[/?#]|$)/.exec(url);
+  if (!hostLike) return undefined;
+  const port = hostLike[1];
   const guesses = port === '5672' ? ['amqp'] : port === '5671' ? ['amqps'] : port === '6379' ? ['redis'] : ['redis', 'amqp'];
   const meant = guesses.map((scheme) => JSON.stringify(redactUrl(`${scheme}://${url}`))).join(' or ');
   return `${JSON.stringify(url.includes('@') ? '(a URL with credentials)' : url)} has no scheme; did you mean ${meant}?`;
