@@ -12,7 +12,7 @@ describe('amqp: parseEndpoint', () => {
     const e = parseEndpoint(`amqp://b%C3%A9a:${encodeURIComponent(password)}@mq.example:5679/prod%2Feu?heartbeat=7`);
     expect(e.connect).toMatchObject({ protocol: 'amqp', hostname: 'mq.example', port: 5679, username: 'béa', password, heartbeat: 7 });
     expect(e.connect.vhost).toBe('prod%2Feu'); // amqplib unescapes the vhost itself (to "prod/eu")
-    expect(e.display).toBe('amqp://mq.example:5679/prod%2Feu'); // no credentials in messages
+    expect(e.display).toBe('amqp://b%C3%A9a:***@mq.example:5679/prod%2Feu'); // no password in messages
   });
 
   it('defaults like amqplib: guest/guest, vhost /, ports 5672 and 5671, a connect timeout', () => {

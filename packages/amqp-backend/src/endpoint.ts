@@ -14,7 +14,7 @@ export interface Endpoint {
   readonly connect: Options.Connect & { channelMax?: number | undefined };
   /** Socket options: TLS material (`ca`, `cert`, `key`, `passphrase`, `servername`), connect timeout. */
   readonly socket: Record<string, unknown>;
-  /** The URL without credentials or query, for messages and logs. */
+  /** The URL without password or query (which may name a key's passphrase), for messages and logs. */
   readonly display: string;
 }
 
@@ -81,7 +81,7 @@ export function parseEndpoint(url: string): Endpoint {
   }
   const servername = q('servername');
   if (servername !== null) socket.servername = servername;
-  const display = `${protocol}://${u.host || 'localhost'}/${u.pathname.slice(1)}`;
+  const display = `${protocol}://${u.username ? `${u.username}${u.password ? ':***' : ''}@` : ''}${u.host || 'localhost'}/${u.pathname.slice(1)}`;
   return { connect, socket, display };
 }
 
