@@ -2,6 +2,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { AmqpBroker } from '@celeriac/amqp-backend';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Publisher } from '../../packages/amqp-backend/src/publisher.js';
 import { AMQP_URL } from '../../packages/amqp-backend/src/testing.js';
 
 // What a publish that gave up at its deadline means (issue 8, defect 12: "no late surprise"), with a
@@ -119,5 +120,22 @@ describe('amqp: a publish given up at its deadline is never sent afterwards', ()
     await new Promise((r) => setTimeout(r, 300));
     expect(await count()).toBe(1); // ...and does not send what it gave up on (only the first is there)
     expect(broker.unconfirmed).toBe(0);
+  });
+
+  it("a caller's earlier deadline is kept even behind older pending publishes (one timer, re-armed)", async () => {
+    const { proxy, broker, q, count } = await setup(10_000);
+    const publisher = new Publisher(broker.link, 10_000);
+    const out = (deadline?: number) => ({ queue: q, body: Buffer.from('{}'), props: { persistent: true }, mandatory: true, ...(deadline ? { deadline } : {}) });
+    proxy.holdReplies = true;
+    const older = publisher.publish(out());
+    const started = Date.now();
+    const err = await publisher.publish(out(Date.now() + 300)).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/may or may not have been enqueued/);
+    expect(Date.now() - started).toBeLessThan(5_000); // not the older one's 10 s
+    expect(publisher.unconfirmed).toBe(1);
+    proxy.release();
+    await older; // the older one is confirmed as usual
+    expect(publisher.unconfirmed).toBe(0);
+    expect(await count()).toBe(3);
   });
 });

@@ -9,6 +9,11 @@ export interface Outgoing {
   props: Options.Publish;
   /** Unroutable → rejected (true for everything but replies, whose client may be gone for good). */
   mandatory: boolean;
+  /**
+   * Epoch ms to give up at, when the caller's own bound started earlier than this publish (an
+   * enqueue that first declared a queue): default `timeoutMs` from now. Never later than that.
+   */
+  deadline?: number;
 }
 
 // A class, not `{ ...out, … }`: one hidden class for every pending publish keeps the hot path monomorphic.
@@ -64,7 +69,7 @@ export class PublishTimeoutError extends BackendError {
  *    amqplib fails the confirms of a closing channel with "channel closed": that is not a refusal.
  * 3. Gives every publish a deadline (`timeoutMs` after `publish`): past it, the publish is rejected
  *    with PublishTimeoutError and never written or resent afterwards, so a caller that was told
- *    "timed out" is never surprised by a late send. One timer, armed for the oldest pending publish.
+ *    "timed out" is never surprised by a late send. One timer, armed for the earliest deadline.
  * 4. Respects the socket's back-pressure: stops writing until the channel drains.
  */
 export class Publisher {
@@ -76,6 +81,8 @@ export class Publisher {
   #blocked = false;
   #awaitingSession = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When #timer fires (Infinity: not armed); it is armed for the earliest pending deadline. */
+  #timerAt = Infinity;
 
   constructor(
     private readonly link: Link,
@@ -112,10 +119,11 @@ export class Publisher {
   publish(out: Outgoing): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const props = out.mandatory ? { ...out.props, mandatory: true } : out.props;
-      const p = new Pending(out.queue, out.body, props, Date.now() + this.timeoutMs, resolve, reject);
+      const bound = Date.now() + this.timeoutMs;
+      const p = new Pending(out.queue, out.body, props, out.deadline === undefined ? bound : Math.min(out.deadline, bound), resolve, reject);
       this.#pending.add(p);
       this.#queue.push(p);
-      this.#timer ??= this.#arm();
+      if (p.deadline < this.#timerAt) this.#arm(p.deadline);
       this.#pump();
     });
   }
@@ -193,29 +201,37 @@ export class Publisher {
       // Nothing left to time out: no timer may keep the process alive for a publish long done.
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#timerAt = Infinity;
     }
     if (err) p.reject(err);
     else p.resolve();
   }
 
-  /** A timer for the oldest pending publish (the Set is in publish order, so in deadline order). */
-  #arm(): ReturnType<typeof setTimeout> | undefined {
-    const first = this.#pending.values().next().value;
-    if (!first) return undefined;
-    return setTimeout(() => {
+  /** (Re)arms the one timer for `at`, the earliest deadline of any pending publish. */
+  #arm(at: number): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#expire();
-      this.#timer ??= this.#arm();
-    }, Math.max(0, first.deadline - Date.now()));
+      this.#timerAt = Infinity;
+      const next = this.#expire();
+      if (next < Infinity) this.#arm(next);
+    }, Math.max(0, at - Date.now()));
   }
 
-  /** Gives up every publish past its deadline (still queued, or written and unconfirmed). */
-  #expire(): void {
+  /**
+   * Gives up every publish past its deadline (still queued, or written and unconfirmed) and
+   * returns the earliest deadline left. A full scan, but only when the timer fires: about once per
+   * `timeoutMs` under steady load, since a timely confirm settles most publishes long before.
+   */
+  #expire(): number {
     const now = Date.now();
+    let next = Infinity;
     for (const p of this.#pending) {
-      if (p.deadline > now) break;
-      this.#settle(p, new PublishTimeoutError(p.queue, this.timeoutMs, p.sent));
+      if (p.deadline <= now) this.#settle(p, new PublishTimeoutError(p.queue, this.timeoutMs, p.sent));
+      else if (p.deadline < next) next = p.deadline;
     }
+    return next;
   }
 
   /** Rejects whatever is still unconfirmed (the broker is closing). */
