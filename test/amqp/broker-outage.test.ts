@@ -59,18 +59,26 @@ describe.skipIf(!canRun)('amqp: RabbitMQ crash and outage (private node)', () =>
     await broker.publish([makeMessage(q)], KEY_TTL); // declares the queue: the rest take the fast path
     const messages = Array.from({ length: 3_000 }, () => makeMessage(q));
     const outcomes: Promise<unknown>[] = [];
-    // Batches of 50 back to back, so many publishes are unconfirmed at the moment of the kill.
-    for (let i = 0; i < messages.length; i += 50) {
-      outcomes.push(broker.publish(messages.slice(i, i + 50), KEY_TTL).then(() => 'ok', (err: Error) => err.message));
-      if (i === 1_000) await new Promise((r) => setImmediate(r));
-    }
+    let confirmed = 0;
+    // Batches of 50 as a stream (a short pause every 5 batches lets confirms come back), killed once
+    // 500 are confirmed: some are confirmed, some written and unconfirmed, some not yet written.
+    const stream = (async () => {
+      for (let i = 0; i < messages.length; i += 50) {
+        const batch = messages.slice(i, i + 50);
+        outcomes.push(broker.publish(batch, KEY_TTL).then(() => ((confirmed += batch.length), 'ok'), (err: Error) => err.message));
+        if (i % 250 === 200) await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await within((async () => { while (confirmed < 500) await new Promise((r) => setTimeout(r, 1)); })(), 30_000, 'first confirms');
     await privateNode.kill();
     expect(broker.unconfirmed).toBeGreaterThan(0); // the kill did land mid-flight
     await privateNode.start();
+    await stream;
     const results = await within(Promise.all(outcomes), 60_000, 'publishes after the restart');
     expect(results.filter((r) => r !== 'ok')).toEqual([]);
     const ids = new Set(await drain(q, messages.length + 1));
     expect(messages.filter((m) => !ids.has(m.id)).length).toBe(0); // every confirmed publish is there
+    // Duplicates (a resend of what RabbitMQ had received but not confirmed) carry the same task id.
   }, 180_000);
 
   it('settles an enqueue during an outage within publishTimeoutMs, never sends it later, and keeps consumers reconnecting (defect 12)', async () => {
