@@ -2,6 +2,7 @@ import { AmqpBroker } from '@celeriac/amqp-backend';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import amqp from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AMQP_URL, canControlRabbit, killConnection } from '../../packages/amqp-backend/src/testing.js';
 import { privateNode } from './private-node.js';
 
 // Crashes and outages of RabbitMQ itself, on the private node (port 5673): the shared node on 5672
@@ -12,8 +13,8 @@ const KEY_TTL = { keyTtlMs: 60_000 };
 const canRun = process.getuid?.() === 0; // the node runs the system's rabbitmq-server with its cookie
 
 /** Every message id on `queue`, read from outside with a plain amqplib consumer (acked: drained). */
-async function drain(queue: string, atLeast: number, withinMs = 10_000): Promise<string[]> {
-  const conn = await amqp.connect(privateNode.url);
+async function drain(queue: string, atLeast: number, withinMs = 10_000, url = privateNode.url): Promise<string[]> {
+  const conn = await amqp.connect(url);
   try {
     const ch = await conn.createChannel();
     const ids: string[] = [];
@@ -111,4 +112,39 @@ describe.skipIf(!canRun)('amqp: RabbitMQ crash and outage (private node)', () =>
     await within(producer.publish([after], KEY_TTL), 15_000, 'publish after the restart');
     expect(await drain(q, 1, 2_000)).toEqual([after.id]);
   }, 180_000);
+});
+
+describe.skipIf(!canControlRabbit)('amqp: connection closed by RabbitMQ mid-publish (shared node)', () => {
+  it('resends what was unconfirmed on the next connection: every publish resolves, none is lost (defect 9)', async () => {
+    const broker = await new AmqpBroker(AMQP_URL, { reconnectMinMs: 20, replies: false, publishTimeoutMs: 60_000 }).connect();
+    const q = uniqueQueue('cut');
+    try {
+      await broker.publish([makeMessage(q)], KEY_TTL);
+      // A steady stream until the connection is gone (rabbitmqctl takes a second or two), so the
+      // close lands with publishes unconfirmed, whenever exactly it comes.
+      const messages: ReturnType<typeof makeMessage>[] = [];
+      const outcomes: Promise<unknown>[] = [];
+      let closed = false;
+      const stream = (async () => {
+        while (!closed && messages.length < 30_000) {
+          const batch = Array.from({ length: 50 }, () => makeMessage(q));
+          messages.push(...batch);
+          outcomes.push(broker.publish(batch, KEY_TTL).then(() => 'ok', (err: Error) => err.message));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      const gen = broker.link.current!.gen;
+      expect(await killConnection(`celeriac:${broker.client}`)).toBe(1);
+      await within((async () => { while (broker.link.current?.gen === gen) await new Promise((r) => setTimeout(r, 5)); })(), 10_000, 'the close');
+      closed = true;
+      await stream;
+      const results = await within(Promise.all(outcomes), 60_000, 'publishes after the reconnect');
+      expect(results.filter((r) => r !== 'ok')).toEqual([]);
+      const ids = new Set(await drain(q, messages.length + 1, 10_000, AMQP_URL));
+      expect(messages.filter((m) => !ids.has(m.id)).length).toBe(0);
+    } finally {
+      await broker.link.withChannel(async (ch) => void (await ch.deleteQueue(q))).catch(() => {});
+      await broker.close();
+    }
+  }, 120_000);
 });
