@@ -1,13 +1,14 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 /**
  * A private RabbitMQ node for tests that restart or kill the broker, so the shared node on 5672 is
- * never touched. One node per machine (port 5673), shared by every test file and the chaos suite:
+ * never touched. One node per machine (port 5673, or CELERIAC_PRIVATE_AMQP_PORT), shared by every
+ * test file and the chaos suite:
  *
  *   import { privateNode } from '../../test/amqp/private-node.js';
  *   await privateNode.start();          // idempotent: reuses a node already listening on 5673
@@ -102,13 +103,20 @@ function environment(): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * The node's beam.smp, found by its `-home` argument (unique to this port) rather than by the pid
+ * file, which a second, failed boot of the same node name removes on its way out.
+ */
 function pid(): number | null {
-  try {
-    const n = Number(readFileSync(join(BASE, 'rabbit.pid'), 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : null;
-  } catch {
-    return null;
+  const marker = `\0-home\0${join(BASE, 'home')}\0`;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('beam.smp') && cmdline.includes(marker)) return Number(entry);
+    } catch {} // the process ended while we looked
   }
+  return null;
 }
 
 function alive(p: number): boolean {
@@ -120,22 +128,39 @@ function alive(p: number): boolean {
   }
 }
 
-// Several test files may call start() at once: one boot per process at a time.
+// Test files in several processes may call start() at once: one boot at a time, through a lock
+// directory (mkdir is atomic); a lock older than two minutes is from a boot that died.
+const LOCK = `${BASE}.lock`;
 let booting: Promise<void> | undefined;
 
 async function boot(): Promise<void> {
-  if (await reachable(PORT)) return;
-  const env = environment();
-  const old = pid();
-  if (old !== null && alive(old)) {
-    // Still booting (another process started it) or shutting down: wait for either.
-    await waitFor(async () => (await reachable(PORT)) || !alive(old), 'a node already starting', 60_000);
+  mkdirSync(dirname(LOCK), { recursive: true });
+  for (const deadline = Date.now() + 180_000; ; ) {
     if (await reachable(PORT)) return;
+    try {
+      mkdirSync(LOCK, { recursive: false });
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`private RabbitMQ node: another boot held ${LOCK} for 3 minutes`);
+      try {
+        if (Date.now() - statSync(LOCK).mtimeMs > 120_000) rmdirSync(LOCK);
+      } catch {} // released meanwhile
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
-  await exec(`${BIN}/rabbitmq-server`, ['-detached'], { env });
-  await waitFor(() => reachable(PORT), `port ${PORT}`, 90_000);
-  // The port opens before the boot finishes; wait until the node says it is fully up.
-  await exec(`${BIN}/rabbitmqctl`, ['-n', NODE, 'await_startup', '--timeout', '90'], { env });
+  try {
+    if (await reachable(PORT)) return;
+    const env = environment();
+    const old = pid();
+    // Still shutting down (stop() of another process): let it finish before booting again.
+    if (old !== null) await waitFor(() => !alive(old), `pid ${old} to exit`, 60_000);
+    await exec(`${BIN}/rabbitmq-server`, ['-detached'], { env });
+    await waitFor(() => reachable(PORT), `port ${PORT}`, 90_000);
+    // The port opens before the boot finishes; wait until the node says it is fully up.
+    await exec(`${BIN}/rabbitmqctl`, ['-n', NODE, 'await_startup', '--timeout', '90'], { env });
+  } finally {
+    rmdirSync(LOCK);
+  }
 }
 
 async function signal(sig: NodeJS.Signals): Promise<void> {
