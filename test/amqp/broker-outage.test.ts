@@ -3,14 +3,13 @@ import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import amqp from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, canControlRabbit, killConnection } from '../../packages/amqp-backend/src/testing.js';
-import { privateNode } from './private-node.js';
+import { canRunPrivateNode, privateNode } from './private-node.js';
 
 // Crashes and outages of RabbitMQ itself, on the private node (port 5673): the shared node on 5672
 // is never restarted. Issue 8, defects 9 (in-flight publishes rejected on a crash instead of
 // resent) and 12 (an enqueue during an outage never settled).
 
 const KEY_TTL = { keyTtlMs: 60_000 };
-const canRun = process.getuid?.() === 0; // the node runs the system's rabbitmq-server with its cookie
 
 /** Every message id on `queue`, read from outside with a plain amqplib consumer (acked: drained). */
 async function drain(queue: string, atLeast: number, withinMs = 10_000, url = privateNode.url): Promise<string[]> {
@@ -37,7 +36,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(t));
 }
 
-describe.skipIf(!canRun)('amqp: RabbitMQ crash and outage (private node)', () => {
+describe.skipIf(!canRunPrivateNode)('amqp: RabbitMQ crash and outage (private node)', () => {
   const brokers: AmqpBroker[] = [];
   const connect = async (options: ConstructorParameters<typeof AmqpBroker>[1]) => {
     const b = await new AmqpBroker(privateNode.url, { reconnectMinMs: 20, reconnectMaxMs: 300, replies: false, ...options }).connect();

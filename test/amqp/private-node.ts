@@ -16,9 +16,9 @@ import { promisify } from 'node:util';
  *   await privateNode.kill();           // SIGKILL, as a crash would; start() brings it back
  *   await privateNode.stop();           // graceful stop (messages on disk survive both)
  *
- * It runs the installed `rabbitmq-server` as a second Erlang node (`celeriac-test@localhost`) with its
+ * It runs the installed `rabbitmq-server` as a second Erlang node (`celeriac-test-5673@localhost`) with its
  * own config, data and logs under $TMPDIR/celeriac-rabbit/5673 and the system's Erlang cookie (so the
- * usual tools can reach it: `rabbitmqctl -n celeriac-test@localhost …`). Durable queues and persistent
+ * usual tools can reach it: `rabbitmqctl -n celeriac-test-5673@localhost …`). Durable queues and persistent
  * messages survive stop/kill/start, as on a real server. Boot takes a few seconds (up to ~30 s on a
  * busy machine): give hooks that start it a generous timeout.
  */
@@ -43,6 +43,9 @@ const PORT = Number(process.env.CELERIAC_PRIVATE_AMQP_PORT ?? 5673);
 const NODE = `celeriac-test-${PORT}@localhost`;
 const BASE = join(tmpdir(), 'celeriac-rabbit', String(PORT));
 const SYSTEM_COOKIE = '/var/lib/rabbitmq/.erlang.cookie';
+
+/** False where RabbitMQ is not installed (Debian's rabbitmq-server package): tests skip then. */
+export const canRunPrivateNode: boolean = existsSync(`${BIN}/rabbitmq-server`) && existsSync('/proc');
 
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
 function reachable(port: number, timeoutMs = 500): Promise<boolean> {
