@@ -48,6 +48,6 @@ describe('amqp: parseEndpoint', () => {
     expect(new URL(parseAmqpUrl('amqp://h?heartbeat=4', { heartbeatS: 9 }).url).searchParams.get('heartbeat')).toBe('4');
     expect(new URL(parseAmqpUrl('amqp://h', { heartbeatS: 9 }).url).searchParams.get('heartbeat')).toBe('9');
     expect(parseAmqpUrl('amqp://h?publishTimeoutMs=2500&quorum=a').options).toMatchObject({ publishTimeoutMs: 2_500, quorumQueues: ['a'] });
-    expect(() => parseAmqpUrl('amqp://h?qourum=a')).toThrow(/unknown broker URL parameter "qourum"/);
+    expect(() => parseAmqpUrl('amqp://h?qourum=a')).toThrow(/unknown broker URL parameter "qourum"; known: quorum, .*publishTimeoutMs, heartbeat/);
   });
 });

@@ -30,15 +30,16 @@ const TLS_ONLY = ['ca', 'cert', 'key', 'passphrase', 'servername'] as const;
  * Parses the connection part of a broker URL. TLS material is read from the files named by
  * `ca` (repeatable: each a PEM file of trusted CAs, added to Node's defaults), `cert` and `key`
  * (a client certificate, both or neither) and `passphrase` (of an encrypted key), so a private
- * CA works without the process-wide NODE_EXTRA_CA_CERTS. Problems are reported by parameter name.
+ * CA works without the process-wide NODE_EXTRA_CA_CERTS. Problems are reported by parameter name;
+ * `alsoKnown` are the caller's own parameters (already taken out), listed when one is misspelt.
  */
-export function parseEndpoint(url: string): Endpoint {
+export function parseEndpoint(url: string, alsoKnown: readonly string[] = []): Endpoint {
   const u = new URL(url);
   const protocol = u.protocol.slice(0, -1);
   if (protocol !== 'amqp' && protocol !== 'amqps') bad(`the broker URL must start with amqp:// or amqps:// (got ${u.protocol}//)`);
   for (const name of new Set(u.searchParams.keys())) {
     if (!(CONNECTION_PARAMS as readonly string[]).includes(name)) {
-      bad(`unknown broker URL parameter "${name}"; known: quorum, maxPriority, replies, rotateAfterMs, replyQueueExpiresMs, publishTimeoutMs, ${CONNECTION_PARAMS.join(', ')}`);
+      bad(`unknown broker URL parameter "${name}"; known: ${[...alsoKnown, ...CONNECTION_PARAMS].join(', ')}`);
     }
   }
   const q = (name: string) => u.searchParams.get(name);

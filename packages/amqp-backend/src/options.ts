@@ -77,6 +77,6 @@ export function parseAmqpUrl(url: string, options: AmqpOptions = {}): { url: str
   }
   const parsed = parseOptions(amqpOptionsSchema, { ...fromUrl, ...options }, 'AMQP broker options');
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(parsed.heartbeatS));
-  parseEndpoint(u.toString());
+  parseEndpoint(u.toString(), Object.keys(URL_PARAMS));
   return { url: u.toString(), options: parsed };
 }
