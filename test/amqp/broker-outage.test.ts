@@ -38,6 +38,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 describe.skipIf(!canRunPrivateNode)('amqp: RabbitMQ crash and outage (private node)', () => {
   const brokers: AmqpBroker[] = [];
+  const queues: string[] = [];
   const connect = async (options: ConstructorParameters<typeof AmqpBroker>[1]) => {
     const b = await new AmqpBroker(privateNode.url, { reconnectMinMs: 20, reconnectMaxMs: 300, replies: false, ...options }).connect();
     brokers.push(b);
@@ -49,12 +50,16 @@ describe.skipIf(!canRunPrivateNode)('amqp: RabbitMQ crash and outage (private no
     for (const b of brokers.splice(0)) await b.close().catch(() => {});
   }, 120_000);
   afterAll(async () => {
-    const conn = await amqp.connect(privateNode.url).catch(() => null);
-    await conn?.close();
-  });
+    // Even a private node should not fill up with test queues run after run.
+    const conn = await amqp.connect(privateNode.url);
+    const ch = await conn.createChannel();
+    for (const q of queues) await ch.deleteQueue(q).catch(() => {});
+    await conn.close();
+  }, 60_000);
 
   it('resends publishes in flight when RabbitMQ is SIGKILLed: every one resolves, none is lost (defect 9)', async () => {
     const q = uniqueQueue('crash');
+    queues.push(q);
     const broker = await connect({ publishTimeoutMs: 120_000 });
     await broker.publish([makeMessage(q)], KEY_TTL); // declares the queue: the rest take the fast path
     const messages = Array.from({ length: 3_000 }, () => makeMessage(q));
@@ -83,6 +88,7 @@ describe.skipIf(!canRunPrivateNode)('amqp: RabbitMQ crash and outage (private no
 
   it('settles an enqueue during an outage within publishTimeoutMs, never sends it later, and keeps consumers reconnecting (defect 12)', async () => {
     const q = uniqueQueue('outage');
+    queues.push(q);
     const producer = await connect({ publishTimeoutMs: 2_000 });
     const consumer = await connect({});
     const before = makeMessage(q);
