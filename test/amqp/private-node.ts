@@ -101,6 +101,8 @@ function environment(): NodeJS.ProcessEnv {
     RABBITMQ_MNESIA_BASE: join(BASE, 'mnesia'),
     RABBITMQ_LOG_BASE: join(BASE, 'log'),
     RABBITMQ_PID_FILE: join(BASE, 'rabbit.pid'),
+    // A node that fails to boot (e.g. a second one with the same name) dumps here, not in the cwd.
+    ERL_CRASH_DUMP: join(BASE, 'log', 'erl_crash.dump'),
     ERL_EPMD_ADDRESS: '127.0.0.1',
     ERL_FLAGS: '-kernel inet_dist_use_interface {127,0,0,1}',
   };
@@ -157,7 +159,7 @@ async function boot(): Promise<void> {
     const old = pid();
     // Still shutting down (stop() of another process): let it finish before booting again.
     if (old !== null) await waitFor(() => !alive(old), `pid ${old} to exit`, 60_000);
-    await exec(`${BIN}/rabbitmq-server`, ['-detached'], { env });
+    await exec(`${BIN}/rabbitmq-server`, ['-detached'], { env, cwd: BASE });
     await waitFor(() => reachable(PORT), `port ${PORT}`, 90_000);
     // The port opens before the boot finishes; wait until the node says it is fully up.
     await exec(`${BIN}/rabbitmqctl`, ['-n', NODE, 'await_startup', '--timeout', '90'], { env });
