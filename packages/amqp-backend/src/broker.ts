@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
+  DEFAULT_BROKER_OPTIONS,
   assertValidMessage,
   encodeMessage,
   parseMessage,
   silentLogger,
   type Broker,
   type BrokerCapabilities,
+  type BrokerOptions,
   type DeadLetter,
   type Delivery,
   type ErrorInfo,
@@ -63,11 +65,17 @@ export class AmqpBroker implements Broker {
   readonly #replies: boolean;
   #closed = false;
 
-  constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
+  constructor(
+    url: string,
+    options: AmqpOptions = {},
+    readonly logger: Logger = silentLogger,
+    /** The app's limits (message size, dead-letter retention), as `createApp` passes them. */
+    readonly brokerOptions: BrokerOptions = DEFAULT_BROKER_OPTIONS,
+  ) {
     const parsed = parseAmqpUrl(url, options);
     const o = parsed.options;
-    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
-    this.#publisher = new Publisher(this.link);
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`);
+    this.#publisher = new Publisher(this.link, o.publishTimeoutMs);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority);
     this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
     this.#intake = new Intake(this.link, this.#topology, logger);

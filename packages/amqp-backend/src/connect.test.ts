@@ -1,0 +1,19 @@
+import { DEFAULT_BROKER_OPTIONS } from '@celeriac/core';
+import { describe, expect, it } from 'vitest';
+import { connectBroker } from './index.js';
+import { AMQP_URL } from './testing.js';
+
+describe('amqp: connectBroker(url, options)', () => {
+  it('hands the app’s BrokerOptions to the AmqpBroker (the enqueue bound goes to the publisher, not there)', async () => {
+    const limits = { maxMessageBytes: 4_096, deadLetters: { maxCount: 10, maxAgeMs: 60_000 } };
+    const broker = await connectBroker(AMQP_URL, { ...limits, enqueueTimeoutMs: 1_234 });
+    try {
+      expect(broker.brokerOptions).toEqual(limits);
+    } finally {
+      await broker.close();
+    }
+    const plain = await connectBroker(AMQP_URL);
+    expect(plain.brokerOptions).toEqual(DEFAULT_BROKER_OPTIONS);
+    await plain.close();
+  });
+});
