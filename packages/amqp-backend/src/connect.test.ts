@@ -4,9 +4,9 @@ import { connectBroker } from './index.js';
 import { AMQP_URL } from './testing.js';
 
 describe('amqp: connectBroker(url, options)', () => {
-  it('hands the app’s BrokerOptions to the AmqpBroker (the enqueue bound goes to the publisher, not there)', async () => {
-    const limits = { maxMessageBytes: 4_096, deadLetters: { maxCount: 10, maxAgeMs: 60_000 } };
-    const broker = await connectBroker(AMQP_URL, { ...limits, enqueueTimeoutMs: 1_234 });
+  it('hands the app’s BrokerOptions to the AmqpBroker, the publish bound included', async () => {
+    const limits = { maxMessageBytes: 4_096, deadLetters: { maxCount: 10, maxAgeMs: 60_000 }, publishTimeoutMs: 1_234 };
+    const broker = await connectBroker(AMQP_URL, limits);
     try {
       expect(broker.brokerOptions).toEqual(limits);
     } finally {

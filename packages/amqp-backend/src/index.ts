@@ -24,13 +24,12 @@ export { amqpOptionsSchema, parseAmqpUrl } from './options.js';
 export type { AmqpOptions } from './options.js';
 
 /**
- * The `BackendModule` entry point `createApp` loads for amqp:// URLs. `enqueueTimeoutMs`, when the
- * app passes it, becomes the publisher's give-up bound (`publishTimeoutMs`), so nothing is sent
- * after the app told its caller the enqueue timed out.
+ * The `BackendModule` entry point `createApp` loads for amqp:// URLs. The app's `enqueueTimeoutMs`
+ * (`options.publishTimeoutMs`) becomes the publisher's give-up bound unless the URL sets its own,
+ * so nothing is sent after the app told its caller the enqueue timed out.
  */
-export async function connectBroker(url: string, options: BrokerOptions & { enqueueTimeoutMs?: number } = DEFAULT_BROKER_OPTIONS): Promise<AmqpBroker> {
-  const { enqueueTimeoutMs, ...limits } = options;
-  const amqp = enqueueTimeoutMs === undefined || new URL(url).searchParams.has('publishTimeoutMs') ? {} : { publishTimeoutMs: enqueueTimeoutMs };
-  return new AmqpBroker(url, amqp, silentLogger, limits).connect();
+export async function connectBroker(url: string, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<AmqpBroker> {
+  const amqp = new URL(url).searchParams.has('publishTimeoutMs') ? {} : { publishTimeoutMs: options.publishTimeoutMs };
+  return new AmqpBroker(url, amqp, silentLogger, options).connect();
 }
 

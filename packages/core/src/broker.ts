@@ -136,9 +136,16 @@ export interface BrokerOptions {
   maxMessageBytes: number;
   /** Dead letters kept per queue: beyond `maxCount` the oldest go, and so does any older than `maxAgeMs`. */
   deadLetters: { maxCount: number; maxAgeMs: number };
+  /**
+   * How long a publish may wait for the broker (the app's `enqueueTimeoutMs`). Past it the backend
+   * rejects the publish and never writes it afterwards, so a caller told "timed out" is not
+   * surprised by the task running later.
+   */
+  publishTimeoutMs: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   maxMessageBytes: 1024 * 1024,
   deadLetters: { maxCount: 10_000, maxAgeMs: 7 * 24 * 3_600_000 },
+  publishTimeoutMs: 10_000,
 };

@@ -56,7 +56,7 @@ export class RedisBroker implements Broker {
     this.#scripts = new Scripts(client);
     this.#keys = new KeyCache(target.prefix);
     this.#settler = new Settler(this.#scripts, target.tombstoneMs, options.deadLetters);
-    this.#producer = new ProducerLink(client);
+    this.#producer = new ProducerLink(client, options.publishTimeoutMs);
     this.#publisher = new Publisher(this.#producer, this.#keys, options.maxMessageBytes);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
     this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });
