@@ -6,6 +6,8 @@ import {
   silentLogger,
   type Broker,
   type BrokerCapabilities,
+  type BrokerOptions,
+  DEFAULT_BROKER_OPTIONS,
   type DeadLetter,
   type Delivery,
   type ErrorInfo,
@@ -61,10 +63,15 @@ export class AmqpBroker implements Broker {
   readonly #dedup: Dedup;
   readonly #counters: Counters = { completed: new Map(), failed: new Map() };
   readonly #replies: boolean;
+  /** Core's limits (size, dead-letter retention), as `connectBroker(url, options)` passed them. */
+  readonly limits: BrokerOptions;
   #closed = false;
 
-  constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
-    const parsed = parseAmqpUrl(url, options);
+  /** `options`: the AMQP options (as in the URL) and core's `BrokerOptions` (`maxMessageBytes`, `deadLetters`). */
+  constructor(url: string, options: AmqpOptions & Partial<BrokerOptions> = {}, readonly logger: Logger = silentLogger) {
+    const { maxMessageBytes, deadLetters, ...amqpOptions } = options;
+    this.limits = { maxMessageBytes: maxMessageBytes ?? DEFAULT_BROKER_OPTIONS.maxMessageBytes, deadLetters: deadLetters ?? DEFAULT_BROKER_OPTIONS.deadLetters };
+    const parsed = parseAmqpUrl(url, amqpOptions);
     const o = parsed.options;
     this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
     this.#publisher = new Publisher(this.link);
@@ -167,11 +174,9 @@ export class AmqpBroker implements Broker {
 
   /** Turns an arrival into a delivery, or re-delays it (null), or buries it (the promise of that). */
   #accept(a: Arrival, leaseMs: number): AmqpDelivery | Promise<void> | null {
-    const raw = a.msg.content.toString();
-    const parsed = parseMessage(raw);
-    if (!parsed.ok || parsed.message.queue !== a.queue) {
-      const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
-      return this.#settler.buryArrival(a, reason).catch((err: Error) => {
+    const parsed = parseMessage(a.msg.content.toString(), { queue: a.queue, maxBytes: this.limits.maxMessageBytes });
+    if (!parsed.ok) {
+      return this.#settler.buryArrival(a, parsed.reason).catch((err: Error) => {
         this.logger.error({ err: err.message }, 'could not dead-letter a malformed message; giving it back');
         giveBack(a);
       });
