@@ -21,6 +21,7 @@ import {
 } from '@celeriac/core';
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
+import { lapsesOf, mustRewrite } from './lapses.js';
 import { Leases } from './leases.js';
 import { isChannelError, Link } from './link.js';
 import { H } from './names.js';
@@ -77,7 +78,7 @@ export class AmqpBroker implements Broker {
     this.#publisher = new Publisher(this.link);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority);
     this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
-    this.#intake = new Intake(this.link, this.#topology, logger);
+    this.#intake = new Intake(this.link, this.#topology, logger, (a) => this.#settler.giveBack(a));
     this.#leases = new Leases(this.link, this.client);
     this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.#intake, this.client, o.replyQueueExpiresMs, logger);
     this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters);
@@ -159,11 +160,17 @@ export class AmqpBroker implements Broker {
         await sleep(20); // the session is going away: subscribe again on the next one
         continue;
       }
-      const out: Delivery[] = [];
+      let out: AmqpDelivery[] = [];
       for (const a of this.#intake.take(request.queues, max)) {
         const d = this.#accept(a, request.leaseMs);
         if (d instanceof AmqpDelivery) out.push(d);
         else if (d) await d; // buried: wait for the dead letter to land
+      }
+      // Redelivered arrivals being rotated (their lapse count written down) are handed out once
+      // that landed; one whose rotation failed is back with RabbitMQ and comes again.
+      if (out.some((d) => d.rotating)) {
+        await Promise.all(out.map((d) => d.rotating));
+        out = out.filter((d) => this.#leases.owns(d.token));
       }
       if (out.length > 0) return out;
       const left = deadline - Date.now();
@@ -190,9 +197,12 @@ export class AmqpBroker implements Broker {
       });
       return null;
     }
-    const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs);
+    const quorum = this.#topology.isQuorum(a.queue);
+    const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs, lapsesOf(a.msg, quorum));
     this.results.rememberReplyTo(message.id, a.msg.properties.replyTo as string | undefined);
-    return new AmqpDelivery(this.#settler, message, held.token);
+    // A classic queue marks a redelivery only with a flag that stays set: the count goes into a copy.
+    const rotating = mustRewrite(a.msg, quorum) ? this.#rotator.rotate(held) : undefined;
+    return new AmqpDelivery(this.#settler, message, held.token, held.lapses, rotating);
   }
 
   async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
@@ -228,8 +238,9 @@ export class AmqpBroker implements Broker {
     this.#intake.wake();
     this.#rotator.stop();
     this.#intake.stop();
-    this.#intake.requeueAll();
+    const givingBack = this.#intake.giveBackAll();
     const until = Date.now() + 5_000;
+    await Promise.race([givingBack, new Promise((r) => setTimeout(r, 5_000).unref())]);
     while (this.#publisher.unconfirmed > 0 && Date.now() < until && this.link.current) await new Promise((r) => setTimeout(r, 10));
     await this.results.close();
     await this.link.close();
@@ -256,7 +267,9 @@ class AmqpDelivery implements Delivery {
     private readonly settler: Settler,
     readonly message: TaskMessage,
     readonly token: string,
-    readonly lapses = 0,
+    readonly lapses: number,
+    /** Set while the delivery's lapse count is being written into its message (not yet handed out). */
+    readonly rotating?: Promise<void>,
   ) {}
 
   ack(settlement?: Settlement): Promise<void> {

@@ -3,6 +3,7 @@ import type { ConsumeMessage } from 'amqplib';
 import type { Intake } from './intake.js';
 import type { Held, Leases } from './leases.js';
 import type { Link, Session } from './link.js';
+import { copyHeaders } from './lapses.js';
 import { H, holdQueue } from './names.js';
 import type { Publisher } from './publisher.js';
 import { copyProps } from './settler.js';
@@ -45,8 +46,17 @@ export class Rotator {
     const now = Date.now();
     for (const h of this.leases.values()) {
       if (h.settling || h.rotating || h.session !== this.link.current || now - h.since < this.rotateAfterMs) continue;
-      h.rotating = this.#rotate(h).finally(() => (h.rotating = undefined));
+      this.rotate(h);
     }
+  }
+
+  /**
+   * Rotates one delivery now. Also how a redelivered arrival on a classic queue gets its lapse
+   * count written into the message (see lapses.ts): the copy carries `h.lapses`.
+   */
+  rotate(h: Held): Promise<void> {
+    h.rotating = this.#rotate(h).finally(() => (h.rotating = undefined));
+    return h.rotating;
   }
 
   stop(): void {
@@ -58,7 +68,7 @@ export class Rotator {
     const name = holdQueue(h.queue, this.client);
     try {
       await this.#consume(s, h.queue, name);
-      const headers = { ...(h.msg.properties.headers ?? {}), [H.hold]: h.token };
+      const headers = { ...copyHeaders(h.msg.properties.headers, h.lapses), [H.hold]: h.token };
       const arrived = new Promise<ConsumeMessage | null>((resolve) => {
         const t = setTimeout(() => (this.#arrivals.delete(h.token), resolve(null)), ARRIVAL_TIMEOUT_MS);
         this.#arrivals.set(h.token, (msg) => (clearTimeout(t), resolve(msg)));
