@@ -6,6 +6,7 @@ import { copyHeaders, lapsesOf } from './lapses.js';
 import { deadQueue, H, workQueue } from './names.js';
 import { UnroutableError, type Publisher } from './publisher.js';
 import type { AmqpResults } from './results.js';
+import type { Retention } from './retention.js';
 import type { Topology } from './topology.js';
 
 type Ref = { token: string; message: { id: string } };
@@ -34,6 +35,7 @@ export class Settler {
     private readonly leases: Leases,
     private readonly results: AmqpResults,
     private readonly counters: Counters,
+    private readonly retention: Retention,
   ) {}
 
   async ack({ token, message }: Ref, settlement: Settlement | undefined): Promise<void> {
@@ -97,6 +99,7 @@ export class Settler {
     const headers: Record<string, unknown> = { ...(msg.properties.headers ?? {}), [H.reason]: reason, [H.deadAt]: Date.now(), [H.error]: error ? JSON.stringify(error) : '' };
     delete headers[H.readyAt];
     await this.#publish(deadQueue(queue), msg.content, { ...copyProps(msg.properties), headers }, () => this.topology.dead(queue));
+    void this.retention.buried(queue);
   }
 
   /**
