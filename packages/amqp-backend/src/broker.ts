@@ -23,7 +23,8 @@ import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { lapsesOf, mustRewrite } from './lapses.js';
 import { Leases } from './leases.js';
-import { isChannelError, Link } from './link.js';
+import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS, type Retunable } from './heartbeat.js';
+import { isChannelError, Link, type Session } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher, UnroutableError } from './publisher.js';
@@ -67,6 +68,8 @@ export class AmqpBroker implements Broker {
   readonly #replies: boolean;
   /** Core's limits (size, dead-letter retention), as `connectBroker(url, options)` passed them. */
   readonly limits: BrokerOptions;
+  /** Lease lengths whose heartbeat was checked (see #fitHeartbeat). */
+  readonly #heartbeatFor = new Set<number>();
   #closed = false;
 
   /** `options`: the AMQP options (as in the URL) and core's `BrokerOptions` (`maxMessageBytes`, `deadLetters`). */
@@ -154,6 +157,7 @@ export class AmqpBroker implements Broker {
       if (this.#closed || request.signal?.aborted) return [];
       // Awaits only when there is something to wait for: fetches come thousands per second.
       const session = this.link.current ?? (await this.link.session());
+      if (this.#fitHeartbeat(session, request.leaseMs)) continue;
       try {
         const subscribing = this.#intake.ensure(session, request.queues, max);
         if (subscribing) await subscribing;
@@ -179,6 +183,31 @@ export class AmqpBroker implements Broker {
       if (left <= 0) return out;
       await this.#intake.wait(left, request.signal);
     }
+  }
+
+  /**
+   * Makes sure a blocked owner loses its leases within `leaseMs` (issue 8, defect 4): only RabbitMQ
+   * can take them back, after about TAKEOVER_HEARTBEATS missed heartbeats. Checked once per lease
+   * length. A heartbeat too long for the lease is fitted (reconnecting while this process holds no
+   * lease) where the Link can retune; otherwise a warning names the URL parameter that fixes it.
+   * True when the session is being replaced (fetch again on the next one).
+   */
+  #fitHeartbeat(session: Session, leaseMs: number): boolean {
+    if (this.#heartbeatFor.has(leaseMs)) return false;
+    this.#heartbeatFor.add(leaseMs);
+    const heartbeat = negotiatedHeartbeat(session.model);
+    if (takeoverBoundMs(heartbeat) <= leaseMs) return false;
+    const fit = heartbeatForLease(leaseMs);
+    const link = this.link as Link & Retunable;
+    if (this.#leases.size === 0 && link.retune?.(fit)) {
+      link.drop(new Error(`reconnecting with heartbeat ${fit} s, fitted to leaseMs ${leaseMs}`));
+      return true;
+    }
+    this.logger.warn(
+      { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: takeoverBoundMs(heartbeat) },
+      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}: connect with ?heartbeat=${fit}`,
+    );
+    return false;
   }
 
   /** Turns an arrival into a delivery, or re-delays it (null), or buries it (the promise of that). */
