@@ -44,6 +44,11 @@ export class Acks {
     }
   }
 
+  /** Sends the marked acks now instead of a microtask later (before a round trip that must follow them). */
+  flush(): void {
+    if (this.#scheduled) this.#flush();
+  }
+
   nack(msg: Message, requeue: boolean): void {
     const tag = msg.fields.deliveryTag;
     this.ch.nack(msg, false, requeue);
@@ -62,6 +67,7 @@ export class Acks {
   }
 
   #flush(): void {
+    if (!this.#scheduled) return; // flushed early already
     this.#scheduled = false;
     const marked = this.#marked;
     this.#marked = [];
