@@ -8,6 +8,5 @@ const { app } = faultApp(url, queue);
 const worker = new Worker(app, { queues: [queue], concurrency: Number(concurrency), leaseMs: Number(leaseMs), blockMs: 500 });
 await worker.start();
 process.stdout.write('ready\n');
-if (process.env.FAULT_DEBUG) {
-  for (const e of ['task:succeeded', 'task:failed', 'task:retrying', 'worker:error'] as const) worker.on(e, (x: unknown) => process.stdout.write(`event ${e} ${String((x as Error)?.message ?? '')}\n`));
-}
+// The parent reads outcomes from stdout: which task failed, with what reason.
+worker.on('task:failed', (e) => process.stdout.write(`failed ${e.message.task} ${e.message.id} ${e.reason}\n`));
