@@ -91,7 +91,9 @@ export class Settler {
    * redelivered, which counts as a death; this costs its place in the queue instead.
    */
   async giveBack(a: Arrival): Promise<void> {
-    await this.send(a.queue, a.msg.content, a.msg.properties, 0, lapsesOf(a.msg, this.topology.isQuorum(a.queue)));
+    // A release to a later time is due by its header alone: keep it, or it would run early.
+    const readyAt = Number(a.msg.properties.headers?.[H.readyAt] ?? 0) || 0;
+    await this.send(a.queue, a.msg.content, a.msg.properties, readyAt, lapsesOf(a.msg, this.topology.isQuorum(a.queue)));
     ackQuietly(a);
   }
 
