@@ -41,7 +41,9 @@ import { readDeadLetters, readStats } from './stats.js';
  * 1. Publishes persistent messages with confirms (and `mandatory`), deduplicating by task id and
  *    idempotency key within this process.
  * 2. Fetches from per-queue consumers with manual acks; the unacked delivery is the lease, kept
- *    to `leaseMs` here and fenced by a token bound to the channel generation.
+ *    to `leaseMs` here (and by a heartbeat fitted to it while the event loop is blocked) and fenced
+ *    by a token bound to the channel generation. Arrivals are parsed by core (size, queue) and
+ *    carry `lapses`, the deaths of their attempt (lapses.ts).
  * 3. Settles through the Settler (publish first, ack second), delays through the TTL ladder.
  * 4. Keeps results in reply queues (AmqpResults) when no other store is configured.
  * 5. Survives connection and channel loss (Link), broker-cancelled consumers (Intake) and
