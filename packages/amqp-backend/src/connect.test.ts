@@ -8,12 +8,12 @@ describe('amqp: connectBroker(url, options)', () => {
     const limits = { maxMessageBytes: 4_096, deadLetters: { maxCount: 10, maxAgeMs: 60_000 }, publishTimeoutMs: 1_234 };
     const broker = await connectBroker(AMQP_URL, limits);
     try {
-      expect(broker.brokerOptions).toEqual(limits);
+      expect(broker.limits).toEqual(limits);
     } finally {
       await broker.close();
     }
     const plain = await connectBroker(AMQP_URL);
-    expect(plain.brokerOptions).toEqual(DEFAULT_BROKER_OPTIONS);
+    expect(plain.limits).toEqual(DEFAULT_BROKER_OPTIONS);
     await plain.close();
   });
 });

@@ -17,6 +17,7 @@ import { DEFAULT_BROKER_OPTIONS, silentLogger, type BrokerOptions } from '@celer
 import { AmqpBroker } from './broker.js';
 
 export { AmqpBroker } from './broker.js';
+export type { AmqpBrokerOptions } from './broker.js';
 export { AmqpResults } from './results.js';
 export { PublishTimeoutError } from './publisher.js';
 export { parseEndpoint } from './endpoint.js';
@@ -29,7 +30,8 @@ export type { AmqpOptions } from './options.js';
  * so nothing is sent after the app told its caller the enqueue timed out.
  */
 export async function connectBroker(url: string, options: BrokerOptions = DEFAULT_BROKER_OPTIONS): Promise<AmqpBroker> {
-  const amqp = new URL(url).searchParams.has('publishTimeoutMs') ? {} : { publishTimeoutMs: options.publishTimeoutMs };
-  return new AmqpBroker(url, amqp, silentLogger, options).connect();
+  const { publishTimeoutMs, ...limits } = options;
+  const bound = new URL(url).searchParams.has('publishTimeoutMs') ? {} : { publishTimeoutMs };
+  return new AmqpBroker(url, { ...limits, ...bound }, silentLogger).connect();
 }
 
