@@ -69,7 +69,7 @@ export class AmqpBroker implements Broker {
     this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
     this.#publisher = new Publisher(this.link);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority);
-    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
+    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false, sharedDedup: false };
     this.#intake = new Intake(this.link, this.#topology, logger);
     this.#leases = new Leases(this.link, this.client);
     this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.#intake, this.client, o.replyQueueExpiresMs, logger);
