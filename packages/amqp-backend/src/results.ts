@@ -173,6 +173,10 @@ export class AmqpResults implements ResultBackend {
     return this.#local.claimTask(ref, owner, leaseMs);
   }
 
+  releaseTask(ref: TaskRef, owner: string): Promise<void> {
+    return this.#local.releaseTask(ref, owner);
+  }
+
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
     return this.#local.reserveKey(ref, taskId, ttlMs);
   }

@@ -46,6 +46,10 @@ export class RedisResultBackend implements ResultBackend {
     throw new BackendError('redis-backend: claimTask is not built yet');
   }
 
+  async releaseTask(): Promise<void> {
+    throw new BackendError('redis-backend: releaseTask is not built yet');
+  }
+
   async reserveKey(): Promise<string> {
     throw new BackendError('redis-backend: reserveKey is not built yet');
   }
