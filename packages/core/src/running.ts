@@ -9,6 +9,7 @@ import type { TaskContext } from './task.js';
  */
 export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   const { message, control, app, task } = run;
+  if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : release(run); // lost before it began
   run.emit({ type: 'task:started', message });
   const started = Date.now();
   const ctx: TaskContext = {
@@ -49,11 +50,16 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
       return undefined;
     }
     if (reason instanceof LeaseLostError) return 'lost';
-    await run.delivery.release();
-    return 'released';
+    return release(run);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The worker is stopping at once: the message goes back unchanged, for another worker. */
+async function release(run: Run): Promise<RunOutcome> {
+  await run.delivery.release();
+  return 'released';
 }
 
 function toJson(value: unknown, task: string): unknown {
