@@ -13,7 +13,7 @@ export interface HeldClaim extends Claim {
  */
 export async function takeClaim(run: Run, kind: Claim['kind'], take: (leaseMs: number) => Promise<KeyClaim>, release: () => Promise<unknown>): Promise<KeyClaim> {
   const sentAt = Date.now();
-  const answer = await take(run.leaseMs);
+  const answer = await run.within(take(run.leaseMs), `${kind} claim`);
   if (answer.status !== 'acquired') return answer;
   const claim: HeldClaim = {
     kind,
