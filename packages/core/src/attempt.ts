@@ -14,6 +14,8 @@ export interface Claim {
   renew(leaseMs: number): Promise<boolean>;
 }
 
+const NO_CLAIMS: readonly Claim[] = Object.freeze([]);
+
 /**
  * The abort switch of one task attempt, made cheap for the common case: no AbortController (and
  * no listener) exists unless the handler reads `ctx.signal`. Aborting rejects `race()` at once,
@@ -25,8 +27,7 @@ export class Attempt {
   #reason: unknown;
   #aborted = false;
   #reject: ((reason: unknown) => void) | undefined;
-  /** Store leases taken for this attempt (see `Claim`); the lease keeper renews them. */
-  readonly claims: Claim[] = [];
+  #claims: Claim[] | undefined;
 
   /** `onHandlerDone` runs once, when the handler has returned or thrown (its outcome is then being stored). */
   constructor(onHandlerDone?: () => void) {
@@ -38,6 +39,15 @@ export class Attempt {
     const done = this.#onHandlerDone;
     this.#onHandlerDone = undefined;
     done?.();
+  }
+
+  /** Store leases taken for this attempt (see `Claim`); the lease keeper renews them. Most attempts hold none. */
+  get claims(): readonly Claim[] {
+    return this.#claims ?? NO_CLAIMS;
+  }
+
+  addClaim(claim: Claim): void {
+    (this.#claims ??= []).push(claim);
   }
 
   get handlerRunning(): boolean {

@@ -13,7 +13,7 @@ export interface HeldClaim extends Claim {
  */
 export async function takeClaim(run: Run, kind: Claim['kind'], take: (leaseMs: number) => Promise<KeyClaim>, release: () => Promise<unknown>): Promise<KeyClaim> {
   const sentAt = Date.now();
-  const answer = await run.within(take(run.leaseMs), `${kind} claim`);
+  const answer = await take(run.leaseMs);
   if (answer.status !== 'acquired') return answer;
   const claim: HeldClaim = {
     kind,
@@ -26,7 +26,7 @@ export async function takeClaim(run: Run, kind: Claim['kind'], take: (leaseMs: n
       await release();
     },
   };
-  run.control.claims.push(claim);
+  run.control.addClaim(claim);
   return answer;
 }
 

@@ -2,13 +2,12 @@ import type { App, Connection } from './app.js';
 import type { Attempt } from './attempt.js';
 import type { Delivery } from './broker.js';
 import type { TaskMessage } from './envelope.js';
-import { BackendError, LeaseLostError, type ErrorInfo } from './errors.js';
+import { LeaseLostError, type ErrorInfo } from './errors.js';
 import { claimIdempotencyKey, claimTaskId, knownTask, notCrashLooping, notExpired, validPayload } from './admission.js';
 import { releaseClaims } from './claims.js';
 import { runHandler } from './running.js';
 import { settleOutcome } from './settlement.js';
 import { attemptOf } from './retry.js';
-import { withTimeout } from './timeout.js';
 import type { Task } from './task.js';
 
 export { KEY_BUSY_DELAY_MS } from './admission.js';
@@ -43,12 +42,6 @@ export interface Run {
   readonly emit: (event: TaskEvent) => void;
   /** True where results are not written with the ack: the store is another system than the broker. */
   readonly storeApart: boolean;
-  /**
-   * Bounds a broker or store call by the lease: past it, whatever the call was for is moot (the
-   * lease cannot be confirmed), so the run ends with a `BackendError` instead of waiting forever
-   * on a partitioned backend; the message is redelivered if the call did not take effect.
-   */
-  within<T>(call: Promise<T>, what: string): Promise<T>;
   /** Set by `knownTask`. */
   task?: Task;
   /** Set by `validPayload`: the payload as the handler gets it. */
@@ -101,7 +94,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
     if (!run.ended) options.attempt.handlerDone();
     // Claims outlive the settlement while the handler still runs (it ignored its signal), so it
     // never runs alongside its own retry or a redelivery; then they go.
-    void (run.ended ?? Promise.resolve()).then(() => releaseClaims(run));
+    if (options.attempt.claims.length > 0) void (run.ended ?? Promise.resolve()).then(() => releaseClaims(run));
   }
 }
 
@@ -116,16 +109,5 @@ function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, lease
     }
   };
   const storeApart = conn.results !== conn.broker.results;
-  const within = <T>(call: Promise<T>, what: string) =>
-    withTimeout(call, leaseMs, () => new BackendError(`${what} for task ${message.id} did not answer within ${leaseMs} ms (its lease); it is redelivered if it did not take effect`));
-  const bounded: Delivery = {
-    message,
-    token: delivery.token,
-    lapses: delivery.lapses,
-    ack: (s) => within(delivery.ack(s), 'ack'),
-    retry: (next, at) => within(delivery.retry(next, at), 'retry'),
-    deadLetter: (reason, s) => within(delivery.deadLetter(reason, s), 'dead-letter'),
-    release: (at) => within(delivery.release(at), 'release'),
-  };
-  return { app, conn, delivery: bounded, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, within };
+  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart };
 }

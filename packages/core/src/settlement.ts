@@ -48,7 +48,7 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
   const settlement: Settlement = { record: result, ttlMs, keyTtlMs };
   if (run.storeApart) {
     const fenced = run.control.claims.some((c) => c.kind === 'task' && !c.done);
-    const stored = await run.within(conn.results.store(settlement, fenced ? { owner: delivery.token } : {}), 'result store');
+    const stored = await conn.results.store(settlement, fenced ? { owner: delivery.token } : {});
     if (!stored) {
       for (const c of run.control.claims) if (c.kind === 'task') c.done = true;
       throw new LeaseLostError(run.message.id);
@@ -63,7 +63,7 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
     // The handler of a keyed task did take effect: record the success under its key even though
     // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.
     if (err instanceof LeaseLostError && !run.storeApart && result.state === 'succeeded' && result.idempotencyKey !== null) {
-      await run.within(conn.results.store(settlement), 'result store');
+      await conn.results.store(settlement);
     }
     throw err;
   }

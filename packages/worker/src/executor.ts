@@ -1,4 +1,4 @@
-import { Attempt, runDelivery, type App, type Connection, type Delivery, type TaskEvent } from '@celeriac/core';
+import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type TaskEvent } from '@celeriac/core';
 
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
@@ -14,7 +14,8 @@ export interface Running {
  *    overlaps the acks in flight; deliveries still settling are bounded by `concurrency` too.
  * 2. A handler that outlived its attempt (time limit, lease lost) keeps its slot until it really
  *    ends, and keeps its store claims (idempotency key, task) renewed (see `claimHolders`).
- * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop.
+ * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop; a lost
+ *    delivery stops counting as unsettled at once, even if its settlement call never answers.
  * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
  */
 export class Executor {
@@ -74,8 +75,15 @@ export class Executor {
       .finally(() => this.#done(delivery, attempt));
   }
 
+  /**
+   * Aborts a delivery's attempt. A lost lease also ends the wait for its settlement: one stuck on
+   * a partitioned backend must not hold a slot forever (whatever it does later is fenced).
+   */
   abort(delivery: Delivery, reason: Error): void {
-    (this.#active.get(delivery) ?? this.#abandoned.get(delivery))?.attempt.abort(reason);
+    const active = this.#active.get(delivery);
+    if (!active) return this.#abandoned.get(delivery)?.attempt.abort(reason);
+    active.attempt.abort(reason);
+    if (reason instanceof LeaseLostError) this.#done(delivery, active.attempt);
   }
 
   abortAll(reason: Error): void {

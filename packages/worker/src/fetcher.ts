@@ -71,13 +71,16 @@ export class Fetcher {
     const { queues, leaseMs, blockMs } = this.options;
     const call = this.conn.broker.fetch({ queues, max: this.executor.free, leaseMs, waitMs: blockMs, signal });
     const bound = blockMs + leaseMs;
-    const timeout = new AbortController();
-    const ended = () => timeout.abort();
-    signal.addEventListener('abort', ended, { once: true });
-    const late = sleep(bound, timeout.signal).then(() => 'late' as const);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), bound);
+      onAbort = () => resolve('late');
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
     const answer = await Promise.race([call, late]).finally(() => {
-      signal.removeEventListener('abort', ended);
-      timeout.abort();
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort!);
     });
     if (answer !== 'late') return answer;
     void call.then((ds) => Promise.allSettled(ds.map((d) => d.release())), () => {});

@@ -52,6 +52,7 @@ async function setup(options: { broker?: MemoryBroker; results?: ResultBackend; 
       }),
     );
   });
+  const quick = app.task('quick', { input: z.object({}) }, () => 'done');
   const conn = await app.connection();
   const executor = new Executor(app, conn, 4, LEASE, () => {});
   const keeper = new LeaseKeeper(app, conn, executor, LEASE);
@@ -60,7 +61,7 @@ async function setup(options: { broker?: MemoryBroker; results?: ResultBackend; 
     if (!d) throw new Error('nothing to fetch');
     return d;
   };
-  return { app, real, broker, queue, t, executor, keeper, aborts, take, started };
+  return { app, real, broker, queue, t, quick, executor, keeper, aborts, take, started };
 }
 
 describe('LeaseKeeper', () => {
@@ -128,6 +129,32 @@ describe('LeaseKeeper', () => {
     expect(aborts).toEqual([]);
     await vi.advanceTimersByTimeAsync(500); // the claims, taken at t0, were never confirmed again
     expect(aborts).toEqual([{ at: t0 + 2_500, reason: expect.any(LeaseLostError) }]);
+    keeper.stop();
+  });
+
+  it('stops waiting for a settlement stuck on a partitioned broker once the lease is lost, freeing its slot', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    const { broker, quick, executor, keeper, take } = await setup();
+    await quick.enqueue({});
+    const d = await take();
+    const stuck: Delivery = {
+      message: d.message,
+      token: d.token,
+      lapses: d.lapses,
+      ack: () => new Promise<void>(() => {}), // the broker never answers
+      retry: (next, at) => d.retry(next, at),
+      deadLetter: (reason, s) => d.deadLetter(reason, s),
+      release: (at) => d.release(at),
+    };
+    broker.state.stalled = true; // nor does it answer renewals
+    executor.run(stuck, Date.now());
+    keeper.start();
+    await vi.advanceTimersByTimeAsync(2_499);
+    expect(executor.running).toBe(0); // the handler returned…
+    expect(executor.unsettled()).toHaveLength(1); // …but its settlement is still out
+    await vi.advanceTimersByTimeAsync(1);
+    expect(executor.unsettled()).toHaveLength(0);
+    expect(await executor.waitIdle(0)).toBe(true);
     keeper.stop();
   });
 });
