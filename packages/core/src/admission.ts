@@ -1,11 +1,13 @@
 import { keyClaimOf, taskClaimOf } from './claims.js';
 import { describeIssues, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
-import type { Run, RunOutcome } from './execution.js';
+import type { Run, RunOutcome, StepResult } from './execution.js';
+import type { KeyClaim } from './results.js';
 import { record, settle } from './settlement.js';
 
 /**
- * The steps before a handler runs: each either lets the delivery through (`undefined`) or settles
- * it and says how it ended.
+ * The steps before a handler runs: each either lets the delivery through (`undefined`, at once
+ * when it needs no I/O: most deliveries pass every step without an await) or settles it and says
+ * how it ended.
  */
 
 /** How long a delivery whose idempotency key (or task claim) is held elsewhere waits before it is offered again. */
@@ -18,7 +20,7 @@ async function refuse(run: Run, error: ErrorInfo, reason: string): Promise<RunOu
   return 'failed';
 }
 
-export async function knownTask(run: Run): Promise<RunOutcome | undefined> {
+export function knownTask(run: Run): StepResult {
   const task = run.app.getTask(run.message.task);
   if (task) {
     run.task = task;
@@ -28,16 +30,20 @@ export async function knownTask(run: Run): Promise<RunOutcome | undefined> {
   return refuse(run, toErrorInfo(err), err.message);
 }
 
-export async function notExpired(run: Run): Promise<RunOutcome | undefined> {
+export function notExpired(run: Run): StepResult {
   const { expiresAt } = run.message;
   if (expiresAt === null || Date.now() <= expiresAt) return undefined;
+  return expire(run, expiresAt);
+}
+
+async function expire(run: Run, expiresAt: number): Promise<RunOutcome> {
   const error = { name: 'TaskExpiredError', message: `task expired at ${new Date(expiresAt).toISOString()} before it ran` };
   run.emit({ type: 'task:failed', message: run.message, error, reason: error.message });
   await settle(run, record(run, 'expired', { error }));
   return 'expired';
 }
 
-export async function validPayload(run: Run): Promise<RunOutcome | undefined> {
+export function validPayload(run: Run): StepResult {
   const input = run.task!.input.safeParse(run.message.payload);
   if (input.success) {
     run.input = input.data;
@@ -51,7 +57,7 @@ export async function validPayload(run: Run): Promise<RunOutcome | undefined> {
  * A delivery that died unsettled (its worker crashed, hung or was cut off) spent an attempt
  * (`attemptOf`): past `maxAttempts`, the task is dead-lettered instead of killing workers forever.
  */
-export async function notCrashLooping(run: Run): Promise<RunOutcome | undefined> {
+export function notCrashLooping(run: Run): StepResult {
   const { message, delivery } = run;
   if (run.attempt <= message.maxAttempts) return undefined;
   const died = `delivered ${delivery.lapses} time(s) and each delivery died before settling (its worker crashed, hung or lost its lease)`;
@@ -60,9 +66,13 @@ export async function notCrashLooping(run: Run): Promise<RunOutcome | undefined>
   return refuse(run, { name: 'TaskLapsedError', message: reason }, reason);
 }
 
-export async function claimIdempotencyKey(run: Run): Promise<RunOutcome | undefined> {
-  const claim = await keyClaimOf(run);
-  if (!claim || claim.status === 'acquired') return undefined;
+export function claimIdempotencyKey(run: Run): StepResult {
+  const claiming = keyClaimOf(run);
+  return claiming ? claiming.then((claim) => afterKeyClaim(run, claim)) : undefined;
+}
+
+async function afterKeyClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | undefined> {
+  if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
     // The key's success is this task's outcome too: stored under this id, acked, not run again.
     await settle(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task });
@@ -76,9 +86,11 @@ export async function claimIdempotencyKey(run: Run): Promise<RunOutcome | undefi
  * Where the store is apart from the broker, its write is not fenced by the ack: a task claim
  * fences it instead, so a delivery whose lease moved on (a stale owner) can never store its outcome.
  */
-export async function claimTaskId(run: Run): Promise<RunOutcome | undefined> {
-  if (!run.storeApart) return undefined;
-  const claim = await taskClaimOf(run);
+export function claimTaskId(run: Run): StepResult {
+  return run.storeApart ? taskClaimOf(run).then((claim) => afterTaskClaim(run, claim)) : undefined;
+}
+
+async function afterTaskClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | undefined> {
   if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
     // Another delivery of this id finished it (a redelivery, or a resent publish): reuse its record.

@@ -53,8 +53,9 @@ export interface Run {
   outcome?: { ok: true; value: unknown; durationMs: number } | { ok: false; error: unknown };
 }
 
-/** A step ends the run with an outcome (having settled the delivery), or passes it on with `undefined`. */
-export type Step = (run: Run) => Promise<RunOutcome | undefined>;
+/** What a step says: an outcome (it settled the delivery), or `undefined` to pass the run on; a promise of either when it did I/O. */
+export type StepResult = RunOutcome | undefined | Promise<RunOutcome | undefined>;
+export type Step = (run: Run) => StepResult;
 
 /**
  * The rules of celeriac, in the order they apply. A new rule (revoked? rate limited?) is one more
@@ -80,7 +81,8 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   const run = newRun(app, conn, delivery, options);
   try {
     for (const step of PIPELINE) {
-      const outcome = await step(run);
+      const result = step(run);
+      const outcome = result instanceof Promise ? await result : result;
       if (outcome !== undefined) return outcome;
     }
     throw new Error('celeriac bug: the pipeline ended without settling the delivery');
