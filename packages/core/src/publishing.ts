@@ -1,5 +1,5 @@
 import type { App } from './app.js';
-import type { Published } from './broker.js';
+import type { Broker, Published } from './broker.js';
 import type { TaskMessage } from './envelope.js';
 
 /**
@@ -11,37 +11,43 @@ import type { TaskMessage } from './envelope.js';
  */
 export async function publishMessages(app: App, messages: readonly TaskMessage[], now: number): Promise<Published[]> {
   const conn = await app.connection();
-  const out: (Published | undefined)[] = new Array(messages.length);
-  if (!conn.broker.capabilities.sharedDedup && conn.results.capabilities.shared) {
-    const owners = await Promise.all(
-      messages.map((m) => (m.idempotencyKey === null ? m.id : conn.results.reserveKey({ queue: m.queue, key: m.idempotencyKey }, m.id, keyTtlMs(app, m, now)))),
-    );
-    owners.forEach((owner, i) => {
-      if (owner !== messages[i]!.id) out[i] = { id: owner, duplicate: true };
-    });
+  if (conn.broker.capabilities.sharedDedup || !conn.results.capabilities.shared || messages.every((m) => m.idempotencyKey === null)) {
+    return publishByKeyTtl(app, conn.broker, messages, now);
   }
-  // One publish per key lifetime (usually one: a batch mostly shares its delay).
+  const owners = await Promise.all(
+    messages.map((m) => (m.idempotencyKey === null ? m.id : conn.results.reserveKey({ queue: m.queue, key: m.idempotencyKey }, m.id, keyTtlMs(app, m, now)))),
+  );
+  const fresh = messages.filter((m, i) => owners[i] === m.id);
+  const published = await publishByKeyTtl(app, conn.broker, fresh, now);
+  let next = 0;
+  return messages.map((m, i) => (owners[i] === m.id ? published[next++]! : { id: owners[i]!, duplicate: true }));
+}
+
+/** One publish per key lifetime: one call unless keyed tasks of the batch are delayed differently. */
+async function publishByKeyTtl(app: App, broker: Broker, messages: readonly TaskMessage[], now: number): Promise<Published[]> {
+  const base = app.options.idempotencyTtlMs;
+  if (messages.every((m) => keyTtlMs(app, m, now) === base)) return messages.length === 0 ? [] : broker.publish(messages, { keyTtlMs: base });
   const groups = new Map<number, number[]>();
   messages.forEach((m, i) => {
-    if (out[i]) return;
     const ttl = keyTtlMs(app, m, now);
     const group = groups.get(ttl);
     if (group) group.push(i);
     else groups.set(ttl, [i]);
   });
+  const out: Published[] = new Array(messages.length);
   await Promise.all(
     [...groups].map(async ([ttl, indexes]) => {
-      const published = await conn.broker.publish(
+      const published = await broker.publish(
         indexes.map((i) => messages[i]!),
         { keyTtlMs: ttl },
       );
       published.forEach((p, k) => (out[indexes[k]!] = p));
     }),
   );
-  return out as Published[];
+  return out;
 }
 
 function keyTtlMs(app: App, message: TaskMessage, now: number): number {
   const base = app.options.idempotencyTtlMs;
-  return message.idempotencyKey === null || message.eta === null ? base : base + Math.max(0, message.eta - now);
+  return message.idempotencyKey === null || message.eta === null || message.eta <= now ? base : base + (message.eta - now);
 }
