@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createApp, type App } from './app.js';
 import type { Broker } from './broker.js';
 import { BackendError } from './errors.js';
+import { TaskHandle } from './handle.js';
 import { MemoryBroker } from './memory/broker.js';
 import { MemoryResultBackend } from './memory/results.js';
 import type { ResultBackend } from './results.js';
@@ -89,5 +90,14 @@ describe('publish dedup across processes where the broker dedups per process onl
     const [a, b] = await Promise.all([t.enqueue({}, { idempotencyKey: 'k' }), t.enqueue({}, { idempotencyKey: 'k' })]);
     expect(a!.id).toBe(b!.id);
     expect(reserve).not.toHaveBeenCalled();
+  });
+});
+
+describe('handle.result({ timeoutMs })', () => {
+  it('counts the time spent connecting to the store in its limit', async () => {
+    const handle = new TaskHandle(() => new Promise<never>(() => {}), 'task-1', 'default', 't'); // a store that never connects
+    const started = Date.now();
+    await expect(handle.result({ timeoutMs: 100 })).rejects.toThrow('no result for task task-1 within 100 ms (it may still be queued or running)');
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
