@@ -154,6 +154,18 @@ describe('a stale owner never stores its outcome where the store is apart from t
     expect(await store.get(handle)).toMatchObject({ state: 'failed', error: { message: 'fresh failure' } });
   });
 
+  it('gives the message back at once when its claim lapsed though nobody took it over (no lapse counted)', async () => {
+    const { app, broker, store, queue } = setup({ storeApart: true });
+    const t = app.task('slow', { input: z.object({}) }, async () => {
+      await sleep(120); // outlives its 50 ms task claim, which nobody renews here
+      return 'late';
+    });
+    const handle = await t.enqueue({});
+    expect(await run(app, await fetchOne(broker, queue), 50)).toBe('lost');
+    expect(await store.get(handle)).toBeNull();
+    expect(await broker.stats(queue)).toMatchObject({ ready: 1, inFlight: 0 });
+  });
+
   it('acks a delivery of a task that already has a final record without running it (a resent publish)', async () => {
     const { app, broker, store, queue } = setup({ storeApart: true });
     let runs = 0;

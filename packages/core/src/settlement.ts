@@ -51,6 +51,9 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
     const stored = await conn.results.store(settlement, fenced ? { owner: delivery.token } : {});
     if (!stored) {
       for (const c of run.control.claims) if (c.kind === 'task') c.done = true;
+      // Not ours to store any more. If the broker still leases the message to us, it goes back now
+      // rather than when the lease lapses (which would count as a delivery that died).
+      await delivery.release().catch(() => {});
       throw new LeaseLostError(run.message.id);
     }
     claimsConsumed(run);
