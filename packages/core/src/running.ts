@@ -49,7 +49,13 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
       run.outcome = { ok: false, error: reason ?? err };
       return undefined;
     }
-    if (reason instanceof LeaseLostError) return 'lost';
+    if (reason instanceof LeaseLostError) {
+      // Where only a store claim was lost (or the lease keeper gave up in time), the broker may
+      // still lease the message to us: give it back now rather than let it lapse as a crash.
+      // Where the lease did move on, the broker refuses this (fenced), which is fine.
+      await run.delivery.release().catch(() => {});
+      return 'lost';
+    }
     return release(run);
   } finally {
     clearTimeout(timer);

@@ -27,6 +27,19 @@ function stallable<T extends object>(target: T, methods: readonly string[]) {
   return { proxy, state };
 }
 
+/** The delivery's own methods, as a plain object (to replace one of them). */
+function cutOff(d: Delivery): Delivery {
+  return {
+    message: d.message,
+    token: d.token,
+    lapses: d.lapses,
+    ack: (s) => d.ack(s),
+    retry: (next, at) => d.retry(next, at),
+    deadLetter: (reason, s) => d.deadLetter(reason, s),
+    release: (at) => d.release(at),
+  };
+}
+
 const apps: App[] = [];
 afterEach(async () => {
   vi.useRealTimers();
@@ -83,7 +96,9 @@ describe('LeaseKeeper', () => {
     const { real, broker, queue, t, executor, keeper, aborts, take } = await setup();
     await t.enqueue({});
     const t0 = Date.now();
-    executor.run(await take(), t0);
+    const d = await take();
+    // Cut off, the worker cannot give the message back either.
+    executor.run({ ...cutOff(d), release: () => (broker.state.stalled ? new Promise<void>(() => {}) : d.release()) }, t0);
     keeper.start();
     await vi.advanceTimersByTimeAsync(1_000); // renewed at t0 + 1 s: valid until t0 + 4 s
     broker.state.stalled = true;
@@ -115,7 +130,7 @@ describe('LeaseKeeper', () => {
   it("renews the broker's leases while the store stalls, and gives up on the store's claims in time", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     const store = stallable(new MemoryResultBackend(), ['claimKey', 'claimTask']);
-    const { broker, t, executor, keeper, aborts, take } = await setup({ results: store.proxy });
+    const { real, queue, broker, t, executor, keeper, aborts, take } = await setup({ results: store.proxy });
     await t.enqueue({}, { idempotencyKey: 'k' });
     const t0 = Date.now();
     executor.run(await take(), t0);
@@ -129,6 +144,8 @@ describe('LeaseKeeper', () => {
     expect(aborts).toEqual([]);
     await vi.advanceTimersByTimeAsync(500); // the claims, taken at t0, were never confirmed again
     expect(aborts).toEqual([{ at: t0 + 2_500, reason: expect.any(LeaseLostError) }]);
+    // The broker still leased it to this worker: it went back to the queue, not left to lapse as a crash.
+    expect(await real.stats(queue)).toMatchObject({ ready: 1, inFlight: 0 });
     keeper.stop();
   });
 
@@ -137,15 +154,7 @@ describe('LeaseKeeper', () => {
     const { broker, quick, executor, keeper, take } = await setup();
     await quick.enqueue({});
     const d = await take();
-    const stuck: Delivery = {
-      message: d.message,
-      token: d.token,
-      lapses: d.lapses,
-      ack: () => new Promise<void>(() => {}), // the broker never answers
-      retry: (next, at) => d.retry(next, at),
-      deadLetter: (reason, s) => d.deadLetter(reason, s),
-      release: (at) => d.release(at),
-    };
+    const stuck: Delivery = { ...cutOff(d), ack: () => new Promise<void>(() => {}) }; // the broker never answers
     broker.state.stalled = true; // nor does it answer renewals
     executor.run(stuck, Date.now());
     keeper.start();
