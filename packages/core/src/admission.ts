@@ -60,6 +60,11 @@ export function validPayload(run: Run): StepResult {
 export function notCrashLooping(run: Run): StepResult {
   const { message, delivery } = run;
   if (run.attempt <= message.maxAttempts) return undefined;
+  if (delivery.lapses === 0) {
+    // Core never sends such a message; one made elsewhere is refused rather than run past its limit.
+    const reason = `attempt ${message.attempt} is past maxAttempts ${message.maxAttempts}: no attempt left to run`;
+    return refuse(run, { name: 'TaskLapsedError', message: reason }, reason);
+  }
   const died = `delivered ${delivery.lapses} time(s) and each delivery died before settling (its worker crashed, hung or lost its lease)`;
   const failed = message.attempt - 1;
   const reason = `${failed > 0 ? `failed ${failed} attempt(s), then was ` : ''}${died}; that spends its ${message.maxAttempts} attempt(s)`;

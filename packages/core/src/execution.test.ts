@@ -96,6 +96,18 @@ describe('deliveries that died unsettled count as attempts (attemptOf)', () => {
   });
 });
 
+describe('a message past its attempts', () => {
+  it('is dead-lettered with a reason, not run, even with no lapses (made elsewhere)', async () => {
+    const { app, broker, queue } = setup();
+    let runs = 0;
+    app.task('t', { input: z.object({}) }, () => ++runs);
+    await broker.publish([makeMessage(queue, { task: 't', payload: {}, attempt: 4, maxAttempts: 3 })], { keyTtlMs: LEASE });
+    expect(await run(app, await fetchOne(broker, queue))).toBe('failed');
+    expect(runs).toBe(0);
+    expect((await broker.deadLetters(queue))[0]!.reason).toBe('attempt 4 is past maxAttempts 3: no attempt left to run');
+  });
+});
+
 describe('a stale owner never stores its outcome where the store is apart from the broker', () => {
   /** Two deliveries of one task: A's lease lapses while its handler runs, B takes the message over. */
   async function overlap(first: () => Promise<string>, second: () => Promise<string>) {
