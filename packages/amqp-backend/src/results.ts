@@ -180,7 +180,10 @@ export class AmqpResults implements ResultBackend {
   }
 
   async store(settlement: Settlement, options: StoreOptions = {}): Promise<boolean> {
-    if (options.owner !== undefined && !this.#local.holdsTask(settlement.record, options.owner)) return false;
+    if (options.owner !== undefined) {
+      if (!this.#local.holdsTask(settlement.record, options.owner)) return false;
+      await this.#local.releaseTask(settlement.record, options.owner);
+    }
     await this.deliver(settlement, undefined);
     return true;
   }
@@ -204,6 +207,10 @@ export class AmqpResults implements ResultBackend {
 
   claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim> {
     return this.#local.claimTask(ref, owner, leaseMs);
+  }
+
+  releaseTask(ref: TaskRef, owner: string): Promise<void> {
+    return this.#local.releaseTask(ref, owner);
   }
 
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {

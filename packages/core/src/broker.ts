@@ -14,6 +14,12 @@ export interface BrokerCapabilities {
   cluster: boolean;
   /** `state()` knows where a pending task is (ready, delayed, in flight). */
   taskStates: boolean;
+  /**
+   * `publish` deduplication (by task id and by idempotency key, rule 5) holds across every process
+   * using this broker (Redis; memory within its one process). False where it holds per process
+   * only (RabbitMQ): with a shared result store, core then reserves keys in the store first.
+   */
+  sharedDedup: boolean;
 }
 
 export interface FetchRequest {
