@@ -27,7 +27,8 @@ describe('redis: BrokerOptions', () => {
     const big = makeMessage(q, { payload: { blob: 'x'.repeat(4_000) } });
     const stray = makeMessage('some-other-queue');
     const fine = makeMessage(q);
-    await broker.publish([big], KEY_TTL); // a producer with a higher limit (or none) sent it
+    const sender = await open({}); // a producer with the default, higher limit sent it
+    await sender.publish([big], KEY_TTL);
     await broker.injectRaw(q, encodeMessage(stray));
     await broker.publish([fine], KEY_TTL);
     const got = await broker.fetch({ queues: [q], max: 10, leaseMs: 30_000, waitMs: 1_000 });
