@@ -57,3 +57,64 @@ describe('Executor', () => {
     expect(await broker.stats(queue)).toMatchObject({ completed: 4, inFlight: 0, ready: 2 });
   });
 });
+
+/** The same delivery, presented as one whose earlier deliveries died unsettled. */
+const suspectOf = (d: Delivery): Delivery => ({
+  message: d.message,
+  token: d.token,
+  lapses: 1,
+  ack: (s) => d.ack(s),
+  retry: (next, at) => d.retry(next, at),
+  deadLetter: (reason, s) => d.deadLetter(reason, s),
+  release: (at) => d.release(at),
+});
+
+describe('Executor: a suspect runs alone', () => {
+  async function setup(leaseMs: number) {
+    const broker = new MemoryBroker();
+    const queue = uniqueQueue('sus');
+    const app = createApp({ broker, defaultQueue: queue });
+    apps.push(app);
+    const gates = new Map<string, () => void>();
+    const started: string[] = [];
+    const t = app.task('gated', { input: z.object({ name: z.string() }) }, ({ name }) => {
+      started.push(name);
+      return new Promise<string>((resolve) => gates.set(name, () => resolve(name)));
+    });
+    const executor = new Executor(app, await app.connection(), 3, leaseMs, () => {});
+    const take = async (name: string, suspect = false) => {
+      await t.enqueue({ name });
+      const [d] = await broker.fetch({ queues: [queue], max: 1, leaseMs, waitMs: 0 });
+      executor.run(suspect ? suspectOf(d!) : d!);
+    };
+    return { executor, take, started, open: (name: string) => gates.get(name)!() };
+  }
+
+  it('waits until the others end, starts nothing beside it, then lets the others run again', async () => {
+    const { executor, take, started, open } = await setup(30_000);
+    await take('a');
+    await take('b');
+    await take('poison', true);
+    await expect.poll(() => started).toEqual(['a', 'b']);
+    expect(executor.free).toBe(0); // no fetch while a suspect waits: nothing new would start anyway
+    open('a');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(started).toEqual(['a', 'b']); // b still runs: the suspect still waits
+    open('b');
+    await expect.poll(() => started).toEqual(['a', 'b', 'poison']);
+    expect(executor.free).toBe(0); // alone while it runs
+    open('poison');
+    await expect.poll(() => executor.free).toBe(3);
+    expect(await executor.waitIdle(1_000)).toBe(true);
+  });
+
+  it('waits for the others at most leaseMs, so one long task cannot stall the worker', async () => {
+    const { executor, take, started, open } = await setup(200);
+    await take('long');
+    await take('poison', true);
+    await expect.poll(() => started, { timeout: 2_000 }).toEqual(['long', 'poison']);
+    open('poison');
+    open('long');
+    expect(await executor.waitIdle(2_000)).toBe(true);
+  });
+});

@@ -17,6 +17,10 @@ export interface Running {
  * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop; a lost
  *    delivery stops counting as unsettled at once, even if its settlement call never answers.
  * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
+ * 5. Runs a suspect (a delivery whose earlier deliveries died unsettled, `lapses > 0`) alone: it
+ *    waits until no unsettled handler runs (at most `leaseMs`, so one long task cannot stall the
+ *    worker), and nothing else starts until it ends. A task that kills its process then takes no
+ *    innocent task down with it, so only its own deliveries count lapses.
  */
 export class Executor {
   /** Deliveries not yet settled. */
@@ -24,6 +28,12 @@ export class Executor {
   /** Settled deliveries whose handler still runs (it ignored its abort signal). */
   readonly #abandoned = new Map<Delivery, Running>();
   #handlers = 0;
+  /** Suspects waiting for the executor to be empty, in arrival order (their leases are renewed meanwhile). */
+  readonly #suspects: Delivery[] = [];
+  /** The suspect running now: nothing else starts until it settles or its handler ends. */
+  #suspect: Delivery | undefined;
+  /** Ends a suspect's wait for the others after `leaseMs` (one timer for the head of the line). */
+  #suspectTimer: NodeJS.Timeout | undefined;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -41,6 +51,7 @@ export class Executor {
   }
 
   get free(): number {
+    if (this.#suspects.length > 0 || this.#suspect) return 0;
     return Math.min(this.concurrency - this.#handlers, 2 * this.concurrency - this.#active.size);
   }
 
@@ -58,15 +69,41 @@ export class Executor {
     return out;
   }
 
-  /** Runs `delivery`, whose lease is counted from `leasedAt` (when its fetch answered). */
+  /** Runs `delivery`, whose lease is counted from `leasedAt` (when its fetch answered); a suspect waits its turn alone. */
   run(delivery: Delivery, leasedAt = Date.now()): void {
+    const suspect = delivery.lapses > 0;
     const attempt = new Attempt(() => {
       this.#handlers--;
+      if (this.#suspect === delivery) this.#suspect = undefined;
       this.#abandoned.delete(delivery);
+      this.#startSuspect();
       this.#wakeFetcher();
     });
-    this.#handlers++;
     this.#active.set(delivery, { attempt, leaseUntil: leasedAt + this.leaseMs });
+    if (!suspect) return this.#start(delivery, attempt);
+    this.#suspects.push(delivery);
+    this.#startSuspect();
+  }
+
+  #startSuspect(force = false): void {
+    if (this.#suspect || this.#suspects.length === 0) return;
+    // Settled handlers still running (they ignored their abort) cannot be harmed: their outcome is stored.
+    if (!force && this.#handlers - this.#abandoned.size > 0) {
+      this.#suspectTimer ??= setTimeout(() => {
+        this.#suspectTimer = undefined;
+        this.#startSuspect(true);
+      }, this.leaseMs);
+      return;
+    }
+    clearTimeout(this.#suspectTimer);
+    this.#suspectTimer = undefined;
+    const next = this.#suspects.shift()!;
+    this.#suspect = next;
+    this.#start(next, this.#active.get(next)!.attempt);
+  }
+
+  #start(delivery: Delivery, attempt: Attempt): void {
+    this.#handlers++;
     runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent })
       .catch((err: unknown) => {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
@@ -88,6 +125,9 @@ export class Executor {
 
   abortAll(reason: Error): void {
     for (const { attempt } of this.#active.values()) attempt.abort(reason);
+    // Suspects still waiting start now, already aborted: each is given back without running.
+    clearTimeout(this.#suspectTimer);
+    for (const d of this.#suspects.splice(0)) this.#start(d, this.#active.get(d)!.attempt);
   }
 
   /** Resolves when a slot is free, or at once when `signal` aborts. */
@@ -123,6 +163,11 @@ export class Executor {
   #done(delivery: Delivery, attempt: Attempt): void {
     const running = this.#active.get(delivery);
     this.#active.delete(delivery);
+    // A settled suspect frees the line even if its handler runs on (liveness over isolation).
+    if (this.#suspect === delivery) this.#suspect = undefined;
+    const waiting = this.#suspects.indexOf(delivery);
+    if (waiting >= 0) this.#suspects.splice(waiting, 1); // lost its lease before its turn
+    this.#startSuspect();
     if (running && attempt.handlerRunning) this.#abandoned.set(delivery, running);
     this.#wakeFetcher();
     if (this.#active.size === 0) {
