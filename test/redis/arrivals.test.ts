@@ -23,11 +23,12 @@ describe('redis: BrokerOptions', () => {
 
   it('dead-letters an oversized arrival and an envelope naming another queue, with the reason, and runs neither', async () => {
     const broker = await open({ maxMessageBytes: 2_048 });
+    const producer = await open({}); // a producer with a higher limit (the default, 1 MiB)
     const q = uniqueQueue();
     const big = makeMessage(q, { payload: { blob: 'x'.repeat(4_000) } });
     const stray = makeMessage('some-other-queue');
     const fine = makeMessage(q);
-    await broker.publish([big], KEY_TTL); // a producer with a higher limit (or none) sent it
+    await producer.publish([big], KEY_TTL); // this broker's own publish would refuse it
     await broker.injectRaw(q, encodeMessage(stray));
     await broker.publish([fine], KEY_TTL);
     const got = await broker.fetch({ queues: [q], max: 10, leaseMs: 30_000, waitMs: 1_000 });
