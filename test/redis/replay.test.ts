@@ -1,6 +1,6 @@
 import { LeaseLostError, nextAttempt, type TaskMessage } from '@celeriac/core';
 import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
-import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
+import { connectRedisBroker, connectResults, type RedisBroker } from '@celeriac/redis-backend';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueKeys } from '../../packages/redis-backend/src/keys.js';
@@ -121,6 +121,25 @@ describe('redis: a call resent after its reply was lost answers what its first e
     await expect(d1!.ack()).rejects.toBeInstanceOf(LeaseLostError);
     await d2!.ack(); // the forged token changed nothing
     expect(await broker.stats(q)).toMatchObject({ inFlight: 0, completed: 2 });
+  });
+
+  it('result store: a fenced store resent after its reply was lost answers stored; a stale owner is still refused', async () => {
+    const results = await connectResults(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}`);
+    try {
+      const q = uniqueQueue();
+      const [msg, other] = [makeMessage(q), makeMessage(q)];
+      await results.store(succeeded(other)); // the script is loaded, the connection open
+      expect(await results.claimTask(msg, 'owner-1', 30_000)).toEqual({ status: 'acquired' });
+      // The first execution stored the record and released the claim; before the fix the resend
+      // found the claim gone and answered "fenced out" for the owner's own stored outcome.
+      expect(await loseNextReply(() => results.store(succeeded(msg), { owner: 'owner-1' }))).toBe(true);
+      expect(await results.get(msg)).toMatchObject({ state: 'succeeded', value: 1 });
+      const late = { ...succeeded(msg), record: { ...succeeded(msg).record, value: 'stale' } };
+      expect(await results.store(late, { owner: 'owner-0' })).toBe(false);
+      expect(await results.get(msg)).toMatchObject({ value: 1 });
+    } finally {
+      await results.close();
+    }
   });
 
   it('fetch script: a repeated call returns its batch under the same tokens, without what it no longer holds', async () => {
