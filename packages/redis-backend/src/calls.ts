@@ -1,5 +1,10 @@
 import { randomBytes } from 'node:crypto';
 
+/**
+ * Answered tokens are handed over this many at a time: one DEL per this many calls rather than
+ * one per call (each `redis.call` inside a script costs the server a few microseconds).
+ */
+const FORGET_AT_ONCE = 8;
 /** Most memos one call asks its script to delete (the rest wait for the next call, or expire). */
 const MAX_FORGET_PER_CALL = 100;
 /** Answered tokens kept per queue while no call goes there; older ones simply expire on the server. */
@@ -11,8 +16,9 @@ const MAX_PENDING_PER_QUEUE = 1_000;
  * execution's answer instead of running again.
  * 1. Makes a token unique per call; a resend carries the same arguments, so the same token.
  * 2. Collects, per queue, the tokens whose reply arrived: no resend of them can come any more, so
- *    the next call to that queue has the script delete their memos. Memos expire on their own as
- *    well; this keeps the live ones down to the calls still in flight.
+ *    a later call to that queue has the script delete their memos, a few at a time. Memos expire
+ *    on their own as well; this keeps the live ones down to a few per queue beyond the calls
+ *    still in flight.
  */
 export class CallTokens {
   // 12 random base64url characters make the process unique enough, and short tokens keep every
@@ -25,10 +31,10 @@ export class CallTokens {
     return `${this.#instance}.${++this.#calls}`;
   }
 
-  /** Answered tokens of the queue at `base`, as one argument ('' when none); each is handed out once. */
+  /** Answered tokens of the queue at `base`, as one argument ('' when too few); each is handed out once. */
   forget(base: string): string {
     const pending = this.#answered.get(base);
-    if (!pending) return '';
+    if (!pending || pending.length < FORGET_AT_ONCE) return '';
     const taken = pending.splice(0, MAX_FORGET_PER_CALL);
     if (pending.length === 0) this.#answered.delete(base);
     return taken.join(' ');
