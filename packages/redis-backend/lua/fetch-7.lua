@@ -90,7 +90,7 @@ else
     if #records > 0 then
       redis.call('HSET', KEYS[2], unpack(records))
       redis.call('ZADD', KEYS[4], unpack(leases))
-      redis.call('SET', memoKey, table.concat(remembered, ' '), 'PX', leaseMs)
+      redis.call('SET', memoKey, table.concat(remembered, ' '), 'PX', math.max(1, leaseMs))
     end
   end
 end
