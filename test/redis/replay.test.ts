@@ -68,7 +68,7 @@ describe('redis: a call resent after its reply was lost answers what its first e
     const q = uniqueQueue();
     const msgs = [makeMessage(q), makeMessage(q), makeMessage(q)];
     await broker.publish(msgs, KEY_TTL);
-    const leaseMs = 2_000;
+    const leaseMs = 3_000; // the resend comes within a reconnect (about 0.2 s), well inside it
     const got = await loseNextReply(() => broker.fetch({ queues: [q], max: 10, leaseMs, waitMs: 1_000 }));
     expect(got.map((d) => [d.message.id, d.lapses])).toEqual(msgs.map((m) => [m.id, 0]));
     await Promise.all(got.map((d) => d.ack())); // their tokens hold the leases
