@@ -98,7 +98,7 @@ describe('redis: lease lapses', () => {
     const replies = await raw
       .multi()
       .eval(publish, 7, ...keys.main, keys.base, 60_000, Date.now(), msg.id, JSON.stringify(msg), 0, '', '')
-      .eval(fetch, 7, ...keys.main, keys.base, 1, lease, 'dead-consumer')
+      .eval(fetch, 7, ...keys.main, keys.base, 1, lease, 'dead-consumer', '')
       .exec();
     expect((replies![1]![1] as unknown[])[3]).toBe(msg.id); // the other consumer holds it
     const [taken] = await idle;

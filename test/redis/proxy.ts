@@ -12,6 +12,8 @@ export class FlakyProxy {
   /** A silent partition: connections stay open (and new ones are accepted) but no byte gets through. */
   #silent = false;
   port = 0;
+  /** Connections cut by dropNextReply / dropNextRequest so far (a test checks its cut happened). */
+  cuts = 0;
 
   constructor(readonly targetPort = 6379) {
     this.#server = createServer((client) => {
@@ -20,6 +22,7 @@ export class FlakyProxy {
       this.#pairs.add(pair);
       const cut = () => {
         this.#mode = 'pass';
+        this.cuts++;
         client.destroy();
         upstream.destroy();
       };

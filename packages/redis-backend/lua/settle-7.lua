@@ -9,7 +9,11 @@ ARGV[5] clientNow     the caller's clock (epoch ms) when it sent the call: the `
                       on that clock and are moved onto the server's (lib/clock.lua)
 ARGV[6] deadMaxCount  dead letters the queue keeps at most (oldest go first)
 ARGV[7] deadMaxAgeMs  dead letters older than this go
-ARGV[8..] operations (at most 500), each `kind, id, token` then:
+ARGV[8] call          unique per call (the same when ioredis resends the call after a reconnect)
+ARGV[9] memoMs        how long this call's answer is remembered under `base .. 'settled:' .. call`
+ARGV[10] forget       call tokens of earlier calls of this caller whose replies arrived, separated
+                      by spaces ('' when none): their memos are deleted
+ARGV[11..] operations (at most 500), each `kind, id, token` then:
   S (ack, record of a success)      record JSON, idempotency key or ''
   F (ack, record of a failure)      record JSON, idempotency key or ''
   A (ack, no record)                nothing more
@@ -19,6 +23,10 @@ ARGV[8..] operations (at most 500), each `kind, id, token` then:
   L (release)                       at ms or '' for now; the lapse count is kept
   (Few, short arguments per operation: every argument costs a conversion into Lua.)
 Returns: one integer per operation: 1 done, 0 lease lost (nothing changed)
+Memo: every call remembers its answer (one short string, PX memoMs). A call whose memo exists is a
+  resend whose first execution's reply was lost: it changes nothing and answers what the first
+  execution did, so an ack that took effect is not reported as a lost lease. The fence is intact:
+  an operation answers 1 only if its own call settled it while its token held the lease.
 ]]
 --@include clock
 --@include queue
@@ -26,12 +34,23 @@ Returns: one integer per operation: 1 done, 0 lease lost (nothing changed)
 --@include dead
 
 local base, tombstoneMs, ttl, keyTtl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local forget = {}
+for call in string.gmatch(ARGV[10], '%S+') do forget[#forget + 1] = base .. 'settled:' .. call end
+if #forget > 0 then redis.call('DEL', unpack(forget)) end
+local memoKey = base .. 'settled:' .. ARGV[8]
+local memo = redis.call('GET', memoKey)
+if memo then
+  local again = {}
+  for n = 1, #memo do again[n] = tonumber(string.sub(memo, n, n)) end
+  return again
+end
+
 local now = nowMs()
 local shift = shiftOf(now, ARGV[5])
 local LENGTH = { S = 5, F = 5, A = 3, D = 8, R = 5, L = 4 }
 
 local ops, ids = {}, {}
-local i = 8
+local i = 11
 while i <= #ARGV do
   local len = LENGTH[ARGV[i]]
   if not len then return redis.error_reply('settle: unknown operation ' .. tostring(ARGV[i])) end
@@ -113,4 +132,5 @@ if #stored > 0 then
 end
 if completed > 0 then redis.call('HINCRBY', KEYS[7], 'completed', completed) end
 if failed > 0 then redis.call('HINCRBY', KEYS[7], 'failed', failed) end
+redis.call('SET', memoKey, table.concat(out), 'PX', ARGV[9])
 return out

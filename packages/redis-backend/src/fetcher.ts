@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { parseMessage, type Delivery, type FetchRequest } from '@celeriac/core';
+import { CallTokens } from './calls.js';
 import type { KeyCache, QueueKeys } from './keys.js';
 import { duplicate } from './connection.js';
 import type { Client, Scripts } from './scripts.js';
@@ -27,6 +27,9 @@ const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
  *    by an idle fetcher at most `1.5 × leaseMs` after its owner's last fetch or renewal. While
  *    work flows, fetchers are woken by markers long before that cap: it only costs an idle
  *    fetcher one look per `leaseMs / 2`.
+ * 5. Each call carries a token of its own (the deliveries' tokens derive from it): a call
+ *    ioredis resends after a reconnect, whose first execution leased a batch but whose reply was
+ *    lost, gets that same batch back rather than leasing more (fetch-7.lua, "Memo").
  */
 export class Fetcher {
   readonly #client: Client;
@@ -35,10 +38,8 @@ export class Fetcher {
   readonly #settler: Settler;
   readonly #blocking: BlockingPool;
   readonly #cluster: boolean;
-  // Tokens are `<instance>.<call>.<n>`: 12 random base64url characters make the instance unique
-  // enough, and short tokens keep every settle command small.
-  readonly #instance = randomBytes(9).toString('base64url');
-  #calls = 0;
+  /** Delivery tokens are `<call token>.<n>`. */
+  readonly #calls = new CallTokens();
   /** Per set of queues, after a fetch left them empty: when the next delayed task or lease is due. */
   readonly #hints = new Map<string, { dueAt: number }>();
   #rotation = 0;
@@ -102,15 +103,19 @@ export class Fetcher {
     const start = queues.length > 1 ? this.#rotation++ : 0;
     for (let i = 0; i < queues.length && deliveries.length < max; i++) {
       const keys = queues[(start + i) % queues.length]!;
-      const tokenBase = `${this.#instance}.${++this.#calls}`;
-      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max - deliveries.length), Math.ceil(leaseMs), tokenBase])) as (string | number)[];
+      const tokenBase = this.#calls.next();
+      const forget = this.#calls.forget(keys.base);
+      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max - deliveries.length), Math.ceil(leaseMs), tokenBase, forget])) as (string | number | null)[];
       const [now, nextDue, left] = reply as [number, number, number];
+      // A call that leased something left a memo (for a resend that can no longer come).
+      if (reply.length > 3) this.#calls.answered(keys.base, tokenBase);
       remaining += left;
       if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
       const burials: Promise<void>[] = [];
       for (let at = 3, n = 1; at < reply.length; at += 3, n++) {
         const id = reply[at] as string;
-        const raw = reply[at + 1] as string;
+        const raw = reply[at + 1] as string | null;
+        if (raw === null) continue; // a resend's delivery that is no longer this call's (fetch-7.lua)
         const token = `${tokenBase}.${n}`;
         const parsed = parseMessage(raw, { queue: keys.queue, maxBytes: this.#maxBytes });
         if (parsed.ok) {

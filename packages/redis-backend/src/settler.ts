@@ -1,4 +1,5 @@
 import { BackendError, LeaseLostError, encodeMessage, type BrokerOptions, type Delivery, type ErrorInfo, type Settlement, type TaskMessage } from '@celeriac/core';
+import { CallTokens } from './calls.js';
 import type { QueueKeys } from './keys.js';
 import type { Scripts } from './scripts.js';
 
@@ -16,10 +17,19 @@ interface Batch {
 const MAX_OPS_PER_CALL = 500;
 
 /**
+ * How long a settle call's answer is remembered for a resend of it (settle-7.lua, "Memo"). ioredis
+ * resends a call whose reply was lost once it has reconnected: this covers an outage of minutes.
+ * The caller's next call on the queue deletes the memo once the reply has arrived, so the length
+ * costs memory only for the last calls before a queue goes quiet.
+ */
+const MEMO_MS = 5 * 60_000;
+
+/**
  * Coalesces settlements into few round trips.
  * 1. Collects every ack, retry, dead letter and release issued in one burst of promise callbacks.
  * 2. Sends them as one `settle` script call per queue (chunked), fenced by each delivery's token.
- * 3. Resolves each caller on its own: `LeaseLostError` for the ones whose lease was lost.
+ * 3. Resolves each caller on its own: `LeaseLostError` for the ones whose lease was lost. A call
+ *    ioredis resends after a reconnect answers what its first execution did (its call token).
  * 4. `drain()` waits for everything submitted, so closing leaves nothing half-done.
  */
 export class Settler {
@@ -30,6 +40,7 @@ export class Settler {
   #batches = new Map<string, Batch>();
   #scheduled = false;
   readonly #inflight = new Set<Promise<void>>();
+  readonly #calls = new CallTokens();
 
   constructor(scripts: Scripts, tombstoneMs: number, deadLetters: BrokerOptions['deadLetters']) {
     this.#scripts = scripts;
@@ -75,8 +86,11 @@ export class Settler {
 
   async #send({ keys, ttls, args, waiters }: Batch): Promise<void> {
     let replies: number[];
+    const call = this.#calls.next();
+    const forget = this.#calls.forget(keys.base);
     try {
-      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...ttls, Date.now(), ...this.#dead, ...args])) as number[];
+      replies = (await this.#scripts.run('settle', keys.main, [keys.base, this.#tombstoneMs, ...ttls, Date.now(), ...this.#dead, call, MEMO_MS, forget, ...args])) as number[];
+      this.#calls.answered(keys.base, call);
     } catch (err) {
       const error = new BackendError(`settling ${waiters.length} deliveries on queue ${keys.queue} failed: ${(err as Error).message}`, { cause: err });
       for (const w of waiters) w.reject(error);
