@@ -1,0 +1,10 @@
+import type { Outcome, Run, ScenarioOptions } from '../harness.js';
+import { memory, steady } from './load.js';
+
+export type Scenario = (run: Run, options: ScenarioOptions) => Promise<Outcome>;
+
+/** Every scenario by its command-line name. */
+export const SCENARIOS: Record<string, Scenario> = {
+  steady,
+  memory,
+};
