@@ -1,4 +1,5 @@
 import type { Outcome, Run, ScenarioOptions } from '../harness.js';
+import { block, kill, poison } from './crash.js';
 import { memory, steady } from './load.js';
 
 export type Scenario = (run: Run, options: ScenarioOptions) => Promise<Outcome>;
@@ -7,4 +8,7 @@ export type Scenario = (run: Run, options: ScenarioOptions) => Promise<Outcome>;
 export const SCENARIOS: Record<string, Scenario> = {
   steady,
   memory,
+  kill,
+  block,
+  poison,
 };
