@@ -142,7 +142,13 @@ export class Run {
   }
 
   /** Stops every worker (SIGKILL: the run is over), closes apps, removes keys and queues. */
-  async close(): Promise<void> {
+  #closing: Promise<void> | undefined;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     for (const w of this.workers) w.kill('SIGKILL');
     await Promise.all(this.workers.map((w) => Promise.race([w.exited, sleep(5_000)])));
     for (const app of this.#apps) await Promise.race([app.close().catch(() => {}), sleep(5_000)]);

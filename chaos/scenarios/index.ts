@@ -1,6 +1,8 @@
 import type { Outcome, Run, ScenarioOptions } from '../harness.js';
+import { brokerKill, brokerRestart } from './broker.js';
 import { block, kill, poison } from './crash.js';
 import { memory, steady } from './load.js';
+import { partition, resets } from './network.js';
 
 export type Scenario = (run: Run, options: ScenarioOptions) => Promise<Outcome>;
 
@@ -11,4 +13,8 @@ export const SCENARIOS: Record<string, Scenario> = {
   kill,
   block,
   poison,
+  'broker-restart': brokerRestart,
+  'broker-kill': brokerKill,
+  resets,
+  partition,
 };
