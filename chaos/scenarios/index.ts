@@ -1,6 +1,7 @@
 import type { Outcome, Run, ScenarioOptions } from '../harness.js';
 import { brokerKill, brokerRestart } from './broker.js';
 import { block, kill, poison } from './crash.js';
+import { badwire, idemRace } from './input.js';
 import { memory, steady } from './load.js';
 import { partition, resets } from './network.js';
 
@@ -17,4 +18,6 @@ export const SCENARIOS: Record<string, Scenario> = {
   'broker-kill': brokerKill,
   resets,
   partition,
+  badwire,
+  'idem-race': idemRace,
 };
