@@ -1,4 +1,5 @@
 import type { Outcome, Run, ScenarioOptions } from '../harness.js';
+import { beat } from './beat.js';
 import { brokerKill, brokerRestart } from './broker.js';
 import { block, kill, poison } from './crash.js';
 import { badwire, idemRace } from './input.js';
@@ -20,4 +21,5 @@ export const SCENARIOS: Record<string, Scenario> = {
   partition,
   badwire,
   'idem-race': idemRace,
+  beat,
 };
