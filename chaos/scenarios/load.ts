@@ -40,22 +40,25 @@ export async function steady(run: Run, o: ScenarioOptions): Promise<Outcome> {
 
 /**
  * Memory: N tasks (default 1,000,000) through one worker, backlog kept under 20,000 by the
- * producer; the worker samples its RSS every second into the ledger.
- * Criterion: RSS at the end is less than 10% above RSS after warm-up (the first 10% of tasks).
+ * producer; the worker samples its RSS every 250 ms into the ledger.
+ * Criterion: RSS at the end is less than 10% above RSS after warm-up. Warm-up is the first 10% of
+ * the tasks (at least 20,000); RSS saws with garbage collection, so each end is the median of the
+ * samples in a quarter of the time after warm-up (the first quarter, the last quarter).
  */
 export async function memory(run: Run, o: ScenarioOptions): Promise<Outcome> {
-  const n = o.tasks ?? (o.fast ? 30_000 : 1_000_000);
+  const n = o.tasks ?? (o.fast ? 60_000 : 1_000_000);
+  const warmTasks = Math.min(n / 2, Math.max(n / 10, 20_000));
   // Ids acked without a result are remembered for publish dedup; keep that short so Redis holds less.
   run.redisExtra = '&tombstoneMs=60000';
   const { light } = run.producer();
-  const [worker] = await run.startWorkers(1, { concurrency: 50, leaseMs: 30_000, env: { CHAOS_RSS_MS: '500' } });
+  const [worker] = await run.startWorkers(1, { concurrency: 50, leaseMs: 30_000, env: { CHAOS_RSS_MS: '250' } });
   const started = Date.now();
   let enqueued = 0;
   let warmAt = 0;
   const deadline = started + 60_000 + n * 2;
   while (Date.now() < deadline) {
     const done = await run.ledger.doneCount();
-    if (!warmAt && done >= n / 10) warmAt = Date.now();
+    if (!warmAt && done >= warmTasks) warmAt = Date.now();
     if (done >= n) break;
     if (enqueued < n && enqueued - done < 20_000) {
       const to = Math.min(n, enqueued + 2_000);
@@ -65,13 +68,16 @@ export async function memory(run: Run, o: ScenarioOptions): Promise<Outcome> {
       await sleep(100);
     }
   }
-  const seconds = (Date.now() - started) / 1000;
+  const finishedAt = Date.now();
+  const seconds = (finishedAt - started) / 1000;
   await sleep(1_200);
   const samples = await run.ledger.samples(`rss:${worker!.pid}`);
-  const after = samples.filter((s) => s.at >= warmAt);
+  if (process.env.CHAOS_DEBUG) process.stderr.write(samples.map((s) => `${s.at - started} ${mb(s.value)}`).join("\n") + `\nwarm at ${warmAt - started}\n`);
+  const after = samples.filter((s) => s.at >= warmAt && s.at <= finishedAt);
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  const warm = median(after.slice(0, 5).map((s) => s.value));
-  const end = median(after.slice(-5).map((s) => s.value));
+  const quarter = Math.max(1, Math.floor(after.length / 4));
+  const warm = median(after.slice(0, quarter).map((s) => s.value));
+  const end = median(after.slice(-quarter).map((s) => s.value));
   const growth = (end - warm) / warm;
   const lost = (await missing(run.ledger, range(0, enqueued))).length;
   const duplicates = await run.ledger.duplicates();
