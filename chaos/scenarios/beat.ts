@@ -8,7 +8,7 @@ import { startBeat, type CeleriacProcess } from '../processes.js';
  * whole second before they stopped ran exactly once (a missing tick is lost, a repeat a duplicate).
  */
 export async function beat(run: Run, o: ScenarioOptions): Promise<Outcome> {
-  const seconds = o.tasks ?? (o.fast ? 9 : 60);
+  const seconds = o.tasks ?? (o.fast ? 6 : 60);
   const schedule = `chaos-beat-${run.id}`;
   const env = run.env({ CHAOS_SCHEDULE: schedule });
   // Two workers: a repeat of a tick must not hide by landing in the process that already ran it.

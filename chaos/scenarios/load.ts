@@ -46,7 +46,7 @@ export async function steady(run: Run, o: ScenarioOptions): Promise<Outcome> {
  * samples in a quarter of the time after warm-up (the first quarter, the last quarter).
  */
 export async function memory(run: Run, o: ScenarioOptions): Promise<Outcome> {
-  const n = o.tasks ?? (o.fast ? 60_000 : 1_000_000);
+  const n = o.tasks ?? (o.fast ? 40_000 : 1_000_000);
   const warmTasks = Math.min(n / 2, Math.max(n / 10, 20_000));
   // Ids acked without a result are remembered for publish dedup; keep that short so Redis holds less.
   run.redisExtra = '&tombstoneMs=60000';
