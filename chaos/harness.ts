@@ -195,7 +195,7 @@ async function deleteAmqpQueues(url: string, queue: string): Promise<void> {
 
 /** Indices in [0, n) whose effect is missing from the ledger, leaving out `except`. */
 export async function missing(ledger: Ledger, indices: Iterable<number>, except: Set<number> = new Set()): Promise<number[]> {
-  const done = await ledger.doneSet(0);
+  const done = await ledger.doneSet();
   const out: number[] = [];
   for (const i of indices) if (!except.has(i) && !done(i)) out.push(i);
   return out;

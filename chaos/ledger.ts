@@ -30,10 +30,8 @@ export class Ledger {
   }
 
   /** Records a handler start; returns the run number of this task (1 on its first run). */
-  async start(i: number, track: boolean): Promise<number> {
-    if (!track) return 0;
-    const run = await this.redis.hincrby(this.#k('runs'), String(i), 1);
-    return run;
+  async start(i: number): Promise<number> {
+    return this.redis.hincrby(this.#k('runs'), String(i), 1);
   }
 
   async event(e: RunEvent): Promise<void> {
@@ -76,10 +74,9 @@ export class Ledger {
 
   // ---- read side (the runner) ----
 
-  /** Indices (< n) whose effect is recorded. */
-  async doneSet(n: number): Promise<(i: number) => boolean> {
+  /** A test for "task i's effect is recorded", from one read of the bitmap. */
+  async doneSet(): Promise<(i: number) => boolean> {
     const bits = (await this.redis.getBuffer(this.#k('done'))) ?? Buffer.alloc(0);
-    void n;
     return (i) => ((bits[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0;
   }
 

@@ -52,7 +52,7 @@ export function chaosApp(config: ChaosConfig) {
     },
     async ({ i, ms, k, mode, blockMs }, ctx) => {
       const ledger = ledgerOrThrow();
-      const run = await ledger.start(i, true);
+      const run = await ledger.start(i);
       if (mode === 'exit') {
         // A poison task: it takes its worker down with it, every time.
         await ledger.count('poison-runs');
