@@ -10,7 +10,8 @@ const USAGE = `Usage: npm run chaos -- <scenario> --broker ${BROKERS.join('|')} 
 
 Scenarios: ${Object.keys(SCENARIOS).join(', ')}
 --broker amqp+redis   RabbitMQ as broker with a Redis result store
---tasks N             tasks to run (each scenario has its own default; --fast uses a small one)
+--tasks N             tasks to run (each scenario has its own default; --fast uses a small one);
+                      keys for idem-race, seconds for beat; block and partition ignore it
 --fast                the small variant that npm test runs`;
 
 export interface Report extends Omit<Outcome, 'figures' | 'failures'> {
