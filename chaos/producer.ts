@@ -26,6 +26,6 @@ for (let from = 0; from < keys; from += 50) {
   }
   await Promise.all(batch);
 }
-process.stdout.write(lines.join('\n') + '\n');
 await app.close();
-process.exit(0);
+// Exit only once stdout is flushed: a pipe takes ~10,000 lines in several writes.
+process.stdout.write(lines.join('\n') + '\n', () => process.exit(0));

@@ -66,7 +66,22 @@ async function main(): Promise<number> {
     process.stderr.write(`chaos: ${problem}\n\n${USAGE}\n`);
     return 2;
   }
-  const report = await runScenario(scenario!, { broker: broker!, tasks, fast: values.fast ?? false });
+  const started = Date.now();
+  const report = await runScenario(scenario!, { broker: broker!, tasks, fast: values.fast ?? false }).catch(
+    (err: unknown): Report => ({
+      scenario: scenario!,
+      broker: broker!,
+      enqueued: 0,
+      completed: 0,
+      lost: 0,
+      duplicate_effects: 0,
+      dead_lettered: 0,
+      unexpected: 1,
+      seconds: Math.round((Date.now() - started) / 100) / 10,
+      figures: {},
+      failures: [`the scenario itself failed: ${(err as Error).stack ?? String(err)}`],
+    }),
+  );
   for (const f of report.failures) process.stderr.write(`chaos: ${scenario} on ${broker}: FAILED: ${f}\n`);
   process.stdout.write(JSON.stringify(report) + '\n');
   return report.failures.length > 0 ? 1 : 0;
