@@ -35,7 +35,7 @@ export async function runScenario(scenario: string, options: ScenarioOptions): P
     await run.close();
   }
   const { figures, failures, ...counts } = outcome;
-  return { scenario, broker: options.broker, ...counts, seconds: Math.round((Date.now() - started) / 100) / 10, figures: { ...figures, logs: run.logDir }, failures };
+  return { scenario, broker: options.broker, ...counts, seconds: Math.round((Date.now() - started) / 100) / 10, figures: { ...figures, ...(options.fast ? { fast: true } : {}), logs: run.logDir }, failures };
 }
 
 async function main(): Promise<number> {

@@ -41,7 +41,7 @@ function cell(r: Report | undefined): string {
   const counts = `${r.completed.toLocaleString('en')}/${r.enqueued.toLocaleString('en')} done, ${r.lost} lost, ${r.duplicate_effects} dup, ${r.dead_lettered} dead`;
   const figures = (KEY_FIGURES[r.scenario] ?? []).map((k) => `${k} ${String(r.figures[k])}`).join(', ');
   const verdict = r.failures.length === 0 ? '**pass**' : `**FAIL**: ${r.failures.join('; ').replace(/\|/g, '\\|')}`;
-  return `${verdict} — ${counts}${figures ? `; ${figures}` : ''}; ${r.seconds} s`;
+  return `${verdict} — ${counts}${figures ? `; ${figures}` : ''}; ${r.seconds} s${r.figures.fast ? ' (--fast)' : ''}`;
 }
 
 const reports = readFileSync(0, 'utf8')
