@@ -1,0 +1,190 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { reachable, waitUntil } from '../test/redis/servers.js';
+
+export { reachable, waitUntil };
+
+/** The Redis that holds the side-effect ledger: private, never restarted by a scenario. */
+export const LEDGER_PORT = Number(process.env.CHAOS_LEDGER_PORT ?? 6399);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The first port from `from` on which nothing listens (ports of the shared servers never come up here). */
+export async function freePort(from: number, to: number): Promise<number> {
+  const start = from + Math.floor(Math.random() * (to - from));
+  for (let n = 0; n <= to - from; n++) {
+    const port = from + ((start - from + n) % (to - from + 1));
+    if (!(await reachable(port, 200))) return port;
+  }
+  throw new Error(`chaos: no free port in ${from}–${to}`);
+}
+
+/** Every pid below `pid` (children, grandchildren…), read from /proc via ps. */
+function descendants(pid: number): number[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
+  const found: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of rows) if (parent === p) (found.push(child), walk(child));
+  };
+  walk(pid);
+  return found;
+}
+
+function killTree(pid: number, signal: NodeJS.Signals): void {
+  for (const p of [pid, ...descendants(pid)]) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+/**
+ * A redis-server the suite starts, SIGKILLs and restarts itself, with every write fsynced to its
+ * append-only file (`appendfsync always`): a confirmed write survives a SIGKILL of the server.
+ * 1. Starts on a free port from 6390, in a private directory, as a child process.
+ * 2. Stops gracefully (SHUTDOWN) or crashes (SIGKILL); restarts on the same port and files.
+ */
+export class PrivateRedis {
+  #child: ChildProcess | undefined;
+  readonly dir: string;
+  constructor(readonly port: number) {
+    this.dir = join(tmpdir(), 'celeriac-chaos', `redis-${port}`);
+  }
+
+  static async start(persistent: boolean, from = 6390, to = 6398): Promise<PrivateRedis> {
+    const server = new PrivateRedis(await freePort(from, to));
+    rmSync(server.dir, { recursive: true, force: true });
+    mkdirSync(server.dir, { recursive: true });
+    await server.#spawn(persistent);
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async #spawn(persistent = true): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--maxmemory-policy', 'noeviction'];
+    args.push(...(persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']));
+    this.#child = spawn('redis-server', args, { stdio: 'ignore' });
+    await waitUntil(() => reachable(this.port), `private redis-server on ${this.port}`, 20_000);
+  }
+
+  /** SIGKILL (a crash) or SIGTERM (redis saves and exits); waits until the port is closed. */
+  async stop(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await Promise.race([exited, sleep(15_000)]);
+    this.#child = undefined;
+  }
+
+  async restart(signal: 'SIGKILL' | 'SIGTERM', downMs: number): Promise<void> {
+    await this.stop(signal);
+    await sleep(downMs);
+    await this.#spawn(true);
+  }
+
+  async close(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts the ledger's redis-server once (idempotent: later runs reuse it; it holds only `chaos-*` keys). */
+export async function ensureLedger(): Promise<string> {
+  if (!(await reachable(LEDGER_PORT))) {
+    const dir = join(tmpdir(), 'celeriac-chaos', 'ledger');
+    mkdirSync(dir, { recursive: true });
+    execFileSync('redis-server', [
+      '--port', String(LEDGER_PORT), '--bind', '127.0.0.1', '--daemonize', 'yes', '--save', '', '--appendonly', 'no',
+      '--dir', dir, '--logfile', join(dir, 'redis.log'), '--pidfile', join(dir, 'redis.pid'),
+    ]);
+    await waitUntil(() => reachable(LEDGER_PORT), `ledger redis-server on ${LEDGER_PORT}`);
+  }
+  return `redis://127.0.0.1:${LEDGER_PORT}`;
+}
+
+const RABBIT_SERVER = ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/sbin/rabbitmq-server'].find((p) => existsSync(p)) ?? 'rabbitmq-server';
+
+/**
+ * A RabbitMQ node of the suite's own (its own node name, port, data and cookie), so it can be
+ * stopped and SIGKILLed without touching the shared server on 5672.
+ * 1. Starts `rabbitmq-server` in the foreground as a child, no plugins, on a free port from 5690.
+ * 2. Stops gracefully (SIGTERM: RabbitMQ shuts down cleanly) or crashes (SIGKILL of the VM and its helpers).
+ * 3. Restarts on the same data directory: durable queues and persistent messages come back.
+ */
+export class PrivateRabbit {
+  #child: ChildProcess | undefined;
+  readonly dir: string;
+  constructor(readonly port: number) {
+    this.dir = join(tmpdir(), 'celeriac-chaos', `rabbit-${port}`);
+  }
+
+  static async start(from = 5690, to = 5698): Promise<PrivateRabbit> {
+    const node = new PrivateRabbit(await freePort(from, to));
+    rmSync(node.dir, { recursive: true, force: true });
+    for (const d of ['mnesia', 'log', 'home']) mkdirSync(join(node.dir, d), { recursive: true });
+    writeFileSync(join(node.dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${node.port}\nloopback_users = none\n`);
+    writeFileSync(join(node.dir, 'enabled_plugins'), '[].\n');
+    writeFileSync(join(node.dir, 'env.conf'), '');
+    await node.#spawn();
+    return node;
+  }
+
+  get url(): string {
+    return `amqp://guest:guest@127.0.0.1:${this.port}`;
+  }
+
+  async #spawn(): Promise<void> {
+    const d = this.dir;
+    const env = {
+      ...process.env,
+      HOME: join(d, 'home'),
+      RABBITMQ_CONF_ENV_FILE: join(d, 'env.conf'),
+      RABBITMQ_NODENAME: `chaos${this.port}@localhost`,
+      RABBITMQ_CONFIG_FILE: join(d, 'rabbitmq.conf'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: join(d, 'enabled_plugins'),
+      RABBITMQ_MNESIA_BASE: join(d, 'mnesia'),
+      RABBITMQ_LOG_BASE: join(d, 'log'),
+      RABBITMQ_DIST_PORT: String(this.port + 20_000),
+      ERL_EPMD_ADDRESS: '127.0.0.1',
+    };
+    this.#child = spawn(RABBIT_SERVER, [], { env, stdio: 'ignore' });
+    await waitUntil(() => reachable(this.port), `private RabbitMQ node on ${this.port}`, 90_000);
+  }
+
+  async stop(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.pid === undefined) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    const helpers = descendants(child.pid);
+    if (signal === 'SIGKILL') killTree(child.pid, 'SIGKILL');
+    else child.kill('SIGTERM');
+    await Promise.race([exited, sleep(30_000)]);
+    for (const p of helpers) killTree(p, 'SIGKILL');
+    this.#child = undefined;
+  }
+
+  async restart(signal: 'SIGKILL' | 'SIGTERM', downMs: number): Promise<void> {
+    await this.stop(signal);
+    await sleep(downMs);
+    await this.#spawn();
+  }
+
+  async close(): Promise<void> {
+    await this.stop('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
