@@ -54,6 +54,11 @@ export class FlakyProxy {
     this.#mode = 'drop-request';
   }
 
+  /** Cancels a dropNextReply / dropNextRequest that has not fired yet. */
+  disarm(): void {
+    this.#mode = 'pass';
+  }
+
   /** Swallows every byte both ways until `heal()`: no reset, no close, just silence. */
   partition(): void {
     this.#silent = true;

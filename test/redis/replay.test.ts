@@ -150,6 +150,42 @@ describe('redis: a call resent after its reply was lost answers what its first e
     }
   });
 
+  it('under repeated resets (a reply cut every 0.4 s) runs each task once: no lapse, no LeaseLostError', async () => {
+    const q = uniqueQueue();
+    const n = 600;
+    await broker.publish(Array.from({ length: n }, () => makeMessage(q)), KEY_TTL);
+    const cutsBefore = proxy.cuts;
+    let stop = false;
+    const cutter = (async () => {
+      while (!stop) {
+        await sleep(400);
+        if (!stop) proxy.dropNextReply();
+      }
+    })();
+    const seen = new Map<string, number>();
+    let lapsed = 0;
+    let lost = 0;
+    try {
+      const started = performance.now();
+      while (seen.size < n && performance.now() - started < 20_000) {
+        const got = await broker.fetch({ queues: [q], max: 10, leaseMs: 5_000, waitMs: 300 });
+        await sleep(30); // the handlers' work: the cuts land on fetches and on acks alike
+        for (const d of got) {
+          seen.set(d.message.id, (seen.get(d.message.id) ?? 0) + 1);
+          if (d.lapses > 0) lapsed++;
+        }
+        await Promise.all(got.map((d) => d.ack().catch((err: unknown) => (err instanceof LeaseLostError ? lost++ : Promise.reject(err)))));
+      }
+    } finally {
+      stop = true;
+      await cutter;
+      proxy.disarm(); // a cut still armed would land on the next test's first reply
+    }
+    expect(proxy.cuts - cutsBefore).toBeGreaterThanOrEqual(3);
+    expect({ delivered: seen.size, twice: [...seen.values()].filter((k) => k > 1).length, lapsed, lost }).toEqual({ delivered: n, twice: 0, lapsed: 0, lost: 0 });
+    expect(await broker.stats(q)).toMatchObject({ ready: 0, inFlight: 0, completed: n });
+  }, 40_000);
+
   it('fetch script: a repeated call returns its batch under the same tokens, without what it no longer holds', async () => {
     const q = uniqueQueue();
     const keys = new QueueKeys(prefix, q);
