@@ -186,6 +186,26 @@ describe('redis: a call resent after its reply was lost answers what its first e
     expect(await broker.stats(q)).toMatchObject({ ready: 0, inFlight: 0, completed: n });
   }, 40_000);
 
+  it('ends an idle fetch within its bound when its wait connection cannot reconnect', async () => {
+    const q = uniqueQueue();
+    const idle = await connectRedisBroker(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}`);
+    try {
+      expect(await idle.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 200 })).toEqual([]); // the wait connection is open
+      const started = performance.now();
+      const fetching = idle.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 500 });
+      await sleep(100); // in BLPOP, on the connection opened last
+      proxy.cutNewestAndRefuse(); // it keeps trying to reconnect; the main connection stays up
+      // Before the fix the bound (wait + 2 s grace) disconnected it during a reconnect delay,
+      // which left the BLPOP, and the fetch, pending for good.
+      const outcome = await Promise.race([fetching, sleep(10_000).then(() => 'still pending')]);
+      expect(outcome).toEqual([]);
+      expect(performance.now() - started).toBeLessThan(8_000); // 0.5 s + 2 s grace + a look
+    } finally {
+      proxy.heal();
+      await idle.close();
+    }
+  });
+
   it('fetch script: a repeated call returns its batch under the same tokens, without what it no longer holds', async () => {
     const q = uniqueQueue();
     const keys = new QueueKeys(prefix, q);
