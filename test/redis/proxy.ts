@@ -11,12 +11,18 @@ export class FlakyProxy {
   #mode: 'pass' | 'drop-reply' | 'drop-request' = 'pass';
   /** A silent partition: connections stay open (and new ones are accepted) but no byte gets through. */
   #silent = false;
+  /** New connections are closed at once (as by a host that is down) until `heal()`. */
+  #refusing = false;
   port = 0;
   /** Connections cut by dropNextReply / dropNextRequest so far (a test checks its cut happened). */
   cuts = 0;
 
   constructor(readonly targetPort = 6379) {
     this.#server = createServer((client) => {
+      if (this.#refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = connect({ host: '127.0.0.1', port: this.targetPort });
       const pair: [Socket, Socket] = [client, upstream];
       this.#pairs.add(pair);
@@ -54,6 +60,11 @@ export class FlakyProxy {
     this.#mode = 'drop-request';
   }
 
+  /** Cancels a dropNextReply / dropNextRequest that has not fired yet. */
+  disarm(): void {
+    this.#mode = 'pass';
+  }
+
   /** Swallows every byte both ways until `heal()`: no reset, no close, just silence. */
   partition(): void {
     this.#silent = true;
@@ -61,6 +72,14 @@ export class FlakyProxy {
 
   heal(): void {
     this.#silent = false;
+    this.#refusing = false;
+  }
+
+  /** Cuts the connection opened last and refuses new ones until `heal()`; older ones carry on. */
+  cutNewestAndRefuse(): void {
+    this.#refusing = true;
+    const newest = [...this.#pairs].at(-1);
+    newest?.forEach((socket) => socket.destroy());
   }
 
   async close(): Promise<void> {

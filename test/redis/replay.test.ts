@@ -150,6 +150,62 @@ describe('redis: a call resent after its reply was lost answers what its first e
     }
   });
 
+  it('under repeated resets (a reply cut every 0.4 s) runs each task once: no lapse, no LeaseLostError', async () => {
+    const q = uniqueQueue();
+    const n = 600;
+    await broker.publish(Array.from({ length: n }, () => makeMessage(q)), KEY_TTL);
+    const cutsBefore = proxy.cuts;
+    let stop = false;
+    const cutter = (async () => {
+      while (!stop) {
+        await sleep(400);
+        if (!stop) proxy.dropNextReply();
+      }
+    })();
+    const seen = new Map<string, number>();
+    let lapsed = 0;
+    let lost = 0;
+    try {
+      const started = performance.now();
+      while (seen.size < n && performance.now() - started < 20_000) {
+        const got = await broker.fetch({ queues: [q], max: 10, leaseMs: 5_000, waitMs: 300 });
+        await sleep(30); // the handlers' work: the cuts land on fetches and on acks alike
+        for (const d of got) {
+          seen.set(d.message.id, (seen.get(d.message.id) ?? 0) + 1);
+          if (d.lapses > 0) lapsed++;
+        }
+        await Promise.all(got.map((d) => d.ack().catch((err: unknown) => (err instanceof LeaseLostError ? lost++ : Promise.reject(err)))));
+      }
+    } finally {
+      stop = true;
+      await cutter;
+      proxy.disarm(); // a cut still armed would land on the next test's first reply
+    }
+    expect(proxy.cuts - cutsBefore).toBeGreaterThanOrEqual(3);
+    expect({ delivered: seen.size, twice: [...seen.values()].filter((k) => k > 1).length, lapsed, lost }).toEqual({ delivered: n, twice: 0, lapsed: 0, lost: 0 });
+    expect(await broker.stats(q)).toMatchObject({ ready: 0, inFlight: 0, completed: n });
+  }, 40_000);
+
+  it('ends an idle fetch within its bound when its wait connection cannot reconnect', async () => {
+    const q = uniqueQueue();
+    const idle = await connectRedisBroker(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}`);
+    try {
+      expect(await idle.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 200 })).toEqual([]); // the wait connection is open
+      const started = performance.now();
+      const fetching = idle.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 500 });
+      await sleep(100); // in BLPOP, on the connection opened last
+      proxy.cutNewestAndRefuse(); // it keeps trying to reconnect; the main connection stays up
+      // Before the fix the bound (wait + 2 s grace) disconnected it during a reconnect delay,
+      // which left the BLPOP, and the fetch, pending for good.
+      const outcome = await Promise.race([fetching, sleep(10_000).then(() => 'still pending')]);
+      expect(outcome).toEqual([]);
+      expect(performance.now() - started).toBeLessThan(8_000); // 0.5 s + 2 s grace + a look
+    } finally {
+      proxy.heal();
+      await idle.close();
+    }
+  });
+
   it('fetch script: a repeated call returns its batch under the same tokens, without what it no longer holds', async () => {
     const q = uniqueQueue();
     const keys = new QueueKeys(prefix, q);

@@ -140,7 +140,8 @@ export class Fetcher {
 class BlockingPool {
   readonly #client: Client;
   readonly #idle: Client[] = [];
-  readonly #busy = new Set<Client>();
+  /** Connections in a wait, each with the function that cuts its wait short. */
+  readonly #busy = new Map<Client, () => void>();
   #closed = false;
 
   constructor(client: Client) {
@@ -151,19 +152,27 @@ class BlockingPool {
   async wait(keys: string[], ms: number, signal?: AbortSignal): Promise<string | null> {
     if (this.#closed) return null;
     const conn = this.#idle.pop() ?? this.#open();
-    this.#busy.add(conn);
     let broken = false;
+    let cut!: () => void;
+    // The wait ends here when it is cut, whatever ioredis does with the command: disconnect()
+    // during a reconnect delay stops the reconnecting and leaves the queued BLPOP unsettled for
+    // good (seen: a fetch with waitMs 300 hung for over 35 s under repeated connection resets).
+    const abandoned = new Promise<null>((resolve) => (cut = () => resolve(null)));
     const onAbort = () => {
       broken = true;
       conn.disconnect();
+      cut();
     };
+    this.#busy.set(conn, onAbort);
     signal?.addEventListener('abort', onAbort, { once: true });
     // Every wait has a bound: a BLPOP whose connection went silent (a partition) never times out
     // on the server's side, so past its timeout plus a grace the connection is cut here.
     const bound = setTimeout(onAbort, ms + BLOCK_GRACE_MS);
     try {
       // Whole milliseconds, at least a few: Redis reads a timeout under 1 ms as 0, "block forever".
-      const popped = await conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
+      const pop = conn.blpop(...keys, Math.max(5, Math.ceil(ms)) / 1000);
+      pop.catch(() => {}); // a cut wait's command may still fail later: nobody listens any more
+      const popped = await Promise.race([pop, abandoned]);
       return popped ? popped[0] : null;
     } catch (err) {
       if (!broken && !this.#closed) throw err;
@@ -178,7 +187,8 @@ class BlockingPool {
 
   close(): void {
     this.#closed = true;
-    for (const conn of [...this.#idle, ...this.#busy]) conn.disconnect();
+    for (const conn of this.#idle) conn.disconnect();
+    for (const onAbort of [...this.#busy.values()]) onAbort();
     this.#idle.length = 0;
   }
 
