@@ -4,7 +4,7 @@
 // and exits 1 when a criterion failed (each failure is also written to stderr), 2 on a usage error.
 import { parseArgs } from 'node:util';
 import { BROKERS, Run, type BrokerKind, type Outcome, type ScenarioOptions } from './harness.js';
-import { SCENARIOS } from './scenarios/index.js';
+import { BEYOND_RABBITMQ_ALONE, SCENARIOS } from './scenarios/index.js';
 
 const USAGE = `Usage: npm run chaos -- <scenario> --broker ${BROKERS.join('|')} [--tasks N] [--fast]
 
@@ -59,6 +59,8 @@ async function main(): Promise<number> {
       ? `a scenario is required, one of: ${Object.keys(SCENARIOS).join(', ')} (got ${scenario ?? 'none'})`
       : broker === undefined || !BROKERS.includes(broker)
         ? `--broker must be ${BROKERS.join(', ')} (got ${broker ?? 'none'})`
+        : broker === 'amqp' && scenario in BEYOND_RABBITMQ_ALONE
+          ? `${scenario} does not apply to RabbitMQ alone: ${BEYOND_RABBITMQ_ALONE[scenario]}; run it with --broker amqp+redis (docs/reliability.md, "RabbitMQ alone")`
         : tasks !== undefined && (!Number.isInteger(tasks) || tasks < 1)
           ? `--tasks must be an integer ≥ 1 (got ${values.tasks})`
           : null;

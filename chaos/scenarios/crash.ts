@@ -135,7 +135,9 @@ export async function block(run: Run, o: ScenarioOptions): Promise<Outcome> {
 export async function poison(run: Run, o: ScenarioOptions): Promise<Outcome> {
   // Tasks of 200 ms on 40 slots: a phase lasts about n / 200 s (6 s fast, 30 s full), long against
   // what one death costs (a lease of 1 s for the tasks it took down, and a worker restart).
-  const n = o.tasks ?? (o.fast ? 1_200 : 6_000);
+  // Fast: phases of about 15 s, long enough that three worker restarts (a second or two each on a
+  // loaded machine) are not mistaken for starvation.
+  const n = o.tasks ?? (o.fast ? 3_000 : 6_000);
   const leaseMs = 1_000;
   const { work } = run.producer();
   const spec = { concurrency: 10, leaseMs };

@@ -23,3 +23,14 @@ export const SCENARIOS: Record<string, Scenario> = {
   'idem-race': idemRace,
   beat,
 };
+
+/**
+ * What RabbitMQ alone (`--broker amqp`, per-process result path) cannot promise, by scenario: each
+ * needs state shared across processes, which only a shared store gives (`--broker amqp+redis`).
+ * docs/reliability.md says the same to users.
+ */
+export const BEYOND_RABBITMQ_ALONE: Record<string, string> = {
+  resets: 'running each task once across reconnects needs deduplication by task id in a shared store',
+  'idem-race': 'one task per key from several producer processes needs the key reserved in a shared store',
+  beat: 'one run per tick from several schedulers needs the tick deduplicated in a shared store',
+};
