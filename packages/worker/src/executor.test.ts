@@ -84,7 +84,8 @@ describe('Executor: a suspect runs alone', () => {
     const executor = new Executor(app, await app.connection(), 3, leaseMs, () => {});
     const take = async (name: string, suspect = false) => {
       await t.enqueue({ name });
-      const [d] = await broker.fetch({ queues: [queue], max: 1, leaseMs, waitMs: 0 });
+      // The broker lease outlives the test (no lease keeper here); the executor's leaseMs bounds the suspect.
+      const [d] = await broker.fetch({ queues: [queue], max: 1, leaseMs: 30_000, waitMs: 0 });
       executor.run(suspect ? suspectOf(d!) : d!);
     };
     return { executor, take, started, open: (name: string) => gates.get(name)!() };
@@ -115,6 +116,19 @@ describe('Executor: a suspect runs alone', () => {
     await expect.poll(() => started, { timeout: 2_000 }).toEqual(['long', 'poison']);
     open('poison');
     open('long');
+    expect(await executor.waitIdle(2_000)).toBe(true);
+  });
+
+  it('runs alone for at most leaseMs, then lets other work start beside a long suspect', async () => {
+    const { executor, take, started, open } = await setup(200);
+    await take('slow-suspect', true);
+    await expect.poll(() => started).toEqual(['slow-suspect']);
+    expect(executor.free).toBe(0);
+    await expect.poll(() => executor.free, { timeout: 2_000 }).toBe(2); // its solitude ended; it still holds its slot
+    await take('next');
+    await expect.poll(() => started).toEqual(['slow-suspect', 'next']);
+    open('next');
+    open('slow-suspect');
     expect(await executor.waitIdle(2_000)).toBe(true);
   });
 });

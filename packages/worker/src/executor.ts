@@ -18,9 +18,10 @@ export interface Running {
  *    delivery stops counting as unsettled at once, even if its settlement call never answers.
  * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
  * 5. Runs a suspect (a delivery whose earlier deliveries died unsettled, `lapses > 0`) alone: it
- *    waits until no unsettled handler runs (at most `leaseMs`, so one long task cannot stall the
- *    worker), and nothing else starts until it ends. A task that kills its process then takes no
- *    innocent task down with it, so only its own deliveries count lapses.
+ *    waits until no unsettled handler runs, and nothing else starts until it ends. A task that
+ *    kills its process then takes no innocent task down with it, so only its own deliveries count
+ *    lapses. Both the wait and the solitude last at most `leaseMs` (a task that kills its worker
+ *    does so quickly; a long one must not stall the worker).
  */
 export class Executor {
   /** Deliveries not yet settled. */
@@ -74,7 +75,7 @@ export class Executor {
     const suspect = delivery.lapses > 0;
     const attempt = new Attempt(() => {
       this.#handlers--;
-      if (this.#suspect === delivery) this.#suspect = undefined;
+      if (this.#suspect === delivery) this.#endSuspect();
       this.#abandoned.delete(delivery);
       this.#startSuspect();
       this.#wakeFetcher();
@@ -96,10 +97,21 @@ export class Executor {
       return;
     }
     clearTimeout(this.#suspectTimer);
-    this.#suspectTimer = undefined;
     const next = this.#suspects.shift()!;
     this.#suspect = next;
+    this.#suspectTimer = setTimeout(() => {
+      this.#suspectTimer = undefined;
+      if (this.#suspect === next) this.#suspect = undefined;
+      this.#startSuspect();
+      this.#wakeFetcher();
+    }, this.leaseMs);
     this.#start(next, this.#active.get(next)!.attempt);
+  }
+
+  #endSuspect(): void {
+    this.#suspect = undefined;
+    clearTimeout(this.#suspectTimer);
+    this.#suspectTimer = undefined;
   }
 
   #start(delivery: Delivery, attempt: Attempt): void {
@@ -164,7 +176,7 @@ export class Executor {
     const running = this.#active.get(delivery);
     this.#active.delete(delivery);
     // A settled suspect frees the line even if its handler runs on (liveness over isolation).
-    if (this.#suspect === delivery) this.#suspect = undefined;
+    if (this.#suspect === delivery) this.#endSuspect();
     const waiting = this.#suspects.indexOf(delivery);
     if (waiting >= 0) this.#suspects.splice(waiting, 1); // lost its lease before its turn
     this.#startSuspect();
