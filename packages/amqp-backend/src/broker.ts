@@ -23,7 +23,7 @@ import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { lapsesOf, mustRewrite } from './lapses.js';
 import { Leases } from './leases.js';
-import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS, type Retunable } from './heartbeat.js';
+import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS } from './heartbeat.js';
 import { isChannelError, Link, type Session } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
@@ -90,7 +90,7 @@ export class AmqpBroker implements Broker {
       deadLetters: deadLetters ?? DEFAULT_BROKER_OPTIONS.deadLetters,
       publishTimeoutMs: o.publishTimeoutMs,
     };
-    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`);
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`, o.heartbeatPinned);
     this.#publisher = new Publisher(this.link, o.publishTimeoutMs);
     const retention = new Retention(this.link, this.limits.deadLetters, logger);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority, retention);
@@ -201,25 +201,33 @@ export class AmqpBroker implements Broker {
 
   /**
    * Makes sure a blocked owner loses its leases within `leaseMs` (issue 8, defect 4): only RabbitMQ
-   * can take them back, after about TAKEOVER_HEARTBEATS missed heartbeats. Checked once per lease
-   * length. A heartbeat too long for the lease is fitted (reconnecting while this process holds no
-   * lease) where the Link can retune; otherwise a warning names the URL parameter that fixes it.
-   * True when the session is being replaced (fetch again on the next one).
+   * can take them back, after about TAKEOVER_HEARTBEATS missed heartbeats. Checked per lease length
+   * until settled. A heartbeat too long for the lease and not pinned by the user is lowered
+   * (Link.retune) and the session replaced, as soon as this process holds no lease (dropping the
+   * session would give its leases back); a pinned one is kept, with a warning naming the URL
+   * parameter that fixes it. True when the session is being replaced (fetch again on the next one).
    */
   #fitHeartbeat(session: Session, leaseMs: number): boolean {
     if (this.#heartbeatFor.has(leaseMs)) return false;
-    this.#heartbeatFor.add(leaseMs);
     const heartbeat = negotiatedHeartbeat(session.model);
-    if (takeoverBoundMs(heartbeat) <= leaseMs) return false;
+    const bound = takeoverBoundMs(heartbeat);
     const fit = heartbeatForLease(leaseMs);
-    const link = this.link as Link & Retunable;
-    if (this.#leases.size === 0 && link.retune?.(fit)) {
-      link.drop(new Error(`reconnecting with heartbeat ${fit} s, fitted to leaseMs ${leaseMs}`));
+    if (bound <= leaseMs || (heartbeat > 0 && heartbeat <= fit)) {
+      // Fits, or as short as heartbeats go (whole seconds): a lease under 3 s cannot do better than 3 s.
+      if (bound > leaseMs) this.logger.warn({ leaseMs, heartbeatS: heartbeat, takeoverBoundMs: bound }, `leaseMs ${leaseMs} is shorter than the shortest heartbeat takeover (${bound} ms): a blocked worker keeps its tasks that long`);
+      this.#heartbeatFor.add(leaseMs);
+      return false;
+    }
+    if (this.link.retune(fit)) {
+      if (this.#leases.size > 0) return false; // check again on a later fetch
+      this.#heartbeatFor.add(leaseMs);
+      this.link.drop(new Error(`heartbeat ${heartbeat} s → ${fit} s, fitted to leaseMs ${leaseMs}`), true);
       return true;
     }
+    this.#heartbeatFor.add(leaseMs);
     this.logger.warn(
-      { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: takeoverBoundMs(heartbeat) },
-      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}: connect with ?heartbeat=${fit}`,
+      { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: bound },
+      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}, and the heartbeat was set by the broker URL or the heartbeatS option: connect with ?heartbeat=${fit}`,
     );
     return false;
   }
