@@ -5,7 +5,7 @@ import { sleep, uniqueQueue } from '@celeriac/core/testing';
 import { Worker } from '@celeriac/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { heartbeatForLease, takeoverBoundMs } from '../../packages/amqp-backend/src/heartbeat.js';
+import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs } from '../../packages/amqp-backend/src/heartbeat.js';
 import { AMQP_URL } from '../../packages/amqp-backend/src/testing.js';
 import { faultApp } from './fault-app.js';
 import { spawnWorker, waitFor } from './fault-helpers.js';
@@ -14,9 +14,9 @@ const LEASE = 3_000;
 const BLOCK = 10_000;
 
 // Issue 8, defects 3 and 4: a handler blocking its worker's event loop. RabbitMQ takes the task
-// back only when the owner's connection misses its heartbeats, so the heartbeat is fitted to the
-// lease (heartbeatForLease): takeover within takeoverBoundMs ≤ leaseMs. And when the old owner
-// wakes up, its outcome is stale: it must reach nobody.
+// back only when the owner's connection misses its heartbeats, so a worker fits the heartbeat to
+// its lease (heartbeatForLease) by itself — no `heartbeat=` in the URL: takeover within
+// takeoverBoundMs ≤ leaseMs. And when the old owner wakes up, its outcome is stale: it must reach nobody.
 describe('amqp: a worker whose event loop is blocked', () => {
   const children: ChildProcess[] = [];
   const apps: App[] = [];
@@ -41,7 +41,7 @@ describe('amqp: a worker whose event loop is blocked', () => {
     const heartbeat = heartbeatForLease(LEASE);
     const bound = takeoverBoundMs(heartbeat);
     expect(bound).toBeLessThanOrEqual(LEASE);
-    const url = `${AMQP_URL}?heartbeat=${heartbeat}`;
+    const url = AMQP_URL; // the default heartbeat (10 s) would take up to 30 s: the workers lower it
     const { app: producer, block } = faultApp(url, queue);
     const admin = await adminBroker();
     const lines: string[] = [];
@@ -68,6 +68,8 @@ describe('amqp: a worker whose event loop is blocked', () => {
     const worker = new Worker(taker, { queues: [queue], concurrency: 1, leaseMs: LEASE, blockMs: 200 });
     await worker.start();
     try {
+      const takerBroker = (await taker.connection()).broker as AmqpBroker;
+      await waitFor('the taker to fit its heartbeat', () => !!takerBroker.link.current && negotiatedHeartbeat(takerBroker.link.current.model) === heartbeat, 5_000);
       await waitFor('the other worker to take the task over', () => takenAt > 0, BLOCK);
       const takeoverMs = takenAt - blockedAt;
       console.log(JSON.stringify({ test: 'amqp-blocked-loop', leaseMs: LEASE, heartbeatS: heartbeat, boundMs: bound, takeoverMs }));

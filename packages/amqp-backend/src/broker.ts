@@ -23,7 +23,7 @@ import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { lapsesOf, mustRewrite } from './lapses.js';
 import { Leases } from './leases.js';
-import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS, type Retunable } from './heartbeat.js';
+import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS } from './heartbeat.js';
 import { isChannelError, Link, type Session } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
@@ -75,6 +75,8 @@ export class AmqpBroker implements Broker {
   readonly limits: BrokerOptions;
   /** Lease lengths whose heartbeat was checked (see #fitHeartbeat). */
   readonly #heartbeatFor = new Set<number>();
+  /** The last session a fetch subscribed on: replacing it could count a lapse (see #fitHeartbeat). */
+  #subscribedOn = 0;
   #closed = false;
 
   /**
@@ -90,7 +92,7 @@ export class AmqpBroker implements Broker {
       deadLetters: deadLetters ?? DEFAULT_BROKER_OPTIONS.deadLetters,
       publishTimeoutMs: o.publishTimeoutMs,
     };
-    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`);
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`, o.heartbeatPinned);
     this.#publisher = new Publisher(this.link, o.publishTimeoutMs);
     const retention = new Retention(this.link, this.limits.deadLetters, logger);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority, retention);
@@ -171,7 +173,8 @@ export class AmqpBroker implements Broker {
       if (this.#closed || request.signal?.aborted) return [];
       // Awaits only when there is something to wait for: fetches come thousands per second.
       const session = this.link.current ?? (await this.link.session());
-      if (this.#fitHeartbeat(session, request.leaseMs)) continue;
+      if (!this.#heartbeatFor.has(request.leaseMs) && this.#fitHeartbeat(session, request.leaseMs)) continue;
+      this.#subscribedOn = session.gen;
       try {
         const subscribing = this.#intake.ensure(session, request.queues, max);
         if (subscribing) await subscribing;
@@ -202,24 +205,37 @@ export class AmqpBroker implements Broker {
   /**
    * Makes sure a blocked owner loses its leases within `leaseMs` (issue 8, defect 4): only RabbitMQ
    * can take them back, after about TAKEOVER_HEARTBEATS missed heartbeats. Checked once per lease
-   * length. A heartbeat too long for the lease is fitted (reconnecting while this process holds no
-   * lease) where the Link can retune; otherwise a warning names the URL parameter that fixes it.
-   * True when the session is being replaced (fetch again on the next one).
+   * length. A heartbeat too long for the lease and not pinned by the user is lowered (Link.retune);
+   * if no fetch has subscribed on this session yet (a worker's first fetch), the session is replaced
+   * at once. Otherwise the lower heartbeat waits for the next reconnect, with a warning: closing a
+   * connection that consumes returns whatever RabbitMQ had in flight to it as a death of its task
+   * (a lapse; a quorum queue even returns deliveries that trail a cancel). A pinned heartbeat is
+   * kept, with a warning naming the URL parameter that fixes it. True when the session was dropped.
    */
   #fitHeartbeat(session: Session, leaseMs: number): boolean {
-    if (this.#heartbeatFor.has(leaseMs)) return false;
     this.#heartbeatFor.add(leaseMs);
     const heartbeat = negotiatedHeartbeat(session.model);
-    if (takeoverBoundMs(heartbeat) <= leaseMs) return false;
+    const bound = takeoverBoundMs(heartbeat);
     const fit = heartbeatForLease(leaseMs);
-    const link = this.link as Link & Retunable;
-    if (this.#leases.size === 0 && link.retune?.(fit)) {
-      link.drop(new Error(`reconnecting with heartbeat ${fit} s, fitted to leaseMs ${leaseMs}`));
-      return true;
+    const log = { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: bound };
+    if (bound <= leaseMs) return false;
+    if (heartbeat > 0 && heartbeat <= fit) {
+      // As short as heartbeats go (whole seconds): a lease under 3 s cannot do better than 3 s.
+      this.logger.warn(log, `leaseMs ${leaseMs} is shorter than the shortest heartbeat takeover (${bound} ms): a blocked worker keeps its tasks that long`);
+      return false;
+    }
+    if (this.link.retune(fit)) {
+      if (this.#subscribedOn !== session.gen && this.#leases.size === 0) {
+        session.acks.flush();
+        this.link.drop(new Error(`heartbeat ${heartbeat} s → ${fit} s, fitted to leaseMs ${leaseMs}`), true);
+        return true;
+      }
+      this.logger.warn(log, `heartbeat lowered to ${fit} s for leaseMs ${leaseMs} from the next connection on; until then a worker whose event loop blocks keeps its tasks up to ~${TAKEOVER_HEARTBEATS} × ${heartbeat} s`);
+      return false;
     }
     this.logger.warn(
-      { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: takeoverBoundMs(heartbeat) },
-      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}: connect with ?heartbeat=${fit}`,
+      log,
+      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}, and the heartbeat was set by the broker URL or the heartbeatS option: connect with ?heartbeat=${fit}`,
     );
     return false;
   }

@@ -43,8 +43,12 @@ describe('amqp: parseEndpoint', () => {
     expect(() => parseEndpoint('amqp://u:50%@h')).toThrow(/password in the broker URL is not valid percent-encoding: encode it with encodeURIComponent/);
   });
 
-  it('parseAmqpUrl checks the connection part at once and keeps the heartbeat default (15 s) unless the URL has one', () => {
-    expect(new URL(parseAmqpUrl('amqp://h').url).searchParams.get('heartbeat')).toBe('15');
+  it('parseAmqpUrl checks the connection part at once and keeps the heartbeat default (10 s) unless the URL has one', () => {
+    expect(new URL(parseAmqpUrl('amqp://h').url).searchParams.get('heartbeat')).toBe('10');
+    // Only a heartbeat the user chose is pinned (a worker may lower the default to fit its lease).
+    expect(parseAmqpUrl('amqp://h').options.heartbeatPinned).toBe(false);
+    expect(parseAmqpUrl('amqp://h?heartbeat=4').options.heartbeatPinned).toBe(true);
+    expect(parseAmqpUrl('amqp://h', { heartbeatS: 10 }).options.heartbeatPinned).toBe(true);
     expect(new URL(parseAmqpUrl('amqp://h?heartbeat=4', { heartbeatS: 9 }).url).searchParams.get('heartbeat')).toBe('4');
     expect(new URL(parseAmqpUrl('amqp://h', { heartbeatS: 9 }).url).searchParams.get('heartbeat')).toBe('9');
     expect(parseAmqpUrl('amqp://h?publishTimeoutMs=2500&quorum=a').options).toMatchObject({ publishTimeoutMs: 2_500, quorumQueues: ['a'] });

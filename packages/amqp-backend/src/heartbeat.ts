@@ -27,10 +27,10 @@ export function negotiatedHeartbeat(model: unknown): number {
 }
 
 /**
- * What a Link can do to fit its heartbeat to a lease: use `heartbeatS` from the next connect on.
- * Returns false when the heartbeat was pinned by the user (`?heartbeat=` or the `heartbeatS`
- * option) and must not be changed. (Proposed for link.ts; until a Link has it, the broker warns.)
+ * What a Link can do to fit its heartbeat to a lease: use at most `heartbeatS` from the next
+ * connect on. Returns false when the heartbeat was pinned by the user (`?heartbeat=` or the
+ * `heartbeatS` option) and must not be changed; then the broker warns instead.
  */
 export interface Retunable {
-  retune?(heartbeatS: number): boolean;
+  retune(heartbeatS: number): boolean;
 }

@@ -8,7 +8,7 @@
  *
  * URL parameters: `quorum=a,b` (quorum queues), `maxPriority=0..9` (default 9), `replies=false`
  * (fire-and-forget producer), `rotateAfterMs`, `replyQueueExpiresMs`, `publishTimeoutMs`, and the
- * connection's (`heartbeat` in s, default 15; `frameMax`, `channelMax`, `locale`, `connectTimeoutMs`;
+ * connection's (`heartbeat` in s, default 10, lowered to fit a worker's lease unless set; `frameMax`, `channelMax`, `locale`, `connectTimeoutMs`;
  * amqps: `ca`, `cert`, `key`, `passphrase`, `servername`). Unknown parameters are refused. No
  * `connectResults`: the AMQP result path only works as the broker's own `results`; for a shared
  * store use `results: 'redis://…'`.

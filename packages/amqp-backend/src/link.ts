@@ -1,6 +1,7 @@
 import { BackendError, type Logger } from '@celeriac/core';
 import { Acks } from './acks.js';
 import { parseEndpoint, type Endpoint } from './endpoint.js';
+import type { Retunable } from './heartbeat.js';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 
 /**
@@ -35,8 +36,10 @@ export interface LinkListener {
  *    404 or PRECONDITION_FAILED never takes down the work channels; while the broker is down they
  *    wait at most `backoff.waitMs` for a session (a caller such as `enqueue` must settle).
  * 4. Connects with a parsed options object (see endpoint.ts), never amqplib's URL parsing.
+ * 5. Lowers the heartbeat it asks for on the next connect when told to (retune), unless the
+ *    user pinned it: the heartbeat bounds how long a blocked owner keeps its deliveries.
  */
-export class Link {
+export class Link implements Retunable {
   readonly #listeners: LinkListener[] = [];
   #current: Session | undefined;
   #next: Promise<Session> | undefined;
@@ -44,7 +47,7 @@ export class Link {
   #closed = false;
   #everConnected = false;
   #wake: (() => void) | undefined;
-  readonly #endpoint: Endpoint;
+  #endpoint: Endpoint;
 
   constructor(
     url: string | Endpoint,
@@ -53,6 +56,8 @@ export class Link {
     private readonly logger: Logger,
     /** Shown in the management UI and `rabbitmqctl list_connections`. */
     readonly name = 'celeriac',
+    /** The heartbeat in `url` is the user's choice (retune refuses to change it). */
+    private readonly heartbeatPinned = true,
   ) {
     this.#endpoint = typeof url === 'string' ? parseEndpoint(url) : url;
   }
@@ -117,10 +122,30 @@ export class Link {
     }
   }
 
-  /** Ends the current session on purpose (tests use it to simulate a lost connection). */
-  drop(cause = new Error('connection dropped')): void {
+  /** The heartbeat (s) asked for on the next connect; 0 = none. RabbitMQ may negotiate it lower. */
+  get heartbeatS(): number {
+    return this.#endpoint.connect.heartbeat ?? 0;
+  }
+
+  /**
+   * Asks for a heartbeat of at most `heartbeatS` from the next connect on (the live session keeps
+   * its own: the caller drops it when it may). False when the user pinned the heartbeat; true
+   * otherwise, also when the heartbeat asked for is already that low. Never raises it.
+   */
+  retune(heartbeatS: number): boolean {
+    if (this.heartbeatPinned || !(Number.isInteger(heartbeatS) && heartbeatS >= 1)) return false;
+    const now = this.heartbeatS;
+    if (now === 0 || heartbeatS < now) this.#endpoint = { ...this.#endpoint, connect: { ...this.#endpoint.connect, heartbeat: heartbeatS } };
+    return true;
+  }
+
+  /**
+   * Ends the current session on purpose (tests use it to simulate a lost connection); `planned`
+   * (a reconnect to retune) is logged as info rather than as a warning.
+   */
+  drop(cause = new Error('connection dropped'), planned = false): void {
     const s = this.#current;
-    if (s) this.#end(s, cause);
+    if (s) this.#end(s, cause, planned);
   }
 
   async close(): Promise<void> {
@@ -176,13 +201,14 @@ export class Link {
     }
   }
 
-  #end(session: Session, cause: Error): void {
+  #end(session: Session, cause: Error, planned = false): void {
     if (this.#current !== session) return;
     this.#current = undefined;
     session.model.close().catch(() => {});
     for (const l of this.#listeners) l.lost(session, cause);
     if (!this.#closed) {
-      this.logger.warn({ err: cause.message, gen: session.gen }, 'AMQP session lost; reconnecting');
+      if (planned) this.logger.info({ reason: cause.message, gen: session.gen }, 'AMQP session ended on purpose; reconnecting');
+      else this.logger.warn({ err: cause.message, gen: session.gen }, 'AMQP session lost; reconnecting');
       this.session().catch(() => {});
     }
   }

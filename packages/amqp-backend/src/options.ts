@@ -4,6 +4,13 @@ import { parseEndpoint } from './endpoint.js';
 
 const int = (min: number) => z.number().int().min(min);
 
+/**
+ * 10 s: takeover of a blocked worker's tasks within 3 × 10 s = the default 30 s lease, with no
+ * reconnect to fit it (heartbeatForLease(30_000) = 10). Lower costs a frame each way per interval
+ * and drops the connection on shorter event-loop stalls (GC, a busy CPU); RabbitMQ advises 5–20 s.
+ */
+export const DEFAULT_HEARTBEAT_S = 10;
+
 export const amqpOptionsSchema = z
   .object({
     /** Queues declared as quorum queues (`x-queue-type: quorum`); the rest are classic with `x-max-priority: 9`. */
@@ -15,9 +22,12 @@ export const amqpOptionsSchema = z
     maxPriority: int(0).max(9).default(9),
     /**
      * AMQP heartbeat in seconds, used when the URL has no `heartbeat` parameter (the URL wins). A dead
-     * or frozen peer is noticed within about 2× this on both sides; 0 turns heartbeats off.
+     * or frozen peer is noticed within about 2–3× this on both sides; 0 turns heartbeats off. It also
+     * bounds how long a worker whose event loop is blocked keeps its tasks (heartbeat.ts): when
+     * neither this nor the URL sets it, a worker lowers it to fit its `leaseMs` (10 s covers the
+     * default 30 s lease); set either and it is kept as given (a warning says when it is too long).
      */
-    heartbeatS: int(0).default(15),
+    heartbeatS: int(0).default(DEFAULT_HEARTBEAT_S),
     /**
      * A publish not confirmed within this many ms is given up: rejected with an error that says
      * whether it may have reached RabbitMQ, and never sent (or sent again) afterwards. Keep it ≤ the
@@ -47,7 +57,10 @@ export const amqpOptionsSchema = z
   .strict();
 
 export type AmqpOptions = z.input<typeof amqpOptionsSchema>;
-export type ParsedAmqpOptions = z.output<typeof amqpOptionsSchema>;
+export type ParsedAmqpOptions = z.output<typeof amqpOptionsSchema> & {
+  /** The user chose the heartbeat (a URL `heartbeat=` or the `heartbeatS` option): never retuned. */
+  readonly heartbeatPinned: boolean;
+};
 
 // Query parameters for celeriac's own options; the connection's (heartbeat, TLS files, …) are
 // parsed by parseEndpoint, and anything else is refused there with the list of known ones.
@@ -76,7 +89,8 @@ export function parseAmqpUrl(url: string, options: AmqpOptions = {}): { url: str
     u.searchParams.delete(name);
   }
   const parsed = parseOptions(amqpOptionsSchema, { ...fromUrl, ...options }, 'AMQP broker options');
+  const heartbeatPinned = u.searchParams.has('heartbeat') || options.heartbeatS !== undefined;
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(parsed.heartbeatS));
   parseEndpoint(u.toString(), Object.keys(URL_PARAMS));
-  return { url: u.toString(), options: parsed };
+  return { url: u.toString(), options: { ...parsed, heartbeatPinned } };
 }
