@@ -70,15 +70,16 @@ export async function kill(run: Run, o: ScenarioOptions): Promise<Outcome> {
 }
 
 /**
- * Blocked event loop: 2 idle workers (concurrency 1, lease L = 1 s); one takes a task whose first run
+ * Blocked event loop: 2 idle workers (concurrency 1, lease L = 1.5 s); one takes a task whose first run
  * holds its event loop for 4 L. The other must take it over within the bound (2 L + 1 s: a lease,
  * a renewal period, and scheduling slack), and the stale owner's late result must be rejected:
  * the waiter gets the new owner's value and it stays stored.
  */
 export async function block(run: Run, o: ScenarioOptions): Promise<Outcome> {
-  // One lease for both variants: with 2 s the bound (5 s) would equal Redis's default blocking
-  // fetch (blockMs 5 s), and a worker that only notices an expired lease after blockMs would pass.
-  const leaseMs = 1_000;
+  // One lease for both variants. 1.5 s: the bound (4 s) stays under Redis's default blocking fetch
+  // (blockMs 5 s), so a worker that only notices an expired lease after blockMs fails; and it is
+  // above RabbitMQ's floor (3 missed heartbeats of at least 1 s each: takeover ≤ 3 s).
+  const leaseMs = 1_500;
   const blockMs = 4 * leaseMs;
   const boundMs = 2 * leaseMs + 1_000;
   const { app, work } = run.producer();
