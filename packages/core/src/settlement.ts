@@ -1,4 +1,4 @@
-import { claimsConsumed, releaseClaims } from './claims.js';
+import { claimsConsumed, releaseClaims, withinLease } from './claims.js';
 import { LeaseLostError, NonRetryableError, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { Settlement, TaskResult } from './results.js';
@@ -48,7 +48,7 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
   const settlement: Settlement = { record: result, ttlMs, keyTtlMs };
   if (run.storeApart) {
     const fenced = run.control.claims.some((c) => c.kind === 'task' && !c.done);
-    const stored = await conn.results.store(settlement, fenced ? { owner: delivery.token } : {});
+    const stored = await withinLease(run, 'storing the outcome', conn.results.store(settlement, fenced ? { owner: delivery.token } : {}));
     if (!stored) {
       for (const c of run.control.claims) if (c.kind === 'task') c.done = true;
       // Not ours to store any more. If the broker still leases the message to us, it goes back now
@@ -66,7 +66,9 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
     // The handler of a keyed task did take effect: record the success under its key even though
     // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.
     if (err instanceof LeaseLostError && !run.storeApart && result.state === 'succeeded' && result.idempotencyKey !== null) {
-      await conn.results.store(settlement);
+      await withinLease(run, 'storing the outcome of a stale owner', conn.results.store(settlement)).catch((stall: unknown) =>
+        app.logger.warn({ taskId: run.message.id, err: String(stall) }, 'could not record the success of a stale owner under its key; the key runs again'),
+      );
     }
     throw err;
   }
