@@ -98,6 +98,16 @@ export function claimTaskId(run: Run): StepResult {
 async function afterTaskClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | undefined> {
   if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
+    const { record } = claim;
+    if (record.state === 'failed') {
+      // An earlier delivery stored the failure, then ended before dead-lettering it (crash, lost
+      // lease): the failure still goes to the dead-letter place, with the stored error.
+      const error = record.error ?? { name: 'Error', message: 'no error was recorded' };
+      const reason = `failed after ${record.attempts} attempt(s): ${error.message} (stored by an earlier delivery that ended before dead-lettering it)`;
+      run.emit({ type: 'task:failed', message: run.message, error, reason });
+      await run.delivery.deadLetter(reason);
+      return 'failed';
+    }
     // Another delivery of this id finished it (a redelivery, or a resent publish): reuse its record.
     await run.delivery.ack();
     return 'duplicate';
