@@ -6,7 +6,7 @@ import { LeaseLostError, type ErrorInfo } from './errors.js';
 import { claimIdempotencyKey, claimTaskId, knownTask, notCrashLooping, notExpired, validPayload } from './admission.js';
 import { releaseClaims, StoreStalledError } from './claims.js';
 import { runHandler } from './running.js';
-import { settleOutcome } from './settlement.js';
+import { settleOutcome, settling } from './settlement.js';
 import { attemptOf } from './retry.js';
 import type { Task } from './task.js';
 
@@ -95,7 +95,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
     if (err instanceof StoreStalledError) {
       app.logger.warn({ taskId: delivery.message.id }, err.message);
       // Given back while the lease is ours: no lapse is counted, another worker (or we) runs it.
-      await delivery.release();
+      await settling(run).release();
       return 'released';
     }
     throw err;
