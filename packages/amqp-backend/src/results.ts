@@ -217,6 +217,10 @@ export class AmqpResults implements ResultBackend {
     return this.#local.reserveKey(ref, taskId, ttlMs);
   }
 
+  unreserveKey(ref: KeyRef, taskId: string): Promise<void> {
+    return this.#local.unreserveKey(ref, taskId);
+  }
+
   async close(): Promise<void> {
     await this.#local.close();
   }

@@ -2,7 +2,7 @@ import { keyClaimOf, taskClaimOf } from './claims.js';
 import { describeIssues, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Run, RunOutcome, StepResult } from './execution.js';
 import type { KeyClaim } from './results.js';
-import { record, settle } from './settlement.js';
+import { record, settle, settling } from './settlement.js';
 
 /**
  * The steps before a handler runs: each either lets the delivery through (`undefined`, at once
@@ -83,7 +83,7 @@ async function afterKeyClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | un
     await settle(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task });
     return 'duplicate';
   }
-  await run.delivery.release(Date.now() + KEY_BUSY_DELAY_MS);
+  await settling(run).release(Date.now() + KEY_BUSY_DELAY_MS);
   return 'yielded';
 }
 
@@ -98,10 +98,20 @@ export function claimTaskId(run: Run): StepResult {
 async function afterTaskClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | undefined> {
   if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
+    const { record } = claim;
+    if (record.state === 'failed') {
+      // An earlier delivery stored the failure, then ended before dead-lettering it (crash, lost
+      // lease): the failure still goes to the dead-letter place, with the stored error.
+      const error = record.error ?? { name: 'Error', message: 'no error was recorded' };
+      const reason = `failed after ${record.attempts} attempt(s): ${error.message} (stored by an earlier delivery that ended before dead-lettering it)`;
+      run.emit({ type: 'task:failed', message: run.message, error, reason });
+      await settling(run).deadLetter(reason);
+      return 'failed';
+    }
     // Another delivery of this id finished it (a redelivery, or a resent publish): reuse its record.
-    await run.delivery.ack();
+    await settling(run).ack();
     return 'duplicate';
   }
-  await run.delivery.release(Date.now() + KEY_BUSY_DELAY_MS);
+  await settling(run).release(Date.now() + KEY_BUSY_DELAY_MS);
   return 'yielded';
 }

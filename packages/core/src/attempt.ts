@@ -28,6 +28,7 @@ export class Attempt {
   #aborted = false;
   #reject: ((reason: unknown) => void) | undefined;
   #claims: Claim[] | undefined;
+  #settling = false;
 
   /** `onHandlerDone` runs once, when the handler has returned or thrown (its outcome is then being stored). */
   constructor(onHandlerDone?: () => void) {
@@ -48,6 +49,19 @@ export class Attempt {
 
   addClaim(claim: Claim): void {
     (this.#claims ??= []).push(claim);
+  }
+
+  /**
+   * True once the run began settling its delivery (ack, retry, dead letter, release). A lease
+   * renewal refused from then on races that settlement (an ack that landed first makes the
+   * renewal fail): the settlement's own answer tells whether the lease was lost, not the renewal.
+   */
+  get settling(): boolean {
+    return this.#settling;
+  }
+
+  beginSettlement(): void {
+    this.#settling = true;
   }
 
   get handlerRunning(): boolean {

@@ -1,6 +1,28 @@
 import type { Claim } from './attempt.js';
 import type { Run } from './execution.js';
 import type { KeyClaim } from './results.js';
+import { withTimeout } from './timeout.js';
+
+/**
+ * A store call of a run (a claim, a store, giving claims back) that did not answer within the
+ * run's `leaseMs`. By then any claim it took would be at risk and the broker lease has been renewed
+ * for nothing: `runDelivery` gives the delivery back (a release, which counts no lapse) and ends
+ * the run `released`, freeing its slot, so a silent store never holds a task, or `stop()`, forever.
+ */
+export class StoreStalledError extends Error {
+  constructor(taskId: string, what: string, leaseMs: number) {
+    super(`the result store did not answer (${what}) for task ${taskId} within ${leaseMs} ms (leaseMs); the delivery goes back to the queue`);
+    this.name = 'StoreStalledError';
+  }
+}
+
+/**
+ * Bounds a store call made inside a run by the run's lease. Only keyed tasks and stores apart
+ * from the broker make such calls: a plain task on a broker that stores atomically gets no timer.
+ */
+export function withinLease<T>(run: Run, what: string, call: Promise<T>): Promise<T> {
+  return withTimeout(call, run.leaseMs, () => new StoreStalledError(run.message.id, what, run.leaseMs));
+}
 
 /** A claim this run took, with the call that gives it back. */
 export interface HeldClaim extends Claim {
@@ -13,7 +35,7 @@ export interface HeldClaim extends Claim {
  */
 export async function takeClaim(run: Run, kind: Claim['kind'], take: (leaseMs: number) => Promise<KeyClaim>, release: () => Promise<unknown>): Promise<KeyClaim> {
   const sentAt = Date.now();
-  const answer = await take(run.leaseMs);
+  const answer = await withinLease(run, `${kind} claim`, take(run.leaseMs));
   if (answer.status !== 'acquired') return answer;
   const claim: HeldClaim = {
     kind,
@@ -59,12 +81,12 @@ export function claimsConsumed(run: Run): void {
   for (const claim of run.control.claims) claim.done = true;
 }
 
-/** Gives back the claims still held; a failure only delays the next owner until the lease lapses. */
+/** Gives back the claims still held (within the lease); a failure only delays the next owner until the lease lapses. */
 export async function releaseClaims(run: Run): Promise<void> {
   const held = run.control.claims.filter((c): c is HeldClaim => !c.done && 'release' in c);
   await Promise.all(
     held.map((c) =>
-      c.release().catch((err: unknown) => run.app.logger.warn({ taskId: run.message.id, claim: c.kind, err: String(err) }, 'could not release a claim; it lapses with its lease')),
+      withinLease(run, `releasing the ${c.kind} claim`, c.release()).catch((err: unknown) => run.app.logger.warn({ taskId: run.message.id, claim: c.kind, err: String(err) }, 'could not release a claim; it lapses with its lease')),
     ),
   );
 }

@@ -4,9 +4,9 @@ import type { Delivery } from './broker.js';
 import type { TaskMessage } from './envelope.js';
 import { LeaseLostError, type ErrorInfo } from './errors.js';
 import { claimIdempotencyKey, claimTaskId, knownTask, notCrashLooping, notExpired, validPayload } from './admission.js';
-import { releaseClaims } from './claims.js';
+import { releaseClaims, StoreStalledError } from './claims.js';
 import { runHandler } from './running.js';
-import { settleOutcome } from './settlement.js';
+import { settleOutcome, settling } from './settlement.js';
 import { attemptOf } from './retry.js';
 import type { Task } from './task.js';
 
@@ -75,7 +75,8 @@ export const PIPELINE: readonly Step[] = [
 /**
  * Runs one delivery by the rules of celeriac (`PIPELINE`), and settles it exactly once.
  * A lease lost on the way (the broker refused the settlement, a fenced store refused the write,
- * or the lease keeper gave up) ends it as `lost`: its outcome is not ours to record.
+ * or the lease keeper gave up) ends it as `lost`: its outcome is not ours to record. A store call
+ * that does not answer within `leaseMs` (`withinLease`) gives the delivery back: `released`.
  */
 export async function runDelivery(app: App, conn: Connection, delivery: Delivery, options: RunOptions): Promise<RunOutcome> {
   const run = newRun(app, conn, delivery, options);
@@ -90,6 +91,12 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
     if (err instanceof LeaseLostError) {
       app.logger.warn({ taskId: delivery.message.id }, err.message);
       return 'lost';
+    }
+    if (err instanceof StoreStalledError) {
+      app.logger.warn({ taskId: delivery.message.id }, err.message);
+      // Given back while the lease is ours: no lapse is counted, another worker (or we) runs it.
+      await settling(run).release();
+      return 'released';
     }
     throw err;
   } finally {

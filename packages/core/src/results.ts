@@ -77,6 +77,10 @@ export interface StoreOptions {
  *    claim (else resolves `false`, writing nothing) and releases it.
  * 6. `reserveKey` points a key at its first task id (for `ttlMs`) and returns the owner's id: the
  *    given one when it was free, the earlier one when the key already pointed at a live task.
+ * 7. `unreserveKey(ref, taskId)` undoes a reservation whose publish failed: a compare-and-delete that
+ *    frees the key only while it still points at `taskId` and no outcome is stored under it; for
+ *    any other task id (or once an outcome is stored) it changes nothing. A claim held on the key
+ *    is kept.
  */
 export interface ResultBackend {
   readonly capabilities: ResultBackendCapabilities;
@@ -90,6 +94,8 @@ export interface ResultBackend {
   /** Ends `owner`'s task claim at once (a retry or a release must not wait for it to lapse); a no-op for another owner. */
   releaseTask(ref: TaskRef, owner: string): Promise<void>;
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string>;
+  /** Rule 7: a publish that failed gives its key back, so a later enqueue with the key publishes again. */
+  unreserveKey(ref: KeyRef, taskId: string): Promise<void>;
   /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
   readonly marks?: MarkStore;
   close(): Promise<void>;

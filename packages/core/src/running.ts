@@ -1,6 +1,7 @@
 import { describeIssues, LeaseLostError, NonRetryableError, TaskTimeoutError } from './errors.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { TaskContext } from './task.js';
+import { settling } from './settlement.js';
 
 /**
  * Runs the handler with `ctx.signal` and the time limit, and records its outcome for
@@ -53,7 +54,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
       // Where only a store claim was lost (or the lease keeper gave up in time), the broker may
       // still lease the message to us: give it back now rather than let it lapse as a crash.
       // Where the lease did move on, the broker refuses this (fenced), which is fine.
-      await run.delivery.release().catch(() => {});
+      await settling(run).release().catch(() => {});
       return 'lost';
     }
     return release(run);
@@ -64,7 +65,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
 
 /** The worker is stopping at once: the message goes back unchanged, for another worker. */
 async function release(run: Run): Promise<RunOutcome> {
-  await run.delivery.release();
+  await settling(run).release();
   return 'released';
 }
 

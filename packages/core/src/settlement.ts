@@ -1,5 +1,6 @@
-import { claimsConsumed, releaseClaims } from './claims.js';
+import { claimsConsumed, releaseClaims, withinLease } from './claims.js';
 import { LeaseLostError, NonRetryableError, toErrorInfo, type ErrorInfo } from './errors.js';
+import type { Delivery } from './broker.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { Settlement, TaskResult } from './results.js';
 import { backoffDelay, nextAttempt } from './retry.js';
@@ -12,7 +13,7 @@ export async function settleOutcome(run: Run): Promise<RunOutcome> {
   run.emit({ type: 'task:succeeded', message, value: outcome.value, durationMs: outcome.durationMs });
   // A keyed task's success is always stored: later deliveries of the key depend on it.
   if (task!.options.keepResult || message.idempotencyKey !== null) await settle(run, record(run, 'succeeded', { value: outcome.value }));
-  else await delivery.ack();
+  else await settling(run).ack();
   return 'succeeded';
 }
 
@@ -31,7 +32,7 @@ async function failAttempt(run: Run, err: unknown): Promise<RunOutcome> {
   const at = Date.now() + delayMs;
   // A handler that really ended gives its claims back first, so its retry does not find them busy.
   if (run.handlerEnded) await releaseClaims(run);
-  await delivery.retry(nextAttempt(message, run.attempt, error, at), at);
+  await settling(run).retry(nextAttempt(message, run.attempt, error, at), at);
   return 'retrying';
 }
 
@@ -48,29 +49,37 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
   const settlement: Settlement = { record: result, ttlMs, keyTtlMs };
   if (run.storeApart) {
     const fenced = run.control.claims.some((c) => c.kind === 'task' && !c.done);
-    const stored = await conn.results.store(settlement, fenced ? { owner: delivery.token } : {});
+    const stored = await withinLease(run, 'storing the outcome', conn.results.store(settlement, fenced ? { owner: delivery.token } : {}));
     if (!stored) {
       for (const c of run.control.claims) if (c.kind === 'task') c.done = true;
       // Not ours to store any more. If the broker still leases the message to us, it goes back now
       // rather than when the lease lapses (which would count as a delivery that died).
-      await delivery.release().catch(() => {});
+      await settling(run).release().catch(() => {});
       throw new LeaseLostError(run.message.id);
     }
     claimsConsumed(run);
   }
   const withAck = run.storeApart ? undefined : settlement;
   try {
-    if (deadReason === undefined) await delivery.ack(withAck);
-    else await delivery.deadLetter(deadReason, withAck);
+    if (deadReason === undefined) await settling(run).ack(withAck);
+    else await settling(run).deadLetter(deadReason, withAck);
   } catch (err) {
     // The handler of a keyed task did take effect: record the success under its key even though
     // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.
     if (err instanceof LeaseLostError && !run.storeApart && result.state === 'succeeded' && result.idempotencyKey !== null) {
-      await conn.results.store(settlement);
+      await withinLease(run, 'storing the outcome of a stale owner', conn.results.store(settlement)).catch((stall: unknown) =>
+        app.logger.warn({ taskId: run.message.id, err: String(stall) }, 'could not record the success of a stale owner under its key; the key runs again'),
+      );
     }
     throw err;
   }
   if (withAck) claimsConsumed(run);
+}
+
+/** The run's delivery, marked as settling first (see `Attempt.settling`): every settlement goes through here. */
+export function settling(run: Run): Delivery {
+  run.control.beginSettlement();
+  return run.delivery;
 }
 
 export function record(run: Run, state: TaskResult['state'], extra: { value?: unknown; error?: ErrorInfo }): TaskResult {

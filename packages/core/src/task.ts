@@ -4,7 +4,6 @@ import type { App } from './app.js';
 import type { TaskMessage } from './envelope.js';
 import { BackendError, describeIssues, ValidationError } from './errors.js';
 import { publishMessages } from './publishing.js';
-import { withTimeout } from './timeout.js';
 import { TaskHandle } from './handle.js';
 import type { Logger } from './logger.js';
 import { enqueueOptionsSchema, parseOptions, type EnqueueOptions, type TaskOptions } from './options.js';
@@ -51,10 +50,15 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     const messages = items.map((item) => this.#message(item.payload, item.options, now));
     const timeoutMs = this.app.options.enqueueTimeoutMs;
     const what = messages.length === 1 ? `task ${messages[0]!.id}` : `${messages.length} tasks`;
-    const published = await withTimeout(publishMessages(this.app, messages, now), timeoutMs, () => new BackendError(
-      `the broker did not confirm the enqueue of ${what} within ${timeoutMs} ms (enqueueTimeoutMs): it may or may not have been enqueued; ` +
-        'enqueueing again with the same `id` or `idempotencyKey` is safe (a duplicate creates nothing)',
-    ));
+    // A keyed enqueue that ran out of time gives its keys back first (bounded by timeoutMs again).
+    const published = await publishMessages(this.app, messages, now, {
+      timeoutMs,
+      onTimeout: () =>
+        new BackendError(
+          `the broker did not confirm the enqueue of ${what} within ${timeoutMs} ms (enqueueTimeoutMs): it may or may not have been enqueued; ` +
+            'enqueueing again with the same `id` or `idempotencyKey` is safe (a duplicate creates nothing)',
+        ),
+    });
     return published.map((p, i) => new TaskHandle<R>(this.app.connection, p.id, messages[i]!.queue, this.name, p.duplicate));
   }
 

@@ -12,7 +12,8 @@ import { Subscriber } from './subscriber.js';
  * 2. `wait()` is woken by sharded pub/sub from the script that stored the record (no polling).
  * 3. Idempotency keys are leased to one delivery at a time (`claimKey`), and point at their
  *    first task and its outcome once stored; `reserveKey` points a key at its first task for
- *    brokers that keep no shared records (the same record the Redis broker's publish writes).
+ *    brokers that keep no shared records (the same record the Redis broker's publish writes);
+ *    `unreserveKey` gives it back when that publish failed (a compare-and-delete).
  * 4. Task ids are leased too (`claimTask`, `<queue>:c:<id>`): `store(s, { owner })` writes only
  *    while `owner` holds that claim, and releases it, in one script, so a stale owner's outcome
  *    is never stored over the new owner's (rule 5).
@@ -61,6 +62,12 @@ export class RedisResultBackend implements ResultBackend {
     const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
     const what = `reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`;
     return (await this.#producer.run('reserve-key', keys, [taskId, Math.max(1, Math.ceil(ttlMs))], what)) as string;
+  }
+
+  async unreserveKey(ref: KeyRef, taskId: string): Promise<void> {
+    const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
+    const what = `giving back idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`;
+    await this.#producer.run('unreserve-key', keys, [taskId], what);
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {

@@ -19,6 +19,7 @@ export type ScriptName =
   | 'release-task'
   | 'claim-task'
   | 'reserve-key'
+  | 'unreserve-key'
   | 'advance-mark';
 
 export interface Script {

@@ -5,7 +5,14 @@ export interface Running {
   readonly attempt: Attempt;
   /** Epoch ms: the send time of the last confirmed renewal (at first: the fetch's arrival) + leaseMs. */
   leaseUntil: number;
+  /** Once abandoned (settled while its handler runs on): until when its store claims are still renewed. */
+  claimsUntil?: number;
+  /** Set when that time passed: its claims are left to lapse. */
+  claimsDropped?: boolean;
 }
+
+/** Claims of an abandoned handler of a task with no time limit are renewed for this many leases, then left to lapse. */
+export const ABANDONED_CLAIM_LEASES = 10;
 
 /**
  * Runs deliveries with bounded concurrency.
@@ -13,7 +20,10 @@ export interface Running {
  *    frees. A slot frees when the handler returns, not when its ack lands, so the next fetch
  *    overlaps the acks in flight; deliveries still settling are bounded by `concurrency` too.
  * 2. A handler that outlived its attempt (time limit, lease lost) keeps its slot until it really
- *    ends, and keeps its store claims (idempotency key, task) renewed (see `claimHolders`).
+ *    ends, and keeps its store claims (idempotency key, task) renewed (see `claimHolders`) — for a
+ *    bounded time: its task's `timeoutMs` more (2 × timeoutMs from its start when its time limit
+ *    ended it), or `ABANDONED_CLAIM_LEASES` × leaseMs when it has none. A handler that never ends
+ *    then lets its claims lapse (logged), so its key's retries are not held off forever.
  * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop; a lost
  *    delivery stops counting as unsettled at once, even if its settlement call never answers.
  * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
@@ -64,10 +74,28 @@ export class Executor {
   /** Deliveries, settled or not, whose attempt still holds a store claim (the lease keeper renews those). */
   claimHolders(): [Delivery, Running][] {
     const out: [Delivery, Running][] = [];
+    const now = Date.now();
     for (const map of [this.#active, this.#abandoned]) {
-      for (const entry of map) if (entry[1].attempt.claims.some((c) => !c.done)) out.push(entry);
+      for (const entry of map) {
+        if (!entry[1].attempt.claims.some((c) => !c.done)) continue;
+        if (map === this.#abandoned && now > entry[1].claimsUntil!) {
+          this.#dropClaims(entry);
+          continue;
+        }
+        out.push(entry);
+      }
     }
     return out;
+  }
+
+  /** An abandoned handler ran past its bound: its claims are no longer renewed (they lapse with their lease). */
+  #dropClaims([delivery, running]: [Delivery, Running]): void {
+    if (running.claimsDropped) return;
+    running.claimsDropped = true;
+    this.app.logger.warn(
+      { taskId: delivery.message.id },
+      'a handler that ignored its abort signal still runs past its bound; its store claims (idempotency key, task) are no longer renewed and lapse, so another delivery may run the task',
+    );
   }
 
   /** Runs `delivery`, whose lease is counted from `leasedAt` (when its fetch answered); a suspect waits its turn alone. */
@@ -180,7 +208,11 @@ export class Executor {
     const waiting = this.#suspects.indexOf(delivery);
     if (waiting >= 0) this.#suspects.splice(waiting, 1); // lost its lease before its turn
     this.#startSuspect();
-    if (running && attempt.handlerRunning) this.#abandoned.set(delivery, running);
+    if (running && attempt.handlerRunning) {
+      const timeoutMs = this.app.getTask(delivery.message.task)?.options.timeoutMs;
+      running.claimsUntil = Date.now() + (timeoutMs ?? ABANDONED_CLAIM_LEASES * this.leaseMs);
+      this.#abandoned.set(delivery, running);
+    }
     this.#wakeFetcher();
     if (this.#active.size === 0) {
       const waiters = this.#idleWaiters;

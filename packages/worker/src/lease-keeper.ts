@@ -15,7 +15,9 @@ import type { Executor, Running } from './executor.js';
  *    worker cut off from its broker or store stops (via `ctx.signal`) before anyone else can
  *    start the task. The margin absorbs timer lateness and the fetch's own transit (a delivery's
  *    lease is first counted from when its fetch answered).
- * 5. Aborts an attempt at once when its lease or claim went to someone else.
+ * 5. Aborts an attempt at once when its lease or claim went to someone else — unless its
+ *    settlement has begun: a renewal refused then raced the ack (which lands first and ends the
+ *    lease), and the settlement's own answer tells whether the lease was really lost.
  */
 export class LeaseKeeper {
   #timer: NodeJS.Timeout | undefined;
@@ -65,7 +67,8 @@ export class LeaseKeeper {
       (owned) =>
         entries.forEach(([d, running], i) => {
           if (owned[i]) running.leaseUntil = Math.max(running.leaseUntil, sentAt + this.leaseMs);
-          else this.#lose(d, 'lease lost while running (the message went to another consumer); aborting this attempt');
+          // Settling (or settled): the renewal raced the ack, whose own answer says whether the lease was lost.
+          else if (!running.attempt.settling) this.#lose(d, 'lease lost while running (the message went to another consumer); aborting this attempt');
         }),
       (err: unknown) => this.app.logger.warn({ err: String(err) }, 'lease renewal failed; retrying on the next tick'),
     );

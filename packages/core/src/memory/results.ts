@@ -162,6 +162,15 @@ export class MemoryResultBackend implements ResultBackend {
     return taskId;
   }
 
+  async unreserveKey(ref: KeyRef, taskId: string): Promise<void> {
+    const key = keyOf(ref);
+    const current = live(this.#keys.get(key), Date.now());
+    if (!current || current.taskId !== taskId || current.record !== null) return;
+    // A claim on the key (a delivery of another task id under it) outlives the reservation.
+    if (current.owner === null) this.#keys.delete(key);
+    else current.taskId = null;
+  }
+
   /** @internal How many task ids have a pending `wait()` (a test holds the waiter table to zero when idle). */
   waitingIds(): number {
     return this.#waiters.size;

@@ -6,7 +6,7 @@ import type { BrokerFactory, BrokerFixture } from './fixture.js';
 import { makeMessage, sleep, uniqueQueue } from './messages.js';
 
 /**
- * Result-store rules 5 and 6 (see `ResultBackend` in results.ts): task claims, fenced stores, key
+ * Result-store rules 5 to 7 (see `ResultBackend` in results.ts): task claims, fenced stores, key
  * reservations. Claims are taken on tasks published and fetched through the fixture's broker, as
  * a worker takes them (a store may route a record by the task's publisher, as AMQP's does).
  */
@@ -80,6 +80,28 @@ export function describeStoreRules(name: string, factory: BrokerFactory): void {
       expect(new Set(raced).size).toBe(1);
       await sleep(800);
       expect(await results.reserveKey(key, 'task-4', 60_000)).toBe('task-4');
+    });
+
+    it('gives back a reservation only for its own task id and while no outcome is stored (rule 7)', async () => {
+      const q = uniqueQueue();
+      const key = { queue: q, key: 'order-7' };
+      expect(await results.reserveKey(key, 'task-1', 60_000)).toBe('task-1');
+      await results.unreserveKey(key, 'task-2'); // not the owner: nothing changes
+      expect(await results.reserveKey(key, 'task-2', 60_000)).toBe('task-1');
+      await results.unreserveKey(key, 'task-1');
+      expect(await results.reserveKey(key, 'task-3', 60_000)).toBe('task-3');
+      // A claim on the key outlives the reservation it shares the record with.
+      expect(await results.claimKey(key, 'delivery-a', 60_000)).toEqual({ status: 'acquired' });
+      await results.unreserveKey(key, 'task-3');
+      expect(await results.claimKey(key, 'delivery-b', 60_000)).toEqual({ status: 'busy' });
+      expect(await results.reserveKey(key, 'task-4', 60_000)).toBe('task-4');
+      // Once an outcome is stored under the key, the key is the task's for good.
+      const { ref, delivery } = await held(q);
+      expect(await results.reserveKey({ queue: q, key: 'order-8' }, ref.id, 60_000)).toBe(ref.id);
+      expect(await results.store({ ...settlement(ref, 'paid'), record: { ...record(ref, 'paid', 'succeeded'), idempotencyKey: 'order-8' } })).toBe(true);
+      await results.unreserveKey({ queue: q, key: 'order-8' }, ref.id);
+      expect(await results.reserveKey({ queue: q, key: 'order-8' }, 'task-5', 60_000)).toBe(ref.id);
+      await delivery.ack();
     });
   });
 }
