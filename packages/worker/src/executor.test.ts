@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, MemoryBroker, type App, type Delivery } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
-import { Executor } from './executor.js';
+import { Executor, SUSPECT_LAPSES } from './executor.js';
 
 const LEASE = 30_000;
 const apps: App[] = [];
@@ -58,11 +58,11 @@ describe('Executor', () => {
   });
 });
 
-/** The same delivery, presented as one whose earlier deliveries died unsettled. */
-const suspectOf = (d: Delivery): Delivery => ({
+/** The same delivery, presented as one whose earlier deliveries died unsettled (`lapses` times). */
+const suspectOf = (d: Delivery, lapses = SUSPECT_LAPSES): Delivery => ({
   message: d.message,
   token: d.token,
-  lapses: 1,
+  lapses,
   ack: (s) => d.ack(s),
   retry: (next, at) => d.retry(next, at),
   deadLetter: (reason, s) => d.deadLetter(reason, s),
@@ -82,13 +82,13 @@ describe('Executor: a suspect runs alone', () => {
       return new Promise<string>((resolve) => gates.set(name, () => resolve(name)));
     });
     const executor = new Executor(app, await app.connection(), 3, leaseMs, () => {});
-    const take = async (name: string, suspect = false) => {
+    const take = async (name: string, suspect: boolean | number = false) => {
       await t.enqueue({ name });
       // The broker lease outlives the test (no lease keeper here); the executor's leaseMs bounds the suspect.
       const [d] = await broker.fetch({ queues: [queue], max: 1, leaseMs: 30_000, waitMs: 0 });
-      executor.run(suspect ? suspectOf(d!) : d!);
+      executor.run(suspect === false ? d! : suspectOf(d!, suspect === true ? SUSPECT_LAPSES : suspect));
     };
-    return { executor, take, started, open: (name: string) => gates.get(name)!() };
+    return { executor, take, started, open: (name: string) => gates.get(name)!(), broker, queue };
   }
 
   it('waits until the others end, starts nothing beside it, then lets the others run again', async () => {
@@ -130,5 +130,30 @@ describe('Executor: a suspect runs alone', () => {
     open('next');
     open('slow-suspect');
     expect(await executor.waitIdle(2_000)).toBe(true);
+  });
+
+  it('runs a task that died only once with the others (a bystander of a SIGKILL is no suspect)', async () => {
+    const { executor, take, started, open } = await setup(30_000);
+    await take('a');
+    await take('once-lapsed', SUSPECT_LAPSES - 1);
+    await expect.poll(() => started).toEqual(['a', 'once-lapsed']);
+    expect(executor.free).toBe(1);
+    open('a');
+    open('once-lapsed');
+    expect(await executor.waitIdle(1_000)).toBe(true);
+  });
+
+  it('holds one suspect at a time: a second is given back unstarted, with no lapse, for another worker', async () => {
+    const { executor, take, started, open, broker, queue } = await setup(30_000);
+    await take('first', true);
+    await expect.poll(() => started).toEqual(['first']);
+    await take('second', true);
+    await expect.poll(async () => (await broker.stats(queue)).ready).toBe(1); // back on the queue
+    expect(started).toEqual(['first']);
+    const [again] = await broker.fetch({ queues: [queue], max: 1, leaseMs: 30_000, waitMs: 0 });
+    expect(again!.lapses).toBe(0); // released, not lapsed (the wrapper's lapses were the test's)
+    await again!.release();
+    open('first');
+    expect(await executor.waitIdle(1_000)).toBe(true);
   });
 });

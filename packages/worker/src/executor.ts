@@ -15,6 +15,20 @@ export interface Running {
 export const ABANDONED_CLAIM_LEASES = 10;
 
 /**
+ * Lapses that make a delivery a suspect. Two, not one: a worker SIGKILLed from outside leaves a
+ * lapse on every task it ran, and running all of those alone would stall a fleet under restarts;
+ * a task that died twice is the likely culprit, and its bystanders never die a third time.
+ */
+export const SUSPECT_LAPSES = 2;
+
+/** Why a second suspect is given back unstarted. */
+class SuspectDeferredError extends Error {
+  constructor() {
+    super('another suspect runs alone on this worker; given back for another worker');
+  }
+}
+
+/**
  * Runs deliveries with bounded concurrency.
  * 1. Never more than `concurrency` handlers running; `waitForSlot` blocks the fetcher until one
  *    frees. A slot frees when the handler returns, not when its ack lands, so the next fetch
@@ -27,11 +41,12 @@ export const ABANDONED_CLAIM_LEASES = 10;
  * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop; a lost
  *    delivery stops counting as unsettled at once, even if its settlement call never answers.
  * 4. Tells the worker when nothing is left to settle, so a graceful stop can wait for it.
- * 5. Runs a suspect (a delivery whose earlier deliveries died unsettled, `lapses > 0`) alone: it
- *    waits until no unsettled handler runs, and nothing else starts until it ends. A task that
- *    kills its process then takes no innocent task down with it, so only its own deliveries count
- *    lapses. Both the wait and the solitude last at most `leaseMs` (a task that kills its worker
- *    does so quickly; a long one must not stall the worker).
+ * 5. Runs a suspect (a delivery that already died unsettled SUSPECT_LAPSES times) alone: it waits
+ *    until no unsettled handler runs, and nothing else starts until it ends, so a task that kills
+ *    its process takes no innocent task down with it. One suspect at a time: another one fetched
+ *    meanwhile is given back at once (a release: no lapse) for another worker, rather than held
+ *    where it could die unstarted. The wait and the solitude each last at most `leaseMs` (a task
+ *    that kills its worker does so quickly; a long one must not stall the worker).
  */
 export class Executor {
   /** Deliveries not yet settled. */
@@ -100,7 +115,7 @@ export class Executor {
 
   /** Runs `delivery`, whose lease is counted from `leasedAt` (when its fetch answered); a suspect waits its turn alone. */
   run(delivery: Delivery, leasedAt = Date.now()): void {
-    const suspect = delivery.lapses > 0;
+    const suspect = delivery.lapses >= SUSPECT_LAPSES;
     const attempt = new Attempt(() => {
       this.#handlers--;
       if (this.#suspect === delivery) this.#endSuspect();
@@ -110,6 +125,10 @@ export class Executor {
     });
     this.#active.set(delivery, { attempt, leaseUntil: leasedAt + this.leaseMs });
     if (!suspect) return this.#start(delivery, attempt);
+    if (this.#suspect || this.#suspects.length > 0) {
+      attempt.abort(new SuspectDeferredError()); // started aborted: released unrun
+      return this.#start(delivery, attempt);
+    }
     this.#suspects.push(delivery);
     this.#startSuspect();
   }
