@@ -1,0 +1,34 @@
+// Mutation testing of core's delivery rules and the worker runtime: `npm run mutation`
+// (about half an hour on 2 cores; not part of CI). One file at a time:
+//   npm run mutation -- --mutate packages/core/src/memory/heap.ts
+// Only the server-free tests run (see vitest.mutation.config.ts). A mutant whose tests hang is
+// stopped by Stryker's timeout below and reported as "Timeout", separately from "Killed".
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
+  coverageAnalysis: 'perTest',
+  mutate: [
+    'packages/core/src/execution*.ts',
+    'packages/core/src/attempt.ts',
+    'packages/core/src/retry.ts',
+    'packages/core/src/memory/heap.ts',
+    'packages/core/src/memory/queue.ts',
+    'packages/worker/src/lease-keeper.ts',
+    'packages/worker/src/fetcher.ts',
+    'packages/worker/src/executor.ts',
+    '!**/*.test.ts',
+  ],
+  // Per mutant: the covering tests' own time × 1.5 + 10 s before Stryker calls it a hang.
+  timeoutMS: 10_000,
+  timeoutFactor: 1.5,
+  concurrency: 2,
+  checkers: [],
+  ignorePatterns: ['.cache', 'bench', 'examples', 'docs', 'test'],
+  tempDirName: '.cache/stryker-tmp',
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true, reportMutants: true },
+  htmlReporter: { fileName: '.cache/mutation/mutation.html' },
+  jsonReporter: { fileName: '.cache/mutation/mutation.json' },
+  thresholds: { high: 85, low: 70, break: null },
+};
