@@ -27,7 +27,7 @@ export default {
   ignorePatterns: ['.cache', 'bench', 'examples', 'docs', 'test'],
   tempDirName: '.cache/stryker-tmp',
   reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
-  clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true, reportMutants: true },
+  clearTextReporter: { allowColor: false, logTests: false, allTestsInFilename: false, reportScoreTable: true, reportMutants: true },
   htmlReporter: { fileName: '.cache/mutation/mutation.html' },
   jsonReporter: { fileName: '.cache/mutation/mutation.json' },
   thresholds: { high: 85, low: 70, break: null },
