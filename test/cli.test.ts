@@ -29,6 +29,8 @@ describe('celeriac command', () => {
     expect(worker.code).toBe(0);
     expect(worker.stdout).toMatch(/--concurrency <n>/);
     expect(worker.stdout).toMatch(/--beat/);
+    expect(worker.stdout).toMatch(/\.\/src\/app\.ts\s+when tsx is installed/);
+    expect(worker.stdout).toMatch(/run node_modules\/\.bin\/celeriac itself, not npx or npm run/);
     const beat = await celeriac(['beat', '--help'], {});
     expect(beat.code).toBe(0);
     expect(beat.stdout).toMatch(/each tick is enqueued once/);

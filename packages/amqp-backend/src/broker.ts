@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
+  DEFAULT_BROKER_OPTIONS,
   assertValidMessage,
   encodeMessage,
   parseMessage,
   silentLogger,
   type Broker,
   type BrokerCapabilities,
+  type BrokerOptions,
   type DeadLetter,
   type Delivery,
   type ErrorInfo,
@@ -19,24 +21,32 @@ import {
 } from '@celeriac/core';
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
+import { lapsesOf, mustRewrite } from './lapses.js';
 import { Leases } from './leases.js';
-import { isChannelError, Link } from './link.js';
+import { heartbeatForLease, negotiatedHeartbeat, takeoverBoundMs, TAKEOVER_HEARTBEATS, type Retunable } from './heartbeat.js';
+import { isChannelError, Link, type Session } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher, UnroutableError } from './publisher.js';
 import type { Options } from 'amqplib';
 import { AmqpResults } from './results.js';
+import { Retention } from './retention.js';
 import { Rotator } from './rotator.js';
 import { Settler, type Counters } from './settler.js';
 import { Topology } from './topology.js';
 import { readDeadLetters, readStats } from './stats.js';
+
+/** AMQP options (as in the URL) plus core's limits; the publish bound is the AMQP `publishTimeoutMs`. */
+export type AmqpBrokerOptions = AmqpOptions & Partial<Omit<BrokerOptions, 'publishTimeoutMs'>>;
 
 /**
  * The RabbitMQ broker (`amqp://`, `amqps://`).
  * 1. Publishes persistent messages with confirms (and `mandatory`), deduplicating by task id and
  *    idempotency key within this process.
  * 2. Fetches from per-queue consumers with manual acks; the unacked delivery is the lease, kept
- *    to `leaseMs` here and fenced by a token bound to the channel generation.
+ *    to `leaseMs` here (and by a heartbeat fitted to it while the event loop is blocked) and fenced
+ *    by a token bound to the channel generation. Arrivals are parsed by core (size, queue) and
+ *    carry `lapses`, the deaths of their attempt (lapses.ts).
  * 3. Settles through the Settler (publish first, ack second), delays through the TTL ladder.
  * 4. Keeps results in reply queues (AmqpResults) when no other store is configured.
  * 5. Survives connection and channel loss (Link), broker-cancelled consumers (Intake) and
@@ -61,19 +71,34 @@ export class AmqpBroker implements Broker {
   readonly #dedup: Dedup;
   readonly #counters: Counters = { completed: new Map(), failed: new Map() };
   readonly #replies: boolean;
+  /** Core's limits (size, dead-letter retention), as `connectBroker(url, options)` passed them. */
+  readonly limits: BrokerOptions;
+  /** Lease lengths whose heartbeat was checked (see #fitHeartbeat). */
+  readonly #heartbeatFor = new Set<number>();
   #closed = false;
 
-  constructor(url: string, options: AmqpOptions = {}, readonly logger: Logger = silentLogger) {
-    const parsed = parseAmqpUrl(url, options);
+  /**
+   * `options`: the AMQP options (as in the URL) and core's `BrokerOptions` (`maxMessageBytes`,
+   * `deadLetters`, `publishTimeoutMs`), as `connectBroker(url, options)` passes them.
+   */
+  constructor(url: string, options: AmqpBrokerOptions = {}, readonly logger: Logger = silentLogger) {
+    const { maxMessageBytes, deadLetters, ...amqpOptions } = options;
+    const parsed = parseAmqpUrl(url, amqpOptions);
     const o = parsed.options;
-    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs }, logger, `celeriac:${this.client}`);
-    this.#publisher = new Publisher(this.link);
-    this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority);
-    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false };
-    this.#intake = new Intake(this.link, this.#topology, logger);
+    this.limits = {
+      maxMessageBytes: maxMessageBytes ?? DEFAULT_BROKER_OPTIONS.maxMessageBytes,
+      deadLetters: deadLetters ?? DEFAULT_BROKER_OPTIONS.deadLetters,
+      publishTimeoutMs: o.publishTimeoutMs,
+    };
+    this.link = new Link(parsed.url, { minMs: o.reconnectMinMs, maxMs: o.reconnectMaxMs, waitMs: o.publishTimeoutMs }, logger, `celeriac:${this.client}`);
+    this.#publisher = new Publisher(this.link, o.publishTimeoutMs);
+    const retention = new Retention(this.link, this.limits.deadLetters, logger);
+    this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority, retention);
+    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false, sharedDedup: false };
+    this.#intake = new Intake(this.link, this.#topology, logger, (a) => this.#settler.giveBack(a));
     this.#leases = new Leases(this.link, this.client);
     this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.#intake, this.client, o.replyQueueExpiresMs, logger);
-    this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters);
+    this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters, retention);
     this.#rotator = new Rotator(this.link, this.#publisher, this.#topology, this.#leases, this.#intake, this.client, o.rotateAfterMs, logger);
     this.#dedup = new Dedup(o.dedupIds);
     this.#replies = o.replies;
@@ -91,14 +116,16 @@ export class AmqpBroker implements Broker {
     const out: Published[] = [];
     const sends: Promise<void>[] = [];
     const fresh: TaskMessage[] = [];
-    for (const m of checked) {
+    // Encoded (and size-checked) before any is claimed or sent: an oversized one fails the whole publish.
+    const raws = checked.map((m) => encodeMessage(m, this.limits.maxMessageBytes));
+    for (const [i, m] of checked.entries()) {
       const owner = this.results.known(m) ? m.id : this.#dedup.claim(m, keyTtlMs);
       out.push({ id: owner ?? m.id, duplicate: owner !== null });
       if (owner !== null) continue;
       fresh.push(m);
       const props: Options.Publish = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority };
       if (this.#replies) props.replyTo = this.results.replyQueue;
-      const body = Buffer.from(encodeMessage(m));
+      const body = Buffer.from(raws[i]!);
       const now = m.eta === null || m.eta <= Date.now();
       // Fast path (a ready task to a queue declared already): straight to the publisher. The
       // Settler's path declares, routes down the ladder, and retries an unroutable publish.
@@ -144,6 +171,7 @@ export class AmqpBroker implements Broker {
       if (this.#closed || request.signal?.aborted) return [];
       // Awaits only when there is something to wait for: fetches come thousands per second.
       const session = this.link.current ?? (await this.link.session());
+      if (this.#fitHeartbeat(session, request.leaseMs)) continue;
       try {
         const subscribing = this.#intake.ensure(session, request.queues, max);
         if (subscribing) await subscribing;
@@ -152,11 +180,17 @@ export class AmqpBroker implements Broker {
         await sleep(20); // the session is going away: subscribe again on the next one
         continue;
       }
-      const out: Delivery[] = [];
+      let out: AmqpDelivery[] = [];
       for (const a of this.#intake.take(request.queues, max)) {
         const d = this.#accept(a, request.leaseMs);
         if (d instanceof AmqpDelivery) out.push(d);
         else if (d) await d; // buried: wait for the dead letter to land
+      }
+      // Redelivered arrivals being rotated (their lapse count written down) are handed out once
+      // that landed; one whose rotation failed is back with RabbitMQ and comes again.
+      if (out.some((d) => d.rotating)) {
+        await Promise.all(out.map((d) => d.rotating));
+        out = out.filter((d) => this.#leases.owns(d.token));
       }
       if (out.length > 0) return out;
       const left = deadline - Date.now();
@@ -165,13 +199,36 @@ export class AmqpBroker implements Broker {
     }
   }
 
+  /**
+   * Makes sure a blocked owner loses its leases within `leaseMs` (issue 8, defect 4): only RabbitMQ
+   * can take them back, after about TAKEOVER_HEARTBEATS missed heartbeats. Checked once per lease
+   * length. A heartbeat too long for the lease is fitted (reconnecting while this process holds no
+   * lease) where the Link can retune; otherwise a warning names the URL parameter that fixes it.
+   * True when the session is being replaced (fetch again on the next one).
+   */
+  #fitHeartbeat(session: Session, leaseMs: number): boolean {
+    if (this.#heartbeatFor.has(leaseMs)) return false;
+    this.#heartbeatFor.add(leaseMs);
+    const heartbeat = negotiatedHeartbeat(session.model);
+    if (takeoverBoundMs(heartbeat) <= leaseMs) return false;
+    const fit = heartbeatForLease(leaseMs);
+    const link = this.link as Link & Retunable;
+    if (this.#leases.size === 0 && link.retune?.(fit)) {
+      link.drop(new Error(`reconnecting with heartbeat ${fit} s, fitted to leaseMs ${leaseMs}`));
+      return true;
+    }
+    this.logger.warn(
+      { leaseMs, heartbeatS: heartbeat, takeoverBoundMs: takeoverBoundMs(heartbeat) },
+      `a worker whose event loop blocks keeps its tasks until RabbitMQ misses its heartbeats (~${TAKEOVER_HEARTBEATS} × ${heartbeat} s), longer than leaseMs ${leaseMs}: connect with ?heartbeat=${fit}`,
+    );
+    return false;
+  }
+
   /** Turns an arrival into a delivery, or re-delays it (null), or buries it (the promise of that). */
   #accept(a: Arrival, leaseMs: number): AmqpDelivery | Promise<void> | null {
-    const raw = a.msg.content.toString();
-    const parsed = parseMessage(raw);
-    if (!parsed.ok || parsed.message.queue !== a.queue) {
-      const reason = parsed.ok ? `malformed message: it names queue "${parsed.message.queue}" but arrived on "${a.queue}"` : parsed.reason;
-      return this.#settler.buryArrival(a, reason).catch((err: Error) => {
+    const parsed = parseMessage(a.msg.content.toString(), { queue: a.queue, maxBytes: this.limits.maxMessageBytes });
+    if (!parsed.ok) {
+      return this.#settler.buryArrival(a, parsed.reason).catch((err: Error) => {
         this.logger.error({ err: err.message }, 'could not dead-letter a malformed message; giving it back');
         giveBack(a);
       });
@@ -185,9 +242,12 @@ export class AmqpBroker implements Broker {
       });
       return null;
     }
-    const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs);
+    const quorum = this.#topology.isQuorum(a.queue);
+    const held = this.#leases.add(a.queue, message, a.msg, a.session, leaseMs, lapsesOf(a.msg, quorum));
     this.results.rememberReplyTo(message.id, a.msg.properties.replyTo as string | undefined);
-    return new AmqpDelivery(this.#settler, message, held.token);
+    // A classic queue marks a redelivery only with a flag that stays set: the count goes into a copy.
+    const rotating = mustRewrite(a.msg, quorum) ? this.#rotator.rotate(held) : undefined;
+    return new AmqpDelivery(this.#settler, message, held.token, held.lapses, rotating);
   }
 
   async renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]> {
@@ -223,8 +283,9 @@ export class AmqpBroker implements Broker {
     this.#intake.wake();
     this.#rotator.stop();
     this.#intake.stop();
-    this.#intake.requeueAll();
+    const givingBack = this.#intake.giveBackAll();
     const until = Date.now() + 5_000;
+    await Promise.race([givingBack, new Promise((r) => setTimeout(r, 5_000).unref())]);
     while (this.#publisher.unconfirmed > 0 && Date.now() < until && this.link.current) await new Promise((r) => setTimeout(r, 10));
     await this.results.close();
     await this.link.close();
@@ -251,7 +312,9 @@ class AmqpDelivery implements Delivery {
     private readonly settler: Settler,
     readonly message: TaskMessage,
     readonly token: string,
-    readonly lapses = 0,
+    readonly lapses: number,
+    /** Set while the delivery's lapse count is being written into its message (not yet handed out). */
+    readonly rotating?: Promise<void>,
   ) {}
 
   ack(settlement?: Settlement): Promise<void> {

@@ -28,7 +28,9 @@ export interface Consumer {
  *    a larger `max` re-subscribes (per-consumer QoS only applies to new consumers).
  * 2. Buffers what the broker pushes, and wakes blocked fetches — no polling.
  * 3. A consumer with no fetch waiting on it for a while is cancelled and its buffer given back,
- *    so an idle process does not sit on messages other consumers could run.
+ *    so an idle process does not sit on messages other consumers could run. Given back means
+ *    published again and acked (`giveBack`), not nacked: RabbitMQ would mark a nacked message
+ *    redelivered, which counts as a death of its task (see lapses.ts).
  * 4. A consumer cancelled by the broker (amqplib delivers `null`: queue deleted, failover) is
  *    re-declared and re-subscribed on the next fetch; a lost session drops its buffer (the broker
  *    already took those messages back) and its consumers.
@@ -47,6 +49,8 @@ export class Intake {
     private readonly link: Link,
     private readonly topology: Topology,
     private readonly logger: Logger,
+    /** Returns an arrival nobody started to its queue without counting a lapse (Settler.giveBack). */
+    private readonly giveBack: (a: Arrival) => Promise<void>,
   ) {
     // One timer for all queues, not one per fetch: fetches come by the thousand per second.
     this.#sweeper = setInterval(() => this.#sweepIdle(), IDLE_CANCEL_MS / 2);
@@ -103,11 +107,21 @@ export class Intake {
     if (this.#interest.has(queue)) return; // a fetch came meanwhile: it takes the buffer
     const back = this.#buffer.filter((a) => a.consumer === c);
     this.#buffer = this.#buffer.filter((a) => a.consumer !== c);
-    for (const a of back) {
-      try {
-        a.session.acks.nack(a.msg, true);
-      } catch {} // dead channel: RabbitMQ has them back already
-    }
+    await this.#giveBack(back);
+  }
+
+  #giveBack(arrivals: Arrival[]): Promise<void> {
+    return Promise.all(
+      arrivals.map((a) =>
+        this.giveBack(a).catch((err: Error) => {
+          // Could not publish it again: a nack still returns it (counted as a lapse, logged).
+          this.logger.warn({ queue: a.queue, err: err.message }, 'could not give back a prefetched message by republishing; nacking it');
+          try {
+            a.session.acks.nack(a.msg, true);
+          } catch {} // dead channel: RabbitMQ has it back already
+        }),
+      ),
+    ).then(() => {});
   }
 
   /** Messages buffered for `queue` (unacked at the broker, not yet handed out). */
@@ -227,9 +241,10 @@ export class Intake {
     for (const w of [...this.#waiters]) w();
   }
 
-  /** Gives every buffered message back to the broker (closing). */
-  requeueAll(): void {
-    for (const a of this.#buffer) if (this.link.current === a.session) a.session.acks.nack(a.msg, true);
+  /** Gives every buffered message back to the broker (closing); resolves once they are back. */
+  giveBackAll(): Promise<void> {
+    const back = this.#buffer.filter((a) => this.link.current === a.session);
     this.#buffer = [];
+    return this.#giveBack(back);
   }
 }

@@ -7,6 +7,8 @@ export interface Held {
   readonly token: string;
   readonly queue: string;
   readonly message: TaskMessage;
+  /** Earlier deliveries of this attempt that died unsettled (see lapses.ts). */
+  readonly lapses: number;
   /** The AMQP message to ack; swapped when the delivery is rotated (see Rotator). */
   msg: Message;
   session: Session;
@@ -26,7 +28,9 @@ export interface Held {
  *    generation, delivery tag): after a reconnect every old token is refused with
  *    `LeaseLostError`, and nothing is ever sent with an old tag on a new channel.
  * 2. `leaseMs` is kept here: a lease not renewed in time lapses like the contract says — the
- *    message is given back (nack with requeue) and will come again with a new token.
+ *    message is given back (nack with requeue) and will come again with a new token. The deadline
+ *    is also checked when a renewal or settlement comes: after a blocked event loop the timer has
+ *    not fired yet, but the lease is over all the same (a stale owner settles nothing).
  * 3. A lost session ends all its leases at once (RabbitMQ requeued those messages itself).
  */
 export class Leases {
@@ -62,10 +66,10 @@ export class Leases {
     return this.#held.get(token);
   }
 
-  add(queue: string, message: TaskMessage, msg: Message, session: Session, leaseMs: number): Held {
+  add(queue: string, message: TaskMessage, msg: Message, session: Session, leaseMs: number, lapses: number): Held {
     const now = Date.now();
     const token = `${this.client}.${session.gen}.${msg.fields.deliveryTag}`;
-    const h: Held = { token, queue, message, msg, session, since: now, leaseUntil: now + leaseMs, timer: undefined, settling: false, rotating: undefined };
+    const h: Held = { token, queue, message, lapses, msg, session, since: now, leaseUntil: now + leaseMs, timer: undefined, settling: false, rotating: undefined };
     this.#held.set(token, h);
     this.#arm(h, leaseMs);
     return h;
@@ -80,6 +84,7 @@ export class Leases {
   renew(token: string, leaseMs: number): boolean {
     if (!this.owns(token)) return false;
     const h = this.#held.get(token)!;
+    if (this.#overdue(h)) return false;
     h.leaseUntil = Date.now() + leaseMs;
     this.#arm(h, leaseMs);
     return true;
@@ -91,7 +96,7 @@ export class Leases {
    */
   begin(token: string, id: string): Held | Promise<Held> {
     const h = this.#held.get(token);
-    if (!h || h.settling) throw new LeaseLostError(id);
+    if (!h || h.settling || this.#overdue(h)) throw new LeaseLostError(id);
     h.settling = true;
     clearTimeout(h.timer);
     if (h.rotating) return h.rotating.then(() => this.#check(h, id));
@@ -106,12 +111,11 @@ export class Leases {
     return h;
   }
 
-  /** Acks (or requeues) the message of a settling delivery; LeaseLostError if its channel died meanwhile. */
-  finish(h: Held, how: 'ack' | 'requeue'): void {
+  /** Acks the message of a settling delivery; LeaseLostError if its channel died meanwhile. */
+  finish(h: Held): void {
     this.#held.delete(h.token);
     if (h.session !== this.link.current) throw new LeaseLostError(h.message.id);
-    if (how === 'ack') h.session.acks.ack(h.msg);
-    else h.session.acks.nack(h.msg, true);
+    h.session.acks.ack(h.msg);
   }
 
   /** Ends a settling delivery without touching AMQP (its settlement failed before the ack). */
@@ -123,6 +127,13 @@ export class Leases {
   /** Gives up a delivery whose rotation failed: its message is back with RabbitMQ. */
   lose(h: Held): void {
     if (this.#held.get(h.token) === h) this.#drop(h);
+  }
+
+  /** True (and the lease made to lapse now) when its deadline passed without its timer firing: the event loop was blocked. */
+  #overdue(h: Held): boolean {
+    if (Date.now() <= h.leaseUntil) return false;
+    this.#lapse(h);
+    return true;
   }
 
   #arm(h: Held, ms: number): void {

@@ -1,5 +1,6 @@
-import { BackendError, redactUrl, type Logger } from '@celeriac/core';
+import { BackendError, type Logger } from '@celeriac/core';
 import { Acks } from './acks.js';
+import { parseEndpoint, type Endpoint } from './endpoint.js';
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 
 /**
@@ -31,7 +32,9 @@ export interface LinkListener {
  * 2. Treats the unexpected close of the connection or of either work channel as the end of the
  *    session: closes the rest, tells listeners, reconnects with a new generation.
  * 3. Runs admin operations (declares, passive checks, browsing) on throwaway channels, so a
- *    404 or PRECONDITION_FAILED never takes down the work channels.
+ *    404 or PRECONDITION_FAILED never takes down the work channels; while the broker is down they
+ *    wait at most `backoff.waitMs` for a session (a caller such as `enqueue` must settle).
+ * 4. Connects with a parsed options object (see endpoint.ts), never amqplib's URL parsing.
  */
 export class Link {
   readonly #listeners: LinkListener[] = [];
@@ -41,14 +44,18 @@ export class Link {
   #closed = false;
   #everConnected = false;
   #wake: (() => void) | undefined;
+  readonly #endpoint: Endpoint;
 
   constructor(
-    private readonly url: string,
-    private readonly backoff: { minMs: number; maxMs: number },
+    url: string | Endpoint,
+    /** Reconnect backoff; `waitMs` bounds how long `withChannel` waits for a session (default 10 s). */
+    private readonly backoff: { minMs: number; maxMs: number; waitMs?: number },
     private readonly logger: Logger,
     /** Shown in the management UI and `rabbitmqctl list_connections`. */
     readonly name = 'celeriac',
-  ) {}
+  ) {
+    this.#endpoint = typeof url === 'string' ? parseEndpoint(url) : url;
+  }
 
   listen(listener: LinkListener): void {
     this.#listeners.push(listener);
@@ -63,12 +70,29 @@ export class Link {
     return this.#current;
   }
 
-  /** The live session, waiting for a reconnect if needed. */
-  session(): Promise<Session> {
+  /** The URL without credentials or parameters. */
+  get display(): string {
+    return this.#endpoint.display;
+  }
+
+  /**
+   * The live session, waiting for a reconnect if needed: forever (consumers keep reconnecting
+   * with capped backoff), or at most `waitMs` when given (then a BackendError says RabbitMQ is
+   * unreachable; the reconnect loop goes on regardless).
+   */
+  session(waitMs?: number): Promise<Session> {
     if (this.#closed) return Promise.reject(new BackendError('AMQP broker is closed'));
     if (this.#current) return Promise.resolve(this.#current);
     this.#next ??= this.#connectLoop().finally(() => (this.#next = undefined));
-    return this.#next;
+    if (waitMs === undefined) return this.#next;
+    const next = this.#next;
+    return new Promise<Session>((resolve, reject) => {
+      const t = setTimeout(() => reject(new BackendError(`RabbitMQ at ${this.display} unreachable for ${waitMs} ms (still reconnecting)`)), waitMs);
+      next.then(
+        (s) => (clearTimeout(t), resolve(s)),
+        (err: unknown) => (clearTimeout(t), reject(err as Error)),
+      );
+    });
   }
 
   /**
@@ -77,7 +101,7 @@ export class Link {
    */
   async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const { model } = await this.session();
+      const { model } = await this.session(this.backoff.waitMs ?? 10_000);
       try {
         const ch = await model.createChannel();
         ch.on('error', () => {}); // a channel error rejects the pending operation; nothing else to do
@@ -114,7 +138,7 @@ export class Link {
         return await this.#open();
       } catch (err) {
         // The first connect fails fast (a wrong URL should surface at startup); later ones retry.
-        if (attempt === 0 && (!this.#everConnected || isFatal(err))) throw new BackendError(`cannot connect to ${redactUrl(this.url)}: ${(err as Error).message}`, { cause: err });
+        if (attempt === 0 && (!this.#everConnected || isFatal(err))) throw new BackendError(`cannot connect to ${this.display}: ${(err as Error).message}`, { cause: err });
         const delay = Math.min(this.backoff.maxMs, this.backoff.minMs * 2 ** attempt);
         this.logger.warn({ err: String(err), retryInMs: delay }, 'AMQP connect failed; retrying');
         await new Promise<void>((resolve) => {
@@ -128,7 +152,7 @@ export class Link {
   async #open(): Promise<Session> {
     // noDelay: acks are small frames sent one by one as tasks finish; they should leave at once
     // rather than wait behind Nagle's algorithm for the previous segment's TCP ack.
-    const model = await amqp.connect(this.url, { noDelay: true, clientProperties: { connection_name: this.name } });
+    const model = await amqp.connect(this.#endpoint.connect, { ...this.#endpoint.socket, noDelay: true, clientProperties: { connection_name: this.name } });
     coalesceWrites(model);
     try {
       const [pub, sub] = await Promise.all([model.createConfirmChannel(), model.createChannel()]);

@@ -1,5 +1,6 @@
 import { parseOptions } from '@celeriac/core';
 import { z } from 'zod';
+import { parseEndpoint } from './endpoint.js';
 
 const int = (min: number) => z.number().int().min(min);
 
@@ -12,8 +13,17 @@ export const amqpOptionsSchema = z
      * classic queues: no priorities, a little faster. Must match how existing queues were declared.
      */
     maxPriority: int(0).max(9).default(9),
-    /** AMQP heartbeat in seconds, used when the URL has no `heartbeat` parameter (a dead peer is noticed in ~2×). */
+    /**
+     * AMQP heartbeat in seconds, used when the URL has no `heartbeat` parameter (the URL wins). A dead
+     * or frozen peer is noticed within about 2× this on both sides; 0 turns heartbeats off.
+     */
     heartbeatS: int(0).default(15),
+    /**
+     * A publish not confirmed within this many ms is given up: rejected with an error that says
+     * whether it may have reached RabbitMQ, and never sent (or sent again) afterwards. Keep it ≤ the
+     * app's `enqueueTimeoutMs` (`connectBroker` uses that when given).
+     */
+    publishTimeoutMs: int(1).default(10_000),
     /** First reconnect delay; doubles up to `reconnectMaxMs`. */
     reconnectMinMs: int(1).default(100),
     reconnectMaxMs: int(1).default(10_000),
@@ -39,18 +49,21 @@ export const amqpOptionsSchema = z
 export type AmqpOptions = z.input<typeof amqpOptionsSchema>;
 export type ParsedAmqpOptions = z.output<typeof amqpOptionsSchema>;
 
-// Query parameters celeriac reads from an amqp:// URL; the rest (heartbeat, frameMax, …) go to amqplib.
+// Query parameters for celeriac's own options; the connection's (heartbeat, TLS files, …) are
+// parsed by parseEndpoint, and anything else is refused there with the list of known ones.
 const URL_PARAMS: Record<string, (v: string) => [keyof ParsedAmqpOptions, unknown]> = {
   quorum: (v) => ['quorumQueues', v.split(',').filter(Boolean)],
   rotateAfterMs: (v) => ['rotateAfterMs', Number(v)],
   replyQueueExpiresMs: (v) => ['replyQueueExpiresMs', Number(v)],
   maxPriority: (v) => ['maxPriority', Number(v)],
   replies: (v) => ['replies', v !== 'false' && v !== '0'],
+  publishTimeoutMs: (v) => ['publishTimeoutMs', Number(v)],
 };
 
 /**
- * Splits `amqp://host/vhost?quorum=orders,payments&heartbeat=10` into the URL amqplib connects
- * with and celeriac's own options (explicit `options` win over the URL).
+ * Splits `amqp://host/vhost?quorum=orders,payments&heartbeat=10` into the connection URL (see
+ * parseEndpoint, which it is checked with here so a bad URL fails at construction) and celeriac's
+ * own options (explicit `options` win over the URL, except `heartbeatS`: a URL `heartbeat` wins).
  */
 export function parseAmqpUrl(url: string, options: AmqpOptions = {}): { url: string; options: ParsedAmqpOptions } {
   const u = new URL(url);
@@ -64,5 +77,6 @@ export function parseAmqpUrl(url: string, options: AmqpOptions = {}): { url: str
   }
   const parsed = parseOptions(amqpOptionsSchema, { ...fromUrl, ...options }, 'AMQP broker options');
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(parsed.heartbeatS));
+  parseEndpoint(u.toString(), Object.keys(URL_PARAMS));
   return { url: u.toString(), options: parsed };
 }

@@ -1,5 +1,5 @@
-import { MemoryResultBackend, type KeyClaim, type KeyRef, type Logger, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
-import type { ConsumeMessage } from 'amqplib';
+import { BackendError, LeaseLostError, MemoryResultBackend, type KeyClaim, type KeyRef, type Logger, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
+import type { ConsumeMessage, Options } from 'amqplib';
 import type { Link, Session } from './link.js';
 import { H, replyQueue } from './names.js';
 import type { Publisher } from './publisher.js';
@@ -30,6 +30,8 @@ export class AmqpResults implements ResultBackend {
   readonly #local = new MemoryResultBackend();
   readonly #replyTos = new Map<string, string>();
   #listening: Promise<void> | undefined;
+  /** Results published on a session and not yet confirmed: rejected when that session is lost. */
+  readonly #unconfirmed = new Map<Session, Set<() => void>>();
   #consumerSession: Session | undefined;
 
   constructor(
@@ -45,8 +47,11 @@ export class AmqpResults implements ResultBackend {
       opened: (s) => {
         if (this.#listening) void this.#consume(s).catch((err: Error) => this.logger.warn({ err: err.message }, 'reply queue re-subscribe failed'));
       },
-      lost: () => {
+      lost: (s) => {
         this.#consumerSession = undefined;
+        // Results still waiting for their confirm on that session will never be confirmed there.
+        for (const fail of this.#unconfirmed.get(s) ?? []) fail();
+        this.#unconfirmed.delete(s);
       },
     });
   }
@@ -121,23 +126,51 @@ export class AmqpResults implements ResultBackend {
    * producer asked for none (`replies: false`). Undefined when nothing had to be sent (no
    * promise to wait for on the ack path of a task nobody awaits).
    */
-  deliver(settlement: Settlement, replyTo: string | undefined): Promise<void> | undefined {
+  deliver(settlement: Settlement, replyTo: string | undefined, via?: Session): Promise<void> | undefined {
     const to = replyTo ?? this.#replyTos.get(settlement.record.id);
+    if (via && via !== this.link.current) throw new LeaseLostError(settlement.record.id);
     if (to === this.replyQueue || settlement.record.idempotencyKey !== null) this.#local.storeNow(settlement);
     this.#replyTos.delete(settlement.record.id);
     if (!to || to === this.replyQueue) return undefined;
-    return this.publisher.publish({
-      queue: to,
-      body: Buffer.from(JSON.stringify(settlement.record)),
-      props: {
-        persistent: true,
-        contentType: 'application/json',
-        correlationId: settlement.record.id,
-        expiration: String(settlement.ttlMs),
-        headers: { [H.ttlMs]: settlement.ttlMs, [H.keyTtlMs]: settlement.keyTtlMs },
-      },
-      // A client that is gone for good has no queue: its result has nobody to go to.
-      mandatory: false,
+    const body = Buffer.from(JSON.stringify(settlement.record));
+    const props: Options.Publish = {
+      persistent: true,
+      contentType: 'application/json',
+      correlationId: settlement.record.id,
+      expiration: String(settlement.ttlMs),
+      headers: { [H.ttlMs]: settlement.ttlMs, [H.keyTtlMs]: settlement.keyTtlMs },
+      // A client that is gone for good has no queue: its result has nobody to go to (no mandatory).
+    };
+    if (!via) return this.publisher.publish({ queue: to, body, props, mandatory: false });
+    return this.#publishOn(via, to, body, props, settlement.record.id);
+  }
+
+  /**
+   * Publishes a delivery's result on the session that received the delivery, confirmed, and never
+   * anywhere else: the Publisher would send it again on the next session if this one died, and a
+   * result must not outlive the lease it was computed under (issue 8, defect 3). A session lost
+   * before the confirm rejects it with LeaseLostError (RabbitMQ redelivers the task; its next owner
+   * sends the result).
+   */
+  #publishOn(s: Session, queue: string, body: Buffer, props: Options.Publish, id: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let pending = this.#unconfirmed.get(s);
+      if (!pending) this.#unconfirmed.set(s, (pending = new Set()));
+      const done = (err?: Error) => {
+        pending.delete(fail);
+        if (err) reject(err);
+        else resolve();
+      };
+      const fail = () => done(new LeaseLostError(id));
+      pending.add(fail);
+      try {
+        s.pub.publish('', queue, body, props, (err) => {
+          if (!err) done();
+          else done(/closed/i.test(String(err.message ?? err)) ? new LeaseLostError(id) : new BackendError(`RabbitMQ did not confirm the result of task ${id}: ${String(err.message ?? err)}`));
+        });
+      } catch {
+        fail(); // the channel is closing under us
+      }
     });
   }
 
@@ -147,7 +180,10 @@ export class AmqpResults implements ResultBackend {
   }
 
   async store(settlement: Settlement, options: StoreOptions = {}): Promise<boolean> {
-    if (options.owner !== undefined && !this.#local.holdsTask(settlement.record, options.owner)) return false;
+    if (options.owner !== undefined) {
+      if (!this.#local.holdsTask(settlement.record, options.owner)) return false;
+      await this.#local.releaseTask(settlement.record, options.owner);
+    }
     await this.deliver(settlement, undefined);
     return true;
   }
@@ -173,6 +209,10 @@ export class AmqpResults implements ResultBackend {
     return this.#local.claimTask(ref, owner, leaseMs);
   }
 
+  releaseTask(ref: TaskRef, owner: string): Promise<void> {
+    return this.#local.releaseTask(ref, owner);
+  }
+
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
     return this.#local.reserveKey(ref, taskId, ttlMs);
   }
@@ -181,3 +221,4 @@ export class AmqpResults implements ResultBackend {
     await this.#local.close();
   }
 }
+

@@ -3,7 +3,8 @@ import type { ConsumeMessage } from 'amqplib';
 import type { Intake } from './intake.js';
 import type { Held, Leases } from './leases.js';
 import type { Link, Session } from './link.js';
-import { H, holdQueue } from './names.js';
+import { copyHeaders } from './lapses.js';
+import { H, holdQueue, workQueue } from './names.js';
 import type { Publisher } from './publisher.js';
 import { copyProps } from './settler.js';
 import type { Topology } from './topology.js';
@@ -16,8 +17,9 @@ const ARRIVAL_TIMEOUT_MS = 10_000;
  * age, so a delivery held longer than `rotateAfterMs` is rotated:
  * 1. a copy is published (confirmed) to this client's hold queue `<queue>:hold:<client>`, which this
  *    client consumes with no prefetch limit;
- * 2. the old delivery is acked; the copy arrives as a fresh delivery and takes its place under the
- *    same token, so the worker notices nothing;
+ * 2. the old delivery is acked (and a round trip on its channel made, so the ack took effect); the
+ *    copy arrives as a fresh delivery and takes its place under the same token, so the worker
+ *    notices nothing;
  * 3. if this client dies, its unacked copies return to the hold queue, expire at once (TTL 0) and
  *    dead-letter back to the work queue: at-least-once holds through a rotation.
  */
@@ -45,8 +47,17 @@ export class Rotator {
     const now = Date.now();
     for (const h of this.leases.values()) {
       if (h.settling || h.rotating || h.session !== this.link.current || now - h.since < this.rotateAfterMs) continue;
-      h.rotating = this.#rotate(h).finally(() => (h.rotating = undefined));
+      this.rotate(h);
     }
+  }
+
+  /**
+   * Rotates one delivery now. Also how a redelivered arrival on a classic queue gets its lapse
+   * count written into the message (see lapses.ts): the copy carries `h.lapses`.
+   */
+  rotate(h: Held): Promise<void> {
+    h.rotating = this.#rotate(h).finally(() => (h.rotating = undefined));
+    return h.rotating;
   }
 
   stop(): void {
@@ -58,7 +69,7 @@ export class Rotator {
     const name = holdQueue(h.queue, this.client);
     try {
       await this.#consume(s, h.queue, name);
-      const headers = { ...(h.msg.properties.headers ?? {}), [H.hold]: h.token };
+      const headers = { ...copyHeaders(h.msg.properties.headers, h.lapses), [H.hold]: h.token };
       const arrived = new Promise<ConsumeMessage | null>((resolve) => {
         const t = setTimeout(() => (this.#arrivals.delete(h.token), resolve(null)), ARRIVAL_TIMEOUT_MS);
         this.#arrivals.set(h.token, (msg) => (clearTimeout(t), resolve(msg)));
@@ -66,6 +77,11 @@ export class Rotator {
       await this.publisher.publish({ queue: name, body: h.msg.content, props: { ...copyProps(h.msg.properties), headers }, mandatory: true });
       if (this.link.current !== s) throw new Error('session lost during rotation');
       s.acks.ack(h.msg);
+      // RabbitMQ does not answer acks; a round trip on the same channel after it does. Only then is
+      // the copy the one true message: a handler that kills its process right after must leave one
+      // message behind (the copy, counted), not the old one (uncounted) as well.
+      s.acks.flush();
+      await s.sub.checkQueue(workQueue(h.queue));
       const msg = await arrived;
       if (!msg || this.link.current !== s) throw new Error('rotated copy did not arrive');
       h.msg = msg;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
-import { AmqpBroker } from './broker.js';
+import { AmqpBroker, type AmqpBrokerOptions } from './broker.js';
 import type { AmqpOptions } from './options.js';
 
 /** The RabbitMQ the tests use; override with CELERIAC_AMQP_URL. */
@@ -12,7 +12,7 @@ export const AMQP_URL = process.env.CELERIAC_AMQP_URL ?? 'amqp://guest:guest@127
  * A broker for tests, plus a raw amqplib connection to look at queues from outside, put raw
  * bytes on a queue, and delete what the test created (queues named after the test's prefix).
  */
-export async function amqpFixture(options: AmqpOptions = {}) {
+export async function amqpFixture(options: AmqpBrokerOptions = {}) {
   const broker = await new AmqpBroker(AMQP_URL, { reconnectMinMs: 20, ...options }).connect();
   const raw = await amqp.connect(AMQP_URL);
   const created = new Set<string>();

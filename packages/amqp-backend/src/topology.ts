@@ -1,13 +1,15 @@
 import { BackendError } from '@celeriac/core';
-import type { Options } from 'amqplib';
+import type { Channel, Options } from 'amqplib';
 import type { Link } from './link.js';
+import type { Retention } from './retention.js';
 import { deadQueue, delayLevel, delayQueue, holdQueue, replyQueue, workQueue } from './names.js';
 
 /**
  * Declares the queues celeriac uses, once per process (all durable, so they outlive reconnects).
  * 1. Work queue: classic with `x-max-priority: 9` (the `maxPriority` option), or quorum (`x-queue-type: quorum`) when listed
  *    in `quorumQueues` — quorum queues ignore priorities before RabbitMQ 4.0 (4.x: two levels).
- * 2. Dead queue `<queue>:dead`: where dead letters wait, reason in headers.
+ * 2. Dead queue `<queue>:dead`: where dead letters wait, reason in headers, kept within the
+ *    retention limits (see Retention; an existing queue with other arguments is used as it is).
  * 3. Delay ladder `<queue>:delay:<2^k ms>`: no consumers, `x-message-ttl` 2^k, dead-lettering
  *    back to the work queue through the default exchange — delays on a stock RabbitMQ, no plugin.
  * 4. Hold queues for rotated long-running deliveries and the per-client reply queue.
@@ -22,6 +24,7 @@ export class Topology {
     private readonly link: Link,
     private readonly quorum: ReadonlySet<string>,
     private readonly maxPriority: number,
+    private readonly retention: Retention,
   ) {}
 
   isQuorum(queue: string): boolean {
@@ -34,7 +37,12 @@ export class Topology {
   }
 
   dead(queue: string): Promise<void> {
-    return this.#declare(deadQueue(queue), { durable: true, arguments: this.#typeArgs(queue) });
+    const name = deadQueue(queue);
+    return this.#declare(name, { durable: true, arguments: { ...this.#typeArgs(queue), ...this.retention.arguments() } }, async (ch) => {
+      // Declared before retention existed (or with other limits): keep it, trim it from the client.
+      await ch.checkQueue(name);
+      this.retention.trimByClient(queue);
+    });
   }
 
   /** The ladder rung for a message due in `remainingMs` (≥ 1); returns the queue's name. */
@@ -88,12 +96,18 @@ export class Topology {
     return this.quorum.has(queue) ? { 'x-queue-type': 'quorum' } : {};
   }
 
-  #declare(name: string, options: Options.AssertQueue): Promise<void> {
+  /** `onConflict`: run on a fresh channel instead of failing when the queue exists with other arguments. */
+  #declare(name: string, options: Options.AssertQueue, onConflict?: (ch: Channel) => Promise<void>): Promise<void> {
     let done = this.#declared.get(name);
     if (!done) {
       done = this.link
         .withChannel(async (ch) => {
           await ch.assertQueue(name, options);
+          this.#done.add(name);
+        })
+        .catch(async (err: Error) => {
+          if (!onConflict || !/PRECONDITION_FAILED/.test(err.message)) throw err;
+          await this.link.withChannel(onConflict);
           this.#done.add(name);
         })
         .catch((err: Error) => {

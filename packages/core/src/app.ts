@@ -154,8 +154,8 @@ export class App {
   }
 
   async #open(): Promise<Connection> {
-    const { maxMessageBytes, deadLetters } = this.options;
-    const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker, { maxMessageBytes, deadLetters }) : this.#broker;
+    const { maxMessageBytes, deadLetters, enqueueTimeoutMs: publishTimeoutMs } = this.options;
+    const broker = typeof this.#broker === 'string' ? await connectBroker(this.#broker, { maxMessageBytes, deadLetters, publishTimeoutMs }) : this.#broker;
     const closeOwnBroker = async () => {
       if (typeof this.#broker === 'string' && !isSharedBroker(broker)) await broker.close().catch(() => {});
     };

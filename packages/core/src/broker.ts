@@ -14,6 +14,12 @@ export interface BrokerCapabilities {
   cluster: boolean;
   /** `state()` knows where a pending task is (ready, delayed, in flight). */
   taskStates: boolean;
+  /**
+   * `publish` deduplication (by task id and by idempotency key, rule 5) holds across every process
+   * using this broker (Redis; memory within its one process). False where it holds per process
+   * only (RabbitMQ): with a shared result store, core then reserves keys in the store first.
+   */
+  sharedDedup: boolean;
 }
 
 export interface FetchRequest {
@@ -136,9 +142,16 @@ export interface BrokerOptions {
   maxMessageBytes: number;
   /** Dead letters kept per queue: beyond `maxCount` the oldest go, and so does any older than `maxAgeMs`. */
   deadLetters: { maxCount: number; maxAgeMs: number };
+  /**
+   * How long a publish may wait for the broker (the app's `enqueueTimeoutMs`). Past it the backend
+   * rejects the publish and never writes it afterwards, so a caller told "timed out" is not
+   * surprised by the task running later.
+   */
+  publishTimeoutMs: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   maxMessageBytes: 1024 * 1024,
   deadLetters: { maxCount: 10_000, maxAgeMs: 7 * 24 * 3_600_000 },
+  publishTimeoutMs: 10_000,
 };

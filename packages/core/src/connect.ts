@@ -71,12 +71,27 @@ function parseUrl(url: string, what: string): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new ValidationError('INVALID_OPTIONS', `${what}: ${JSON.stringify(redactUrl(url))} is not a URL; use memory://, redis://host:6379, rediss://…, amqp://host:5672 or amqps://…`);
+    throw new ValidationError('INVALID_OPTIONS', `${what}: ${missingScheme(url) ?? `${JSON.stringify(redactUrl(url))} is not a URL`}; use memory://, redis://host:6379, rediss://…, amqp://host:5672 or amqps://…`);
   }
   if (parsed.protocol !== 'memory:' && !(parsed.protocol in PACKAGES)) {
-    throw new ValidationError('INVALID_OPTIONS', `${what}: unsupported scheme ${parsed.protocol}// — use memory://, redis://, rediss://, amqp:// or amqps://`);
+    throw new ValidationError('INVALID_OPTIONS', `${what}: ${missingScheme(url) ?? `unsupported scheme ${parsed.protocol}//`} — use memory://, redis://, rediss://, amqp:// or amqps://`);
   }
   return parsed;
+}
+
+/**
+ * For `localhost:6379` or `10.0.0.5:5672` — a host and port without a scheme, which `new URL` reads
+ * as an unknown scheme `localhost:` or refuses — the URL the user most likely meant, guessed from the port.
+ */
+function missingScheme(url: string): string | undefined {
+  if (url.includes('://')) return undefined;
+  // Only something shaped like `[user@]host[:port]` is worth a guess; anything else is simply not a URL.
+  const hostLike = /^(?:[^@/\s]*@)?[A-Za-z0-9.-]+(?::(\d+))?(?:[/?#]|$)/.exec(url);
+  if (!hostLike) return undefined;
+  const port = hostLike[1];
+  const guesses = port === '5672' ? ['amqp'] : port === '5671' ? ['amqps'] : port === '6379' ? ['redis'] : ['redis', 'amqp'];
+  const meant = guesses.map((scheme) => JSON.stringify(redactUrl(`${scheme}://${url}`))).join(' or ');
+  return `${JSON.stringify(url.includes('@') ? '(a URL with credentials)' : url)} has no scheme; did you mean ${meant}?`;
 }
 
 async function loadBackend(url: URL): Promise<BackendModule> {

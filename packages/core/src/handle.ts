@@ -1,6 +1,7 @@
 import { ResultTimeoutError, TaskFailedError, ValidationError } from './errors.js';
 import type { Connection } from './app.js';
 import type { TaskRef, TaskState } from './results.js';
+import { withTimeout } from './timeout.js';
 
 /** setTimeout's ceiling; "no limit" waits in slices of this. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -28,8 +29,10 @@ export class TaskHandle<R = unknown> implements TaskRef {
     if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) {
       throw new ValidationError('INVALID_OPTIONS', `result(): timeoutMs must be a number ≥ 0 or Infinity (got ${String(limit)})`);
     }
-    const { results } = await this.connect();
     const started = Date.now();
+    // The limit covers connecting too: a store that cannot be reached is no reason to wait longer.
+    const connecting = this.connect();
+    const { results } = Number.isFinite(limit) ? await withTimeout(connecting, limit, () => new ResultTimeoutError(this.id, limit)) : await connecting;
     for (;;) {
       const left = limit - (Date.now() - started);
       const slice = Math.max(0, Math.min(left, MAX_TIMER_MS));

@@ -38,6 +38,7 @@ export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchem
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
 export { attemptOf, backoffDelay, nextAttempt } from './retry.js';
 export { Attempt } from './attempt.js';
+export type { Claim } from './attempt.js';
 export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
 export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
 export { connectBroker, connectResults, redactUrl } from './connect.js';

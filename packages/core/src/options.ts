@@ -57,7 +57,7 @@ export const appOptionsSchema = z
     resultTtlMs: int(1).default(24 * HOUR_MS),
     idempotencyTtlMs: int(1).default(24 * HOUR_MS),
     /** How long an `enqueue` may take before it rejects (broker down or unreachable). */
-    enqueueTimeoutMs: int(1).default(10_000),
+    enqueueTimeoutMs: int(100).default(DEFAULT_BROKER_OPTIONS.publishTimeoutMs),
     /** Largest encoded task message, in bytes: bigger payloads are refused at enqueue. */
     maxMessageBytes: int(1024).default(DEFAULT_BROKER_OPTIONS.maxMessageBytes),
     /** How many dead letters each queue keeps, and for how long. */

@@ -87,6 +87,8 @@ export interface ResultBackend {
   claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim>;
   releaseKey(ref: KeyRef, owner: string): Promise<void>;
   claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim>;
+  /** Ends `owner`'s task claim at once (a retry or a release must not wait for it to lapse); a no-op for another owner. */
+  releaseTask(ref: TaskRef, owner: string): Promise<void>;
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string>;
   /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
   readonly marks?: MarkStore;

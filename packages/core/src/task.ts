@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { App } from './app.js';
 import type { TaskMessage } from './envelope.js';
-import { describeIssues, ValidationError } from './errors.js';
+import { BackendError, describeIssues, ValidationError } from './errors.js';
+import { publishMessages } from './publishing.js';
+import { withTimeout } from './timeout.js';
 import { TaskHandle } from './handle.js';
 import type { Logger } from './logger.js';
 import { enqueueOptionsSchema, parseOptions, type EnqueueOptions, type TaskOptions } from './options.js';
@@ -40,12 +42,19 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     return handle!;
   }
 
-  /** Publishes many tasks in one broker round trip (all or none are validated before any is sent). */
+  /**
+   * Publishes many tasks in one broker round trip (all or none are validated before any is sent).
+   * Rejects with a `BackendError` after `enqueueTimeoutMs` if the broker has not confirmed.
+   */
   async enqueueMany(items: readonly { payload: z.input<I>; options?: EnqueueOptions }[]): Promise<TaskHandle<R>[]> {
     const now = Date.now();
     const messages = items.map((item) => this.#message(item.payload, item.options, now));
-    const conn = await this.app.connection();
-    const published = await conn.broker.publish(messages, { keyTtlMs: this.app.options.idempotencyTtlMs });
+    const timeoutMs = this.app.options.enqueueTimeoutMs;
+    const what = messages.length === 1 ? `task ${messages[0]!.id}` : `${messages.length} tasks`;
+    const published = await withTimeout(publishMessages(this.app, messages, now), timeoutMs, () => new BackendError(
+      `the broker did not confirm the enqueue of ${what} within ${timeoutMs} ms (enqueueTimeoutMs): it may or may not have been enqueued; ` +
+        'enqueueing again with the same `id` or `idempotencyKey` is safe (a duplicate creates nothing)',
+    ));
     return published.map((p, i) => new TaskHandle<R>(this.app.connection, p.id, messages[i]!.queue, this.name, p.duplicate));
   }
 
@@ -88,8 +97,14 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     }
     const parsed = this.input.safeParse(wire);
     if (!parsed.success) {
-      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${describeIssues(parsed.error)}`);
+      throw new ValidationError('INVALID_PAYLOAD', `invalid payload for task "${this.name}": ${describeIssues(parsed.error)}${dateHint(parsed.error.issues)}`);
     }
     return wire;
   }
+}
+
+/** A Date reaches the schema as the ISO string JSON made of it, which `z.date()` never accepts. */
+function dateHint(issues: readonly { code: string; expected?: unknown }[]): string {
+  if (!issues.some((i) => i.code === 'invalid_type' && i.expected === 'date')) return '';
+  return ' (a Date travels as an ISO string: use z.coerce.date() to get a Date back in the handler, or z.iso.datetime() to keep the string)';
 }

@@ -38,7 +38,7 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
  * 5. Holds its result store on the same connection, so acks write results atomically.
  */
 export class RedisBroker implements Broker {
-  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true };
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true, sharedDedup: true };
   readonly results: RedisResultBackend;
   readonly #client: Client;
   readonly #scripts: Scripts;
@@ -56,7 +56,7 @@ export class RedisBroker implements Broker {
     this.#scripts = new Scripts(client);
     this.#keys = new KeyCache(target.prefix);
     this.#settler = new Settler(this.#scripts, target.tombstoneMs, options.deadLetters);
-    this.#producer = new ProducerLink(client);
+    this.#producer = new ProducerLink(client, options.publishTimeoutMs);
     this.#publisher = new Publisher(this.#producer, this.#keys, options.maxMessageBytes);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
     this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });

@@ -4,10 +4,10 @@ import { duplicate } from './connection.js';
 import { Scripts, type Client, type ScriptName } from './scripts.js';
 
 /**
- * Longest a producer-path command may go unanswered. Past it the connection is abandoned
+ * Longest a producer-path command may go unanswered when no `BrokerOptions.publishTimeoutMs` is
+ * given (the app passes its `enqueueTimeoutMs`). Past it the connection is abandoned
  * (disconnected for good, so nothing queued on it is ever written) and a fresh one serves the
- * next call. Below the app's default `enqueueTimeoutMs` (10 s), so an enqueue that core timed
- * out is not sent later.
+ * next call.
  */
 export const PRODUCER_BOUND_MS = 8_000;
 

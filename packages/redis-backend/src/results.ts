@@ -53,6 +53,10 @@ export class RedisResultBackend implements ResultBackend {
     return toClaim(reply);
   }
 
+  async releaseTask(ref: TaskRef, owner: string): Promise<void> {
+    await this.#scripts.run('release-task', [this.#keys.of(ref.queue).claim(ref.id)], [owner]);
+  }
+
   async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
     const keys = [this.#keys.of(ref.queue).idempotency(ref.key)];
     const what = `reserving idempotency key ${JSON.stringify(ref.key)} on queue ${ref.queue}`;

@@ -16,6 +16,7 @@ export type ScriptName =
   | 'store'
   | 'claim-key'
   | 'release-key'
+  | 'release-task'
   | 'claim-task'
   | 'reserve-key'
   | 'advance-mark';

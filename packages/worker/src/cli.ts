@@ -1,9 +1,12 @@
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CeleriacError, consoleLogger, type App, type LogLevel } from '@celeriac/core';
+import { loadApp } from './app-loader.js';
+import { watchParent } from './parent-watch.js';
 import { Scheduler } from './scheduler.js';
+import { UsageError } from './usage-error.js';
 import { Worker } from './worker.js';
+
+export { loadApp } from './app-loader.js';
 
 const MAIN_HELP = `celeriac — typed distributed task queue
 
@@ -20,7 +23,8 @@ const WORKER_HELP = `Usage: celeriac worker --app <module> [options]
 Runs the tasks registered in <module>'s exported \`app\` (export const app = createApp(...)).
 
 Options:
-  --app <path>            module exporting \`app\` (required), e.g. ./dist/app.js
+  --app <path>            module exporting \`app\` (required): ./dist/app.js, or ./src/app.ts
+                          when tsx is installed (npm install --save-dev tsx)
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --queues <a,b>          queues to consume (default: every queue the app's tasks use)
   --concurrency <n>       tasks run at once (default 10)
@@ -30,7 +34,9 @@ Options:
   --log-level <level>     debug | info | warn | error | silent (default info)
   -h, --help              show this help
 
-SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue.`;
+SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue.
+Under a process manager or in a container, run node_modules/.bin/celeriac itself, not npx or npm run:
+npm does not pass signals on (the command notices when npm exits and stops gracefully then).`;
 
 const BEAT_HELP = `Usage: celeriac beat --app <module> [options]
 
@@ -39,7 +45,7 @@ Run it on as many hosts as you like: each tick is enqueued once (its idempotency
 from the schedule name and tick time), and last-run times live in the broker's store.
 
 Options:
-  --app <path>            module exporting \`app\` (required)
+  --app <path>            module exporting \`app\` (required); a .ts file needs tsx installed
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --log-level <level>     debug | info | warn | error | silent (default info)
   -h, --help              show this help`;
@@ -100,7 +106,9 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
   const worker = new Worker(app, options);
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
   await worker.start();
+  const unwatch = watchParent(options.logger);
   await stopped;
+  unwatch();
   await app.close();
   return 0;
 }
@@ -112,9 +120,9 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
   const app = await openApp(values);
   if (app.schedules.size === 0) throw new UsageError(`--app ${values.app}: the app declares no schedules; add app.schedule('name', { cron, task, payload })`);
   const scheduler = new Scheduler(app, { logger });
-  await scheduler.start();
-  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
-  await new Promise<void>((resolve) => {
+  // Listen before the first line is logged: a SIGTERM sent by whoever watches the log for that
+  // line must stop the scheduler, not kill it (the default action until a listener exists).
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping scheduler');
       resolve();
@@ -122,6 +130,11 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
+  await scheduler.start();
+  const unwatch = watchParent(logger);
+  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
+  await signalled;
+  unwatch();
   await scheduler.stop();
   await app.close();
   logger.info('scheduler stopped');
@@ -149,26 +162,6 @@ function logLevel(value: string | undefined): LogLevel {
   return value as LogLevel;
 }
 
-/** Imports the user's module and finds its app (named export `app`, or the default export). */
-export async function loadApp(path: string): Promise<App> {
-  const url = pathToFileURL(resolve(path)).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(resolve(path))) {
-      throw new UsageError(`--app ${path}: no such module (resolved to ${resolve(path)}); build your app first if it is TypeScript`);
-    }
-    throw err;
-  }
-  const app = (mod.app ?? mod.default) as App | undefined;
-  if (!app || typeof app.task !== 'function' || typeof app.connection !== 'function') {
-    throw new UsageError(`--app ${path}: the module exports no celeriac app; add \`export const app = createApp({ broker: … })\``);
-  }
-  return app;
-}
-
 function parse<O extends ParseArgsConfig['options']>(args: string[], options: O) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false });
@@ -182,5 +175,3 @@ function int(flag: string, value: string, min = 1): number {
   if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} must be an integer ≥ ${min} (got ${value})`);
   return n;
 }
-
-class UsageError extends Error {}

@@ -1,4 +1,4 @@
-import type { App, Connection } from '@celeriac/core';
+import { BackendError, type App, type Connection, type Delivery } from '@celeriac/core';
 import type { Executor } from './executor.js';
 
 const MAX_BACKOFF_MS = 5_000;
@@ -8,7 +8,8 @@ const MAX_BACKOFF_MS = 5_000;
  * 1. Asks the broker for as many deliveries as there are free slots (prefetch ≤ concurrency),
  *    blocking on the broker when idle — never polling.
  * 2. Hands each delivery to the executor.
- * 3. On broker errors, backs off exponentially (100 ms … 5 s) and tries again.
+ * 3. On broker errors, backs off exponentially (100 ms … 5 s) and tries again; a fetch that does
+ *    not answer within `blockMs + leaseMs` is such an error.
  * 4. Stops when aborted; deliveries that arrive after the stop are given back unstarted.
  */
 export class Fetcher {
@@ -39,19 +40,15 @@ export class Fetcher {
       await this.executor.waitForSlot(signal);
       if (signal.aborted) break;
       try {
-        const deliveries = await this.conn.broker.fetch({
-          queues: this.options.queues,
-          max: this.executor.free,
-          leaseMs: this.options.leaseMs,
-          waitMs: this.options.blockMs,
-          signal,
-        });
+        const deliveries = await this.#fetch(signal);
+        if (deliveries === null) break;
+        const leasedAt = Date.now();
         failures = 0;
         if (signal.aborted) {
           await Promise.allSettled(deliveries.map((d) => d.release()));
           break;
         }
-        for (const d of deliveries) this.executor.run(d);
+        for (const d of deliveries) this.executor.run(d, leasedAt);
         // An empty answer that did not block (e.g. a closed broker) must not spin the event loop.
         if (deliveries.length === 0) await new Promise((resolve) => setImmediate(resolve));
       } catch (err) {
@@ -63,6 +60,32 @@ export class Fetcher {
         await sleep(delay, signal);
       }
     }
+  }
+
+  /**
+   * One fetch, bounded: a broker that does not answer within `blockMs + leaseMs` (a silent
+   * partition) counts as a broker error. Null when the fetcher stopped meanwhile; deliveries that
+   * arrive after either are given back.
+   */
+  async #fetch(signal: AbortSignal): Promise<Delivery[] | null> {
+    const { queues, leaseMs, blockMs } = this.options;
+    const call = this.conn.broker.fetch({ queues, max: this.executor.free, leaseMs, waitMs: blockMs, signal });
+    const bound = blockMs + leaseMs;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), bound);
+      onAbort = () => resolve('late');
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const answer = await Promise.race([call, late]).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort!);
+    });
+    if (answer !== 'late') return answer;
+    void call.then((ds) => Promise.allSettled(ds.map((d) => d.release())), () => {});
+    if (signal.aborted) return null;
+    throw new BackendError(`the broker did not answer a fetch within ${bound} ms (blockMs + leaseMs)`);
   }
 }
 

@@ -133,15 +133,17 @@ describe('Worker', () => {
     let runs = 0;
     const t = app.task('long', { input: z.object({}) }, async () => {
       runs++;
-      await sleep(600);
+      await sleep(1_500);
       return 'ok';
     });
-    const worker = new Worker(app, { concurrency: 1, leaseMs: 150 });
+    // A lease of 400 ms (not less): the worker gives up on a lease it could not confirm for 5/6 of
+    // it, and a loaded 2-core machine can stall an event loop for 100 ms.
+    const worker = new Worker(app, { concurrency: 1, leaseMs: 400 });
     await worker.start();
     const handle = await t.enqueue({});
     await until(() => runs === 1);
-    // A second consumer polling the queue meanwhile must get nothing.
-    const stolen = await broker.fetch({ queues: ['default'], max: 1, leaseMs: 1_000, waitMs: 400 });
+    // A second consumer polling the queue meanwhile (for over 2 leases) must get nothing.
+    const stolen = await broker.fetch({ queues: ['default'], max: 1, leaseMs: 1_000, waitMs: 1_000 });
     expect(stolen).toEqual([]);
     expect(await handle.result({ timeoutMs: 5_000 })).toBe('ok');
     await worker.stop();

@@ -27,7 +27,7 @@ interface Waiter {
  * 4. Holds its own result store; acks with a settlement write it in the same synchronous step.
  */
 export class MemoryBroker implements Broker {
-  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true };
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true, sharedDedup: true };
   readonly results = new MemoryResultBackend();
   readonly #queues = new Map<string, MemoryQueue>();
   readonly #waiters = new Set<Waiter>();

@@ -142,6 +142,10 @@ export class MemoryResultBackend implements ResultBackend {
     return { status: 'acquired' };
   }
 
+  async releaseTask(ref: TaskRef, owner: string): Promise<void> {
+    if (this.holdsTask(ref, owner)) this.#claims.delete(taskKey(ref));
+  }
+
   async reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string> {
     return this.reserveKeyNow(ref, taskId, ttlMs);
   }

@@ -1,0 +1,83 @@
+import { sleep, uniqueQueue } from '@celeriac/core/testing';
+import amqp from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AmqpBroker } from './broker.js';
+import { AMQP_URL } from './testing.js';
+
+// Issue 8, defect 15: dead letters grew without bound. `<queue>:dead` keeps BrokerOptions.deadLetters
+// (count and age), also when it exists from an older version with no retention arguments.
+describe('amqp: dead-letter retention', () => {
+  let raw: amqp.ChannelModel;
+  const brokers: AmqpBroker[] = [];
+  const queues: string[] = [];
+  beforeAll(async () => {
+    raw = await amqp.connect(AMQP_URL);
+  });
+  afterAll(async () => {
+    for (const b of brokers) {
+      queues.push(...b.declaredQueues);
+      await b.close();
+    }
+    const ch = await raw.createChannel();
+    for (const n of queues) await ch.deleteQueue(n).catch(() => {});
+    await raw.close();
+  });
+
+  async function broker(deadLetters: { maxCount: number; maxAgeMs: number }): Promise<AmqpBroker> {
+    const b = await new AmqpBroker(AMQP_URL, { reconnectMinMs: 20, deadLetters }).connect();
+    brokers.push(b);
+    return b;
+  }
+
+  /** Malformed messages on the work queue: each fetch buries them, in order. */
+  async function bury(b: AmqpBroker, q: string, bodies: string[]): Promise<void> {
+    queues.push(q, `${q}:dead`);
+    const ch = await raw.createChannel();
+    await ch.assertQueue(q, { durable: true, arguments: { 'x-max-priority': 9 } });
+    for (const body of bodies) ch.sendToQueue(q, Buffer.from(body), { persistent: true });
+    await ch.close();
+    expect(await b.fetch({ queues: [q], max: 100, leaseMs: 30_000, waitMs: 500 })).toEqual([]);
+  }
+
+  const deadCount = async (q: string) => {
+    const ch = await raw.createChannel();
+    try {
+      return (await ch.checkQueue(`${q}:dead`)).messageCount;
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  };
+
+  it('keeps the newest maxCount dead letters', async () => {
+    const b = await broker({ maxCount: 3, maxAgeMs: 60_000 });
+    const q = uniqueQueue('ad');
+    await bury(b, q, ['bad-0', 'bad-1', 'bad-2', 'bad-3', 'bad-4']);
+    expect((await b.deadLetters(q)).map((d) => d.raw)).toEqual(['bad-2', 'bad-3', 'bad-4']);
+  });
+
+  it('drops dead letters older than maxAgeMs', async () => {
+    const b = await broker({ maxCount: 100, maxAgeMs: 300 });
+    const q = uniqueQueue('ad');
+    await bury(b, q, ['old-0', 'old-1']);
+    await sleep(1_000);
+    expect(await b.deadLetters(q)).toEqual([]);
+    expect((await b.stats(q)).dead).toBe(0);
+  });
+
+  it('keeps the limits on a dead queue declared before retention existed (no PRECONDITION_FAILED)', async () => {
+    const q = uniqueQueue('ad');
+    // As an older celeriac left it: no x-max-length, no x-message-ttl, three dead letters, one a day old.
+    const ch = await raw.createChannel();
+    await ch.assertQueue(`${q}:dead`, { durable: true });
+    const day = Date.now() - 86_400_000;
+    ch.sendToQueue(`${q}:dead`, Buffer.from('ancient'), { headers: { 'x-celeriac-dead-at': day, 'x-celeriac-reason': 'old' } });
+    for (const i of [1, 2]) ch.sendToQueue(`${q}:dead`, Buffer.from(`kept-${i}`), { headers: { 'x-celeriac-dead-at': Date.now(), 'x-celeriac-reason': 'old' } });
+    await ch.close();
+    const b = await broker({ maxCount: 3, maxAgeMs: 3_600_000 });
+    await bury(b, q, ['new-0', 'new-1']);
+    // Trimmed by this client after the burials: the oldest beyond three (the day-old one first).
+    const deadline = Date.now() + 5_000;
+    while ((await deadCount(q)) > 3 && Date.now() < deadline) await sleep(50);
+    expect((await b.deadLetters(q)).map((d) => d.raw)).toEqual(['kept-2', 'new-0', 'new-1']);
+  });
+});
