@@ -9,15 +9,22 @@ export default {
   vitest: { configFile: 'vitest.mutation.config.ts', related: false },
   coverageAnalysis: 'perTest',
   mutate: [
-    'packages/core/src/execution*.ts',
+    // core: the delivery pipeline and its steps, attempts and retries
+    'packages/core/src/execution.ts',
+    'packages/core/src/admission.ts',
+    'packages/core/src/running.ts',
+    'packages/core/src/settlement.ts',
+    'packages/core/src/claims.ts',
     'packages/core/src/attempt.ts',
     'packages/core/src/retry.ts',
+    // core: the memory broker's queue
     'packages/core/src/memory/heap.ts',
     'packages/core/src/memory/queue.ts',
+    // the worker runtime
     'packages/worker/src/lease-keeper.ts',
     'packages/worker/src/fetcher.ts',
     'packages/worker/src/executor.ts',
-    '!**/*.test.ts',
+    'packages/worker/src/scheduler.ts',
   ],
   // Per mutant: the covering tests' own time × 1.5 + 10 s before Stryker calls it a hang.
   timeoutMS: 10_000,
