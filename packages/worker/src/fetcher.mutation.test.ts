@@ -1,6 +1,7 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { createApp, MemoryBroker, type App, type Delivery, type FetchRequest } from '@celeriac/core';
+import { createApp, MemoryBroker, type App, type Delivery, type FetchRequest, type Logger } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
@@ -31,7 +32,10 @@ async function setup(script: FetchFn, concurrency = 2) {
         : bound(t, p),
   });
   const queue = uniqueQueue('fm');
-  const app = createApp({ broker, defaultQueue: queue });
+  const logs: { level: string; fields: object; msg: string }[] = [];
+  const at = (level: string) => (fields: object | string, msg?: string) => void logs.push({ level, fields: fields as object, msg: msg ?? '' });
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+  const app = createApp({ broker, defaultQueue: queue, logger });
   apps.push(app);
   const ran: string[] = [];
   const t = app.task('noted', { input: z.object({}) }, (_, ctx) => void ran.push(ctx.id));
@@ -40,7 +44,7 @@ async function setup(script: FetchFn, concurrency = 2) {
   const errors: { at: number; err: Error }[] = [];
   const fetcher = new Fetcher(app, conn, executor, { queues: [queue], leaseMs: LEASE, blockMs: BLOCK, onError: (err) => errors.push({ at: Date.now(), err }) });
   const takeReal = (max = 10) => real.fetch({ queues: [queue], max, leaseMs: LEASE, waitMs: 0 });
-  return { real, queue, t, ran, executor, fetcher, errors, requests, takeReal };
+  return { real, queue, t, ran, executor, fetcher, errors, requests, takeReal, logs };
 }
 
 /** A member of the real broker, methods bound to it (its private fields need the real receiver). */
@@ -172,6 +176,57 @@ describe('Fetcher', () => {
     expect(ran).toEqual([]);
     await vi.advanceTimersByTimeAsync(100); // after the 100 ms back-off, a new fetch
     expect(answers).toHaveLength(2);
+    await fetcher.stop();
+  });
+
+  it('logs each failed fetch with its error and the back-off it waits', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { fetcher, logs } = await setup(async () => {
+      throw new Error('broker unreachable');
+    });
+    fetcher.start();
+    await vi.advanceTimersByTimeAsync(150);
+    expect(logs.filter((l) => l.level === 'error')).toEqual([
+      { level: 'error', fields: { err: 'Error: broker unreachable', retryInMs: 100 }, msg: 'fetch failed; backing off' },
+      { level: 'error', fields: { err: 'Error: broker unreachable', retryInMs: 200 }, msg: 'fetch failed; backing off' },
+    ]);
+    await fetcher.stop();
+  });
+
+  it('takes nothing more from the broker once stopped while waiting for a free slot', async () => {
+    const { fetcher, t, requests, real, queue } = await setup(async (r, b) => b.fetch(r), 1);
+    const busy = new Promise<never>(() => {});
+    const hold = t.app.task('holds-the-slot', { input: z.object({}) }, () => busy);
+    await hold.enqueue({});
+    await t.enqueue({});
+    fetcher.start();
+    await vi.waitFor(async () => expect(await real.stats(queue)).toMatchObject({ inFlight: 1, ready: 1 }));
+    const sent = requests.length;
+    await fetcher.stop();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(requests).toHaveLength(sent);
+    expect(await real.stats(queue)).toMatchObject({ inFlight: 1, ready: 1 });
+  });
+
+  // The loop's signal lives as long as the worker: a listener left on it per fetch or per back-off
+  // is a leak (and Node's "MaxListenersExceededWarning: Possible EventTarget memory leak").
+  it('leaves no listener behind on its stop signal, fetch after fetch', async () => {
+    const { fetcher, requests } = await setup(async () => []);
+    fetcher.start();
+    await vi.waitFor(() => expect(requests.length).toBeGreaterThan(50));
+    expect(getEventListeners(requests.at(-1)!.signal!, 'abort').length).toBeLessThanOrEqual(1);
+    await fetcher.stop();
+  });
+
+  it('leaves no listener behind on its stop signal, back-off after back-off', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const { fetcher, requests, errors } = await setup(async () => {
+      throw new Error('broker unreachable');
+    });
+    fetcher.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(errors.length).toBeGreaterThan(10);
+    expect(getEventListeners(requests.at(-1)!.signal!, 'abort').length).toBeLessThanOrEqual(1);
     await fetcher.stop();
   });
 });
