@@ -204,6 +204,7 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     keeper.start();
     await vi.advanceTimersByTimeAsync(5_000);
     expect(vi.getTimerCount()).toBe(1); // its interval, no watchdog spinning on nothing
+    expect(broker.state.calls).toBe(0); // and no renewal call with nothing to renew
     await t.enqueue({});
     executor.run(await take(), Date.now());
     await vi.advanceTimersByTimeAsync(1_000);
@@ -214,5 +215,67 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     await vi.advanceTimersByTimeAsync(3 * LEASE);
     expect(broker.state.calls).toBe(calls); // no renewal after stop()
     expect(aborts).toEqual([]); // nor a watchdog left behind
+  });
+
+  it('tells the operator when a lease went to another consumer', async () => {
+    vi.useFakeTimers(FAKE);
+    const { real, queue, t, executor, keeper, take, warnings, aborts, settle } = await setup();
+    await t.enqueue({});
+    const d = await take();
+    executor.run(d, Date.now());
+    await settle();
+    await d.release(); // the message goes back behind the worker's back…
+    await real.fetch({ queues: [queue], max: 1, leaseMs: LEASE, waitMs: 0 }); // …and another consumer holds it
+    await keeper.renewNow();
+    expect(aborts.map((a) => a.id)).toEqual([d.message.id]);
+    expect(warnings).toEqual([{ fields: { taskId: d.message.id }, msg: 'lease lost while running (the message went to another consumer); aborting this attempt' }]);
+  });
+
+  it('reports a key claim renewal the store refused with an error, and keeps the claim through the next one', async () => {
+    vi.useFakeTimers(FAKE);
+    const { store, t, executor, keeper, take, warnings, aborts, settle } = await setup();
+    const h = await t.enqueue({}, { idempotencyKey: 'k-err' });
+    executor.run(await take(), Date.now());
+    await settle();
+    const claimKey = store.proxy.claimKey.bind(store.proxy);
+    let failOnce = true;
+    const spy = vi.spyOn(store.proxy, 'claimKey').mockImplementation((...args) => {
+      if (failOnce) {
+        failOnce = false;
+        return Promise.reject(new Error('store connection reset'));
+      }
+      return claimKey(...args);
+    });
+    keeper.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(warnings).toEqual([{ fields: { taskId: h.id, err: 'Error: store connection reset' }, msg: 'idempotency key claim renewal failed; retrying on the next tick' }]);
+    await vi.advanceTimersByTimeAsync(3 * LEASE);
+    expect(aborts).toEqual([]);
+    spy.mockRestore();
+    keeper.stop();
+  });
+
+  it('gives up each keyed attempt at its own claim deadline', async () => {
+    vi.useFakeTimers(FAKE);
+    const { t, executor, keeper, aborts, take, store, settle } = await setup();
+    const a = await t.enqueue({}, { idempotencyKey: 'first' });
+    const t0 = Date.now();
+    executor.run(await take(), t0);
+    await settle(); // claimed at t0
+    await vi.advanceTimersByTimeAsync(600);
+    const b = await t.enqueue({}, { idempotencyKey: 'second' });
+    executor.run(await take(), t0 + 600);
+    await settle(); // claimed at t0 + 600
+    store.state.stalled = true;
+    await vi.advanceTimersByTimeAsync(100);
+    keeper.start(); // at +700: ticks at +1.7 s and +2.7 s, away from the deadlines at +2.5 s and +3.1 s
+    await vi.advanceTimersByTimeAsync(2_500 - 700);
+    expect(aborts.map((x) => [x.id, x.at - t0])).toEqual([[a.id, 2_500]]);
+    await vi.advanceTimersByTimeAsync(600);
+    expect(aborts.map((x) => [x.id, x.at - t0])).toEqual([
+      [a.id, 2_500],
+      [b.id, 3_100],
+    ]);
+    keeper.stop();
   });
 });
