@@ -9,7 +9,7 @@ import { LeaseKeeper } from './lease-keeper.js';
 // key claim ends the attempt at the next tick; each attempt is given up at its own deadline; a
 // stopped or idle keeper is quiet; operators are told why.
 const LEASE = 3_000; // ticks every 1 s, rounds bounded at 900 ms, give up 500 ms before a lapse
-const FAKE = { toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] } as const;
+const FAKE: Parameters<typeof vi.useFakeTimers>[0] = { toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] };
 
 /** A real backend behind a switch: while `stalled`, the named methods never answer; `calls` counts them. */
 function stallable<T extends object>(target: T, methods: readonly string[]) {
