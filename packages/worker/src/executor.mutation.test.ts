@@ -1,6 +1,7 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, MemoryBroker, type App, type Delivery } from '@celeriac/core';
+import { createApp, LeaseLostError, MemoryBroker, type App, type Delivery, type Logger } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { Executor } from './executor.js';
 
@@ -21,11 +22,14 @@ function gate() {
 async function setup(concurrency = 1) {
   const broker = new MemoryBroker();
   const queue = uniqueQueue('exm');
-  const app = createApp({ broker, defaultQueue: queue });
+  const errors: { fields: object; msg: string }[] = [];
+  const noop = () => {};
+  const logger: Logger = { debug: noop, info: noop, warn: noop, error: (fields, msg) => void errors.push({ fields: fields as object, msg: msg ?? '' }) };
+  const app = createApp({ broker, defaultQueue: queue, logger });
   apps.push(app);
   const executor = new Executor(app, await app.connection(), concurrency, LEASE, () => {});
   const take = async (n = 1): Promise<Delivery[]> => broker.fetch({ queues: [queue], max: n, leaseMs: LEASE, waitMs: 0 });
-  return { app, broker, queue, executor, take };
+  return { app, broker, queue, executor, take, errors };
 }
 
 describe('Executor', () => {
@@ -87,7 +91,7 @@ describe('Executor', () => {
   });
 
   it('survives a settlement the broker refuses: the worker goes on, the message is redelivered later', async () => {
-    const { app, broker, queue, executor, take } = await setup(1);
+    const { app, broker, queue, executor, take, errors } = await setup(1);
     const t = app.task('quick', { input: z.object({}) }, () => 'done');
     await t.enqueue({});
     const [d] = await take();
@@ -96,6 +100,7 @@ describe('Executor', () => {
     expect(await executor.waitIdle(5_000)).toBe(true);
     expect([executor.running, executor.free]).toEqual([0, 1]);
     expect(await broker.stats(queue)).toMatchObject({ inFlight: 1, completed: 0 }); // still leased: it lapses and comes back
+    expect(errors).toEqual([{ fields: { taskId: d!.message.id, err: 'Error: connection reset' }, msg: 'could not settle task; it will be redelivered when its lease lapses' }]);
   });
 
   it('abortAll aborts every running attempt (a hard stop): their messages go back unsettled', async () => {
@@ -113,5 +118,46 @@ describe('Executor', () => {
     expect(await executor.waitIdle(5_000)).toBe(true);
     expect(seen).toEqual([stop, stop]);
     expect(await broker.stats(queue)).toMatchObject({ ready: 2, inFlight: 0, failed: 0 });
+  });
+
+  it('waitIdle waits for every unsettled delivery, not just the first to settle', async () => {
+    const { app, executor, take } = await setup(2);
+    const gates = [gate(), gate()];
+    let n = 0;
+    const t = app.task('slow', { input: z.object({}) }, () => gates[n++]!.opened);
+    await t.enqueueMany([{ payload: {} }, { payload: {} }]);
+    for (const d of await take(2)) executor.run(d);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    let idle: boolean | undefined;
+    void executor.waitIdle(10_000).then((v) => (idle = v));
+    gates[0]!.open();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(idle).toBeUndefined();
+    gates[1]!.open();
+    await expect.poll(() => idle).toBe(true);
+  });
+
+  it('takes an abort that comes after its delivery settled (a late lease verdict) in its stride', async () => {
+    const { app, executor, take } = await setup(1);
+    const t = app.task('quick', { input: z.object({}) }, () => 'done');
+    await t.enqueue({});
+    const [d] = await take();
+    executor.run(d!);
+    expect(await executor.waitIdle(5_000)).toBe(true);
+    expect(() => executor.abort(d!, new LeaseLostError(d!.message.id))).not.toThrow();
+    expect([executor.running, executor.free]).toEqual([0, 1]);
+  });
+
+  it("leaves no listener on the fetcher's long-lived stop signal once a slot frees", async () => {
+    const { app, executor, take } = await setup(1);
+    const t = app.task('quick', { input: z.object({}) }, () => new Promise((resolve) => setTimeout(resolve, 1)));
+    const stop = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      await t.enqueue({});
+      executor.run((await take())[0]!);
+      await executor.waitForSlot(stop.signal);
+    }
+    expect(getEventListeners(stop.signal, 'abort')).toHaveLength(0);
+    expect(await executor.waitIdle(5_000)).toBe(true);
   });
 });
