@@ -1,6 +1,7 @@
 // Mutation testing of core's delivery rules and the worker runtime: `npm run mutation`
-// (about half an hour on 2 cores; not part of CI). One file at a time:
-//   npm run mutation -- --mutate packages/core/src/memory/heap.ts
+// (not part of CI). One file at a time takes 2–8 minutes on a shared 2-core machine:
+//   npm run mutation -- --mutate packages/worker/src/fetcher.ts
+// Reports: the score table on stdout, .cache/mutation/mutation.html and .json (the last run).
 // Only the server-free tests run (see vitest.mutation.config.ts). A mutant whose tests hang is
 // stopped by Stryker's timeout below and reported as "Timeout", separately from "Killed".
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
