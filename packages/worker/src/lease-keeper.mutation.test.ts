@@ -68,7 +68,7 @@ async function setup() {
   const settle = async () => {
     for (let i = 0; i < 20; i++) await vi.advanceTimersByTimeAsync(0);
   };
-  return { real, broker, store, queue, t, executor, keeper, aborts, take, warnings, finish, settle };
+  return { app, real, broker, store, queue, t, executor, keeper, aborts, take, warnings, finish, settle };
 }
 
 describe('LeaseKeeper (mutation-tested guarantees)', () => {
@@ -276,6 +276,26 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
       [a.id, 2_500],
       [b.id, 3_100],
     ]);
+    keeper.stop();
+  });
+
+  it('keeps renewing the key of a handler that ignored its time limit, so its retry never runs alongside it', async () => {
+    vi.useFakeTimers(FAKE);
+    const { app, queue, executor, keeper, take, store, settle, real } = await setup();
+    let release!: () => void;
+    const stubborn = app.task('stubborn', { input: z.object({}), timeoutMs: 100 }, () => new Promise<void>((resolve) => (release = resolve)));
+    await stubborn.enqueue({}, { idempotencyKey: 'slow-key' });
+    executor.run(await take(), Date.now());
+    await settle();
+    keeper.start();
+    await vi.advanceTimersByTimeAsync(200); // past its time limit: settled (a retry is scheduled)…
+    expect(await real.stats(queue)).toMatchObject({ inFlight: 0, delayed: 1 });
+    expect(executor.running).toBe(1); // …but the handler still runs
+    await vi.advanceTimersByTimeAsync(4 * LEASE);
+    expect((await store.proxy.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('busy');
+    release();
+    await settle();
+    expect(executor.running).toBe(0);
     keeper.stop();
   });
 });
