@@ -82,3 +82,21 @@ export function duplicate(client: Client, options: Partial<RedisOptions>): Clien
   conn.on('error', () => {}); // it reconnects on its own; callers see failures on their commands
   return conn;
 }
+
+/** Longest a close waits for Redis to answer QUIT before it drops the connection. */
+export const QUIT_WAIT_MS = 1_000;
+
+/**
+ * Closes a connection politely (QUIT: what was sent before it is answered first) within `waitMs`,
+ * then drops it whatever happened: a silent connection never answers QUIT.
+ */
+export async function quitWithin(client: Client, waitMs = QUIT_WAIT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+  try {
+    await Promise.race([client.quit().catch(() => {}), bound]);
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}

@@ -1,6 +1,6 @@
 import { BackendError } from '@celeriac/core';
 import { Cluster, type RedisOptions } from 'ioredis';
-import { duplicate } from './connection.js';
+import { duplicate, quitWithin } from './connection.js';
 import { Scripts, type Client, type ScriptName } from './scripts.js';
 
 /**
@@ -67,7 +67,7 @@ export class ProducerLink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#client?.quit().catch(() => {});
+    if (this.#client) await quitWithin(this.#client);
   }
 
   #connection(): Client {
