@@ -26,16 +26,29 @@ export async function openClient(target: RedisTarget): Promise<Client> {
   }
 }
 
+/**
+ * Longest a connection may stay silent while a command written on it awaits its reply (ioredis'
+ * `socketTimeout`: armed when a command is written, re-armed by every byte that arrives). Past it
+ * the connection is destroyed and redialled, and ioredis resends the unanswered commands: safe,
+ * since fetch and settle answer a resend from their memos (fetch-7.lua, settle-7.lua), publish
+ * dedups by id, renew and the claims are idempotent for their owner. Without it a command written
+ * to a silent peer (a partition that resets nothing) waits for good. The scripts are bounded
+ * (≤ 1,000 leases, ≤ 500 settlements per call) and answer in milliseconds; a server stalled this
+ * long by someone else's command costs a redial and a resend, nothing more. Connections that
+ * block legitimately (BLPOP, fetcher.ts) and pub/sub (no reply awaited) do not use it.
+ */
+export const SILENT_PEER_MS = 3_000;
+
 function createClient(target: RedisTarget): Client {
   // Auto-pipelining writes every command issued in one tick as one batch: concurrent publishes,
   // fetches of several queues and settlements share round trips without callers doing anything.
   const common = { lazyConnect: true, enableAutoPipelining: true } as const;
   if (!target.cluster) {
-    return new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy });
+    return new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy, socketTimeout: SILENT_PEER_MS });
   }
   return new Cluster([{ host: target.host, port: target.port }], {
     ...common,
-    redisOptions: { ...target.redis },
+    redisOptions: { ...target.redis, socketTimeout: SILENT_PEER_MS },
     clusterRetryStrategy: retryStrategy,
     // Results wake waiters with SPUBLISH on the queue's own slot; this routes SSUBSCRIBE there.
     shardedSubscribers: true,

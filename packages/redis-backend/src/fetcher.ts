@@ -219,6 +219,8 @@ class BlockingPool {
 
   #open(): Client {
     // No retry limit: a wait that outlives a reconnect simply continues on the new connection.
-    return duplicate(this.#client, { maxRetriesPerRequest: null, enableAutoPipelining: false });
+    // No socketTimeout (the main connection's SILENT_PEER_MS): a BLPOP is silent by design until
+    // its own timeout; BLOCK_GRACE_MS bounds it instead.
+    return duplicate(this.#client, { maxRetriesPerRequest: null, enableAutoPipelining: false, socketTimeout: undefined });
   }
 }
