@@ -16,8 +16,8 @@ export class FlakyProxy {
   /** New connections are closed at once (as by a host that is down) until `heal()`. */
   #refusing = false;
   port = 0;
-  /** Connections accepted so far (a test checks that nothing redialled). */
-  accepted = 0;
+  /** Connections closed so far, by either side (a test checks that nothing was cut). */
+  closed = 0;
   /** Connections cut by dropNextReply / dropNextRequest so far (a test checks its cut happened). */
   cuts = 0;
 
@@ -27,7 +27,6 @@ export class FlakyProxy {
         client.destroy();
         return;
       }
-      this.accepted++;
       const upstream = connect({ host: '127.0.0.1', port: this.targetPort });
       const pair: [Socket, Socket] = [client, upstream];
       this.#pairs.add(pair);
@@ -40,7 +39,7 @@ export class FlakyProxy {
       client.on('data', (chunk) => (this.#silent ? undefined : this.#mode === 'drop-request' ? cut() : upstream.write(chunk)));
       upstream.on('data', (chunk) => (this.#silent || this.#muted ? undefined : this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
       const close = () => {
-        this.#pairs.delete(pair);
+        if (this.#pairs.delete(pair)) this.closed++;
         client.destroy();
         upstream.destroy();
       };
