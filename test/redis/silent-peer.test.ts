@@ -74,6 +74,7 @@ describe('redis: the worker path against a silent peer', () => {
   it('leaves a blocking fetch that waits longer than SILENT_PEER_MS alone', async () => {
     const q = uniqueQueue('silent');
     await broker.fetch({ queues: [q], max: 1, leaseMs: 60_000, waitMs: 10 }); // opens the blocking connection
+    await sleep(200); // any close from the warm-up has reached the proxy
     const closed = proxy.closed;
     const waitMs = SILENT_PEER_MS + 2_000;
     const fetching = broker.fetch({ queues: [q], max: 1, leaseMs: 60_000, waitMs });
