@@ -58,7 +58,10 @@ Options:
   --app <path>            module exporting \`app\` (required); a .ts file needs tsx installed
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --log-level <level>     debug | info | warn | error | silent (default info)
-  -h, --help              show this help`;
+  -h, --help              show this help
+
+SIGTERM or SIGINT stops; a second signal exits (code 128 + signal number) if the stop has not
+finished ${FORCE_EXIT_MS / 1000} s later; a third exits at once.`;
 
 const beatArgs = {
   app: { type: 'string' },
