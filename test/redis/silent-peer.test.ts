@@ -71,6 +71,18 @@ describe('redis: the worker path against a silent peer', () => {
     expect(await direct.stats(q)).toMatchObject({ inFlight: 0, completed: 1 });
   }, 20_000);
 
+  it('does not cut the redialled connection again when the socket timer of the dropped one runs out', async () => {
+    const q = uniqueQueue('silent');
+    const d = await leaseOne(q);
+    const closed = proxy.closed;
+    proxy.dropNextReply(); // Redis runs the ack; the connection is reset before its reply arrives
+    expect(await within(outcome(d.ack()), 5_000)).toBe('done'); // resent on the redialled connection
+    expect(proxy.closed).toBe(closed + 1);
+    // ioredis left the dropped connection's timer running: it used to destroy the new one here.
+    await sleep(SILENT_PEER_MS + 1_000);
+    expect(proxy.closed).toBe(closed + 1);
+  }, 20_000);
+
   it('leaves a blocking fetch that waits longer than SILENT_PEER_MS alone', async () => {
     const q = uniqueQueue('silent');
     await broker.fetch({ queues: [q], max: 1, leaseMs: 60_000, waitMs: 10 }); // opens the blocking connection

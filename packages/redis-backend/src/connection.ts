@@ -44,15 +44,34 @@ function createClient(target: RedisTarget): Client {
   // fetches of several queues and settlements share round trips without callers doing anything.
   const common = { lazyConnect: true, enableAutoPipelining: true } as const;
   if (!target.cluster) {
-    return new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy, socketTimeout: SILENT_PEER_MS });
+    return clearsSocketTimerOnClose(new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy, socketTimeout: SILENT_PEER_MS }));
   }
-  return new Cluster([{ host: target.host, port: target.port }], {
+  return clearsSocketTimerOnClose(new Cluster([{ host: target.host, port: target.port }], {
     ...common,
     redisOptions: { ...target.redis, socketTimeout: SILENT_PEER_MS },
     clusterRetryStrategy: retryStrategy,
     // Results wake waiters with SPUBLISH on the queue's own slot; this routes SSUBSCRIBE there.
     shardedSubscribers: true,
-  });
+  }));
+}
+
+/**
+ * Works around ioredis (5.11) leaving a connection's socketTimeout timer running when that
+ * connection closes: armed by a command whose reply the drop cut off, it fires up to
+ * SILENT_PEER_MS later on whatever connection is current by then, and destroys the healthy
+ * redialled one (measured: a reset, then a second, needless one 3 s later). Cleared on close, it
+ * is armed afresh by the next command written on the new connection.
+ */
+function clearsSocketTimerOnClose<C extends Client>(client: C): C {
+  const guard = (conn: Redis) =>
+    conn.on('close', () => {
+      const internals = conn as unknown as { socketTimeoutTimer?: NodeJS.Timeout | undefined };
+      clearTimeout(internals.socketTimeoutTimer);
+      internals.socketTimeoutTimer = undefined;
+    });
+  if (client instanceof Cluster) client.on('+node', guard);
+  else guard(client as Redis);
+  return client;
 }
 
 async function checkServers(client: Client, target: RedisTarget): Promise<void> {
@@ -93,7 +112,7 @@ export function duplicate(client: Client, options: Partial<RedisOptions>): Clien
       ? client.duplicate([], { ...options, redisOptions: { ...client.options.redisOptions, ...options } })
       : client.duplicate(options);
   conn.on('error', () => {}); // it reconnects on its own; callers see failures on their commands
-  return conn;
+  return clearsSocketTimerOnClose(conn);
 }
 
 /** Longest a close waits for Redis to answer QUIT before it drops the connection. */
