@@ -11,9 +11,13 @@ export class FlakyProxy {
   #mode: 'pass' | 'drop-reply' | 'drop-request' = 'pass';
   /** A silent partition: connections stay open (and new ones are accepted) but no byte gets through. */
   #silent = false;
+  /** Replies from the server are swallowed (requests still get through) until `heal()`. */
+  #muted = false;
   /** New connections are closed at once (as by a host that is down) until `heal()`. */
   #refusing = false;
   port = 0;
+  /** Connections closed so far, by either side (a test checks that nothing was cut). */
+  closed = 0;
   /** Connections cut by dropNextReply / dropNextRequest so far (a test checks its cut happened). */
   cuts = 0;
 
@@ -33,9 +37,9 @@ export class FlakyProxy {
         upstream.destroy();
       };
       client.on('data', (chunk) => (this.#silent ? undefined : this.#mode === 'drop-request' ? cut() : upstream.write(chunk)));
-      upstream.on('data', (chunk) => (this.#silent ? undefined : this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
+      upstream.on('data', (chunk) => (this.#silent || this.#muted ? undefined : this.#mode === 'drop-reply' ? cut() : client.write(chunk)));
       const close = () => {
-        this.#pairs.delete(pair);
+        if (this.#pairs.delete(pair)) this.closed++;
         client.destroy();
         upstream.destroy();
       };
@@ -70,8 +74,14 @@ export class FlakyProxy {
     this.#silent = true;
   }
 
+  /** Swallows every byte from the server until `heal()`: commands run, their replies never arrive. */
+  muteReplies(): void {
+    this.#muted = true;
+  }
+
   heal(): void {
     this.#silent = false;
+    this.#muted = false;
     this.#refusing = false;
   }
 

@@ -12,6 +12,7 @@ import {
   type TaskMessage,
   type TaskRef,
 } from '@celeriac/core';
+import { quitWithin } from './connection.js';
 import { ProducerLink } from './producer.js';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
@@ -126,14 +127,20 @@ export class RedisBroker implements Broker {
     return [this.#options.deadLetters.maxCount, this.#options.deadLetters.maxAgeMs];
   }
 
-  /** Stops fetches, waits for pending settlements, then closes the connections. Idempotent. */
+  /**
+   * Stops fetches, waits for pending settlements (at most CLOSE_DRAIN_MS: the ones still
+   * unanswered are rejected), then closes the connections (each QUIT waits at most QUIT_WAIT_MS).
+   * Every step has a bound, so a silent connection cannot hold it. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#fetcher.close();
-      await this.#settler.drain();
+      const drained = await this.#settler.drain();
       await this.results.close();
       await this.#producer.close();
-      await this.#client.quit().catch(() => {});
+      // A drain cut short means the connection is silent: a QUIT would only wait out its bound.
+      if (drained) await quitWithin(this.#client);
+      else this.#client.disconnect();
     })();
     return this.#closing;
   }

@@ -26,20 +26,52 @@ export async function openClient(target: RedisTarget): Promise<Client> {
   }
 }
 
+/**
+ * Longest a connection may stay silent while a command written on it awaits its reply (ioredis'
+ * `socketTimeout`: armed when a command is written, re-armed by every byte that arrives). Past it
+ * the connection is destroyed and redialled, and ioredis resends the unanswered commands: safe,
+ * since fetch and settle answer a resend from their memos (fetch-7.lua, settle-7.lua), publish
+ * dedups by id, renew and the claims are idempotent for their owner. Without it a command written
+ * to a silent peer (a partition that resets nothing) waits for good. The scripts are bounded
+ * (≤ 1,000 leases, ≤ 500 settlements per call) and answer in milliseconds; a server stalled this
+ * long by someone else's command costs a redial and a resend, nothing more. Connections that
+ * block legitimately (BLPOP, fetcher.ts) and pub/sub (no reply awaited) do not use it.
+ */
+export const SILENT_PEER_MS = 3_000;
+
 function createClient(target: RedisTarget): Client {
   // Auto-pipelining writes every command issued in one tick as one batch: concurrent publishes,
   // fetches of several queues and settlements share round trips without callers doing anything.
   const common = { lazyConnect: true, enableAutoPipelining: true } as const;
   if (!target.cluster) {
-    return new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy });
+    return clearsSocketTimerOnClose(new Redis({ ...target.redis, ...common, host: target.host, port: target.port, retryStrategy, socketTimeout: SILENT_PEER_MS }));
   }
-  return new Cluster([{ host: target.host, port: target.port }], {
+  return clearsSocketTimerOnClose(new Cluster([{ host: target.host, port: target.port }], {
     ...common,
-    redisOptions: { ...target.redis },
+    redisOptions: { ...target.redis, socketTimeout: SILENT_PEER_MS },
     clusterRetryStrategy: retryStrategy,
     // Results wake waiters with SPUBLISH on the queue's own slot; this routes SSUBSCRIBE there.
     shardedSubscribers: true,
-  });
+  }));
+}
+
+/**
+ * Works around ioredis (5.11) leaving a connection's socketTimeout timer running when that
+ * connection closes: armed by a command whose reply the drop cut off, it fires up to
+ * SILENT_PEER_MS later on whatever connection is current by then, and destroys the healthy
+ * redialled one (measured: a reset, then a second, needless one 3 s later). Cleared on close, it
+ * is armed afresh by the next command written on the new connection.
+ */
+function clearsSocketTimerOnClose<C extends Client>(client: C): C {
+  const guard = (conn: Redis) =>
+    conn.on('close', () => {
+      const internals = conn as unknown as { socketTimeoutTimer?: NodeJS.Timeout | undefined };
+      clearTimeout(internals.socketTimeoutTimer);
+      internals.socketTimeoutTimer = undefined;
+    });
+  if (client instanceof Cluster) client.on('+node', guard);
+  else guard(client as Redis);
+  return client;
 }
 
 async function checkServers(client: Client, target: RedisTarget): Promise<void> {
@@ -80,5 +112,23 @@ export function duplicate(client: Client, options: Partial<RedisOptions>): Clien
       ? client.duplicate([], { ...options, redisOptions: { ...client.options.redisOptions, ...options } })
       : client.duplicate(options);
   conn.on('error', () => {}); // it reconnects on its own; callers see failures on their commands
-  return conn;
+  return clearsSocketTimerOnClose(conn);
+}
+
+/** Longest a close waits for Redis to answer QUIT before it drops the connection. */
+export const QUIT_WAIT_MS = 1_000;
+
+/**
+ * Closes a connection politely (QUIT: what was sent before it is answered first) within `waitMs`,
+ * then drops it whatever happened: a silent connection never answers QUIT.
+ */
+export async function quitWithin(client: Client, waitMs = QUIT_WAIT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+  try {
+    await Promise.race([client.quit().catch(() => {}), bound]);
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
 }

@@ -30,6 +30,10 @@ const CLUSTER_MULTI_QUEUE_WAIT_MS = 200;
  * 5. Each call carries a token of its own (the deliveries' tokens derive from it): a call
  *    ioredis resends after a reconnect, whose first execution leased a batch but whose reply was
  *    lost, gets that same batch back rather than leasing more (fetch-7.lua, "Memo").
+ * 6. Never drops what it leased: when a script call (or a burial) fails after earlier calls of
+ *    the same fetch leased deliveries, the fetch returns those, and the next fetch throws the
+ *    error (left unreturned, they would come back after the lease with a lapse each: an attempt
+ *    spent without running).
  */
 export class Fetcher {
   readonly #client: Client;
@@ -44,6 +48,8 @@ export class Fetcher {
   readonly #hints = new Map<string, { dueAt: number }>();
   #rotation = 0;
   #closed = false;
+  /** A failure that ended a fetch which had already leased something: thrown by the next fetch. */
+  #failure: unknown;
   readonly #maxBytes: number;
 
   constructor(client: Client, scripts: Scripts, keys: KeyCache, settler: Settler, options: { cluster: boolean; maxMessageBytes: number }) {
@@ -65,6 +71,11 @@ export class Fetcher {
     // wake marker (lib/queue.lua), so BLPOP returns at once if there is any. This saves a round
     // trip per delivery for a worker that keeps up with its queue.
     let hint = multiCluster ? undefined : this.#hints.get(hintKey);
+    if (this.#failure !== undefined) {
+      const failure = this.#failure;
+      this.#failure = undefined;
+      throw failure;
+    }
     for (;;) {
       if (this.#closed || request.signal?.aborted) return [];
       if (!hint || hint.dueAt <= Date.now()) {
@@ -103,32 +114,46 @@ export class Fetcher {
     const start = queues.length > 1 ? this.#rotation++ : 0;
     for (let i = 0; i < queues.length && deliveries.length < max; i++) {
       const keys = queues[(start + i) % queues.length]!;
-      const tokenBase = this.#calls.next();
-      const forget = this.#calls.forget(keys.base);
-      const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max - deliveries.length), Math.ceil(leaseMs), tokenBase, forget])) as (string | number | null)[];
-      const [now, nextDue, left] = reply as [number, number, number];
-      // A call that leased something left a memo (for a resend that can no longer come).
-      if (reply.length > 3) this.#calls.answered(keys.base, tokenBase);
-      remaining += left;
-      if (nextDue >= 0) dueInMs = Math.min(dueInMs, Math.max(1, nextDue - now + 1));
-      const burials: Promise<void>[] = [];
-      for (let at = 3, n = 1; at < reply.length; at += 3, n++) {
-        const id = reply[at] as string;
-        const raw = reply[at + 1] as string | null;
-        if (raw === null) continue; // a resend's delivery that is no longer this call's (fetch-7.lua)
-        const token = `${tokenBase}.${n}`;
-        const parsed = parseMessage(raw, { queue: keys.queue, maxBytes: this.#maxBytes });
-        if (parsed.ok) {
-          deliveries.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler, reply[at + 2] as number));
-        } else {
-          burials.push(this.#settler.submit(keys, id, ['D', id, token, '', '', '', parsed.reason, '']));
-        }
+      try {
+        const step = await this.#takeFrom(keys, max - deliveries.length, leaseMs, deliveries);
+        remaining += step.remaining;
+        dueInMs = Math.min(dueInMs, step.dueInMs);
+      } catch (err) {
+        // Responsibility 6: what earlier calls leased goes to the caller; the error waits.
+        if (deliveries.length === 0) throw err;
+        this.#failure = err;
+        return { deliveries, dueInMs: 0, remaining: 1 };
       }
-      // A malformed message is dead-lettered before fetch returns, so it is never lost in between.
-      await Promise.all(burials);
     }
     // A queue not looked at (max was reached first) may still hold work.
     return { deliveries, dueInMs, remaining: deliveries.length >= max ? Math.max(remaining, 1) : remaining };
+  }
+
+  /** One fetch script call on one queue; pushes what it leased onto `into` before burying the malformed. */
+  async #takeFrom(keys: QueueKeys, max: number, leaseMs: number, into: Delivery[]): Promise<{ dueInMs: number; remaining: number }> {
+    const tokenBase = this.#calls.next();
+    const forget = this.#calls.forget(keys.base);
+    const reply = (await this.#scripts.run('fetch', keys.main, [keys.base, Math.min(MAX_PER_CALL, max), Math.ceil(leaseMs), tokenBase, forget])) as (string | number | null)[];
+    const [now, nextDue, left] = reply as [number, number, number];
+    // A call that leased something left a memo (for a resend that can no longer come).
+    if (reply.length > 3) this.#calls.answered(keys.base, tokenBase);
+    const burials: Promise<void>[] = [];
+    for (let at = 3, n = 1; at < reply.length; at += 3, n++) {
+      const id = reply[at] as string;
+      const raw = reply[at + 1] as string | null;
+      if (raw === null) continue; // a resend's delivery that is no longer this call's (fetch-7.lua)
+      const token = `${tokenBase}.${n}`;
+      const parsed = parseMessage(raw, { queue: keys.queue, maxBytes: this.#maxBytes });
+      if (parsed.ok) {
+        into.push(new RedisDelivery(parsed.message, token, keys, id, this.#settler, reply[at + 2] as number));
+      } else {
+        burials.push(this.#settler.submit(keys, id, ['D', id, token, '', '', '', parsed.reason, '']));
+      }
+    }
+    // A malformed message is dead-lettered before fetch returns, so it is never lost in between.
+    // (If its burial fails, it stays leased and comes back after the lease, to be buried again.)
+    await Promise.all(burials);
+    return { dueInMs: nextDue >= 0 ? Math.max(1, nextDue - now + 1) : Infinity, remaining: left };
   }
 }
 
@@ -194,6 +219,8 @@ class BlockingPool {
 
   #open(): Client {
     // No retry limit: a wait that outlives a reconnect simply continues on the new connection.
-    return duplicate(this.#client, { maxRetriesPerRequest: null, enableAutoPipelining: false });
+    // No socketTimeout (the main connection's SILENT_PEER_MS): a BLPOP is silent by design until
+    // its own timeout; BLOCK_GRACE_MS bounds it instead.
+    return duplicate(this.#client, { maxRetriesPerRequest: null, enableAutoPipelining: false, socketTimeout: undefined });
   }
 }

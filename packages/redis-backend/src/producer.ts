@@ -1,6 +1,6 @@
 import { BackendError } from '@celeriac/core';
 import { Cluster, type RedisOptions } from 'ioredis';
-import { duplicate } from './connection.js';
+import { SILENT_PEER_MS, duplicate, quitWithin } from './connection.js';
 import { Scripts, type Client, type ScriptName } from './scripts.js';
 
 /**
@@ -17,12 +17,12 @@ export const PRODUCER_BOUND_MS = 8_000;
  * two failed reconnect attempts in a row ioredis rejects the waiting commands and drops them from
  * its queues (maxRetriesPerRequest: 1): about 2.2 s when Redis refuses connections (down), each
  * attempt bounded by connectTimeout, at most 1.1 s apart. A connection that answers nothing for
- * socketTimeout (silent) is dropped and redialled. No commandTimeout: ioredis would reject the
- * caller and still send the command later. What ioredis cannot bound (a command in flight when a
+ * SILENT_PEER_MS (silent) is dropped and redialled, as the main one is (connection.ts). No
+ * commandTimeout: ioredis would reject the caller and still send the command later. What ioredis cannot bound (a command in flight when a
  * connection drops and the redial reaches a listener that never answers is kept for resending
  * indefinitely), PRODUCER_BOUND_MS does.
  */
-const PRODUCER_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 2_000, socketTimeout: 3_000, enableOfflineQueue: true, lazyConnect: true } as const;
+const PRODUCER_OPTIONS = { maxRetriesPerRequest: 1, connectTimeout: 2_000, socketTimeout: SILENT_PEER_MS, enableOfflineQueue: true, lazyConnect: true } as const;
 const producerRetry = (times: number) => Math.min(100 * 2 ** Math.min(times, 4), 1_000) + Math.floor(Math.random() * 100);
 
 /**
@@ -67,7 +67,7 @@ export class ProducerLink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#client?.quit().catch(() => {});
+    if (this.#client) await quitWithin(this.#client);
   }
 
   #connection(): Client {

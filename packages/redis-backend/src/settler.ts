@@ -25,12 +25,22 @@ const MAX_OPS_PER_CALL = 500;
 const MEMO_MS = 5 * 60_000;
 
 /**
+ * Longest `drain()` (and so `RedisBroker.close()`) waits for settle calls in flight to answer. A
+ * silent connection (a partition that resets nothing) never answers: past this the calls still
+ * unanswered are rejected and the broker disconnects. Their outcome is then unknown to this
+ * process, but never doubled: a call Redis ran took effect once (its memo answers a resend), one
+ * it never saw leaves its lease to lapse, and the task is delivered again with one lapse.
+ */
+export const CLOSE_DRAIN_MS = 5_000;
+
+/**
  * Coalesces settlements into few round trips.
  * 1. Collects every ack, retry, dead letter and release issued in one burst of promise callbacks.
  * 2. Sends them as one `settle` script call per queue (chunked), fenced by each delivery's token.
  * 3. Resolves each caller on its own: `LeaseLostError` for the ones whose lease was lost. A call
  *    ioredis resends after a reconnect answers what its first execution did (its call token).
- * 4. `drain()` waits for everything submitted, so closing leaves nothing half-done.
+ * 4. `drain()` waits for everything submitted, so closing leaves nothing half-done, for at most
+ *    CLOSE_DRAIN_MS: then it rejects what is still unanswered (a silent connection), saying so.
  */
 export class Settler {
   readonly #scripts: Scripts;
@@ -39,7 +49,8 @@ export class Settler {
   readonly #dead: [number, number];
   #batches = new Map<string, Batch>();
   #scheduled = false;
-  readonly #inflight = new Set<Promise<void>>();
+  /** Calls sent and not yet answered, with their callers (rejected by a drain that times out). */
+  readonly #inflight = new Map<Promise<void>, Batch>();
   readonly #calls = new CallTokens();
 
   constructor(scripts: Scripts, tombstoneMs: number, deadLetters: BrokerOptions['deadLetters']) {
@@ -66,9 +77,35 @@ export class Settler {
     return done;
   }
 
-  async drain(): Promise<void> {
+  /**
+   * Sends what is queued and waits until every call has answered, or `boundMs` has passed; then
+   * rejects the callers of the calls still unanswered. Resolves true when all answered.
+   */
+  async drain(boundMs = CLOSE_DRAIN_MS): Promise<boolean> {
     if (this.#scheduled) this.#flush();
-    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        late = true;
+        resolve();
+      }, boundMs);
+    });
+    try {
+      while (this.#inflight.size > 0 && !late) await Promise.race([Promise.allSettled([...this.#inflight.keys()]), bound]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#inflight.size === 0) return true;
+    for (const { keys, waiters } of this.#inflight.values()) {
+      const error = new BackendError(
+        `settling ${waiters.length} deliveries on queue ${keys.queue} failed: the broker closed before Redis answered the call within ${boundMs} ms ` +
+          '(a silent connection). If Redis ran it, it took effect; if not, each lease lapses and its task is delivered again',
+      );
+      for (const w of waiters) w.reject(error);
+    }
+    this.#inflight.clear();
+    return false;
   }
 
   #flush(): void {
@@ -79,7 +116,7 @@ export class Settler {
     for (const batch of batches.values()) {
       for (const chunk of split(batch)) {
         const call = this.#send(chunk).finally(() => this.#inflight.delete(call));
-        this.#inflight.add(call);
+        this.#inflight.set(call, chunk);
       }
     }
   }

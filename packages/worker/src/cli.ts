@@ -1,5 +1,6 @@
+import { constants } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CeleriacError, consoleLogger, type App, type LogLevel } from '@celeriac/core';
+import { CeleriacError, consoleLogger, type App, type LogLevel, type Logger } from '@celeriac/core';
 import { loadApp } from './app-loader.js';
 import { watchParent } from './parent-watch.js';
 import { Scheduler } from './scheduler.js';
@@ -7,6 +8,14 @@ import { UsageError } from './usage-error.js';
 import { Worker } from './worker.js';
 
 export { loadApp } from './app-loader.js';
+
+/**
+ * How long a stop may still run after a second SIGTERM/SIGINT before the process exits anyway
+ * (a third signal exits at once). The second signal has aborted the running tasks: this leaves
+ * their release a moment to reach the broker. A stop that hangs (a broker cut off by a silent
+ * partition, a handler that ignores its signal) then ends here, so no worker needs SIGKILL.
+ */
+export const FORCE_EXIT_MS = 3_000;
 
 const MAIN_HELP = `celeriac — typed distributed task queue
 
@@ -34,7 +43,8 @@ Options:
   --log-level <level>     debug | info | warn | error | silent (default info)
   -h, --help              show this help
 
-SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue.
+SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue,
+and exits (code 128 + signal number) if that stop has not finished ${FORCE_EXIT_MS / 1000} s later; a third exits at once.
 Under a process manager or in a container, run node_modules/.bin/celeriac itself, not npx or npm run:
 npm does not pass signals on (the command notices when npm exits and stops gracefully then).`;
 
@@ -48,7 +58,10 @@ Options:
   --app <path>            module exporting \`app\` (required); a .ts file needs tsx installed
   --broker <url>          broker URL; sets CELERIAC_BROKER_URL before the module loads
   --log-level <level>     debug | info | warn | error | silent (default info)
-  -h, --help              show this help`;
+  -h, --help              show this help
+
+SIGTERM or SIGINT stops; a second signal exits (code 128 + signal number) if the stop has not
+finished ${FORCE_EXIT_MS / 1000} s later; a third exits at once.`;
 
 const beatArgs = {
   app: { type: 'string' },
@@ -106,10 +119,15 @@ async function workerCommand(argv: string[], out: (s: string) => void): Promise<
   const worker = new Worker(app, options);
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
   await worker.start();
+  const unforce = forceExitOnSecondSignal(options.logger);
   const unwatch = watchParent(options.logger);
-  await stopped;
-  unwatch();
-  await app.close();
+  try {
+    await stopped;
+    unwatch();
+    await app.close();
+  } finally {
+    unforce();
+  }
   return 0;
 }
 
@@ -130,15 +148,50 @@ async function beatCommand(argv: string[], out: (s: string) => void): Promise<nu
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
-  await scheduler.start();
-  const unwatch = watchParent(logger);
-  for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
-  await signalled;
-  unwatch();
-  await scheduler.stop();
-  await app.close();
+  const unforce = forceExitOnSecondSignal(logger);
+  try {
+    await scheduler.start();
+    const unwatch = watchParent(logger);
+    for (const s of scheduler.describe()) logger.info({ schedule: s.name, expression: s.expression, tz: s.tz, nextRun: new Date(s.nextRun).toISOString() }, 'schedule');
+    await signalled;
+    unwatch();
+    await scheduler.stop();
+    await app.close();
+  } finally {
+    unforce();
+  }
   logger.info('scheduler stopped');
   return 0;
+}
+
+/**
+ * Counts SIGTERM/SIGINT while the command runs: the second ends the process FORCE_EXIT_MS later
+ * unless the command has returned by then, the third at once (exit code 128 + signal number, as
+ * for a process the signal killed). Listening also keeps a signal that arrives once the worker's
+ * own handlers are gone (during the final close) from killing the process mid-close. Returns the
+ * function that stops listening.
+ */
+function forceExitOnSecondSignal(logger: Logger): () => void {
+  let count = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const exit = (signal: NodeJS.Signals) => process.exit(128 + (constants.signals[signal] ?? 15));
+  const onSignal = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 2) {
+      timer = setTimeout(() => {
+        logger.error({ signal, afterMs: FORCE_EXIT_MS }, 'the stop did not finish after a second signal; exiting now (tasks not given back return after their lease)');
+        exit(signal);
+      }, FORCE_EXIT_MS);
+    } else if (count > 2) {
+      logger.error({ signal }, 'third signal; exiting now (tasks not given back return after their lease)');
+      exit(signal);
+    }
+  };
+  process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
+  return () => {
+    clearTimeout(timer);
+    process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+  };
 }
 
 /** Parses a command's flags and checks `--app`; undefined when it printed its help instead. */
