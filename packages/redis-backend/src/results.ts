@@ -1,5 +1,5 @@
 import { type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type StoreOptions, type TaskRef, type TaskResult } from '@celeriac/core';
-import { duplicate } from './connection.js';
+import { duplicate, quitWithin } from './connection.js';
 import type { ProducerLink } from './producer.js';
 import type { KeyCache } from './keys.js';
 import { RedisMarks } from './marks.js';
@@ -113,7 +113,7 @@ export class RedisResultBackend implements ResultBackend {
     await this.#subscriber.close();
     if (this.#ownsClient) {
       await this.#producer.close();
-      await this.#client.quit().catch(() => {});
+      await quitWithin(this.#client);
     }
   }
 }
