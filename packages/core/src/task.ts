@@ -8,6 +8,14 @@ import { TaskHandle } from './handle.js';
 import type { Logger } from './logger.js';
 import { enqueueOptionsSchema, parseOptions, type EnqueueOptions, type TaskOptions } from './options.js';
 
+/**
+ * A broker opened from a URL gives up on a publish at `enqueueTimeoutMs` itself
+ * (`BrokerOptions.publishTimeoutMs`), with an error that says whether it was sent, and cleans up
+ * after it (its own dedup tables included) before it rejects. Core's timer is the net for a broker
+ * that does not (an instance you built), so it fires this much later.
+ */
+const ENQUEUE_NET_MS = 1_000;
+
 /** What a handler gets besides its input. */
 export interface TaskContext {
   id: string;
@@ -52,7 +60,7 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
     const what = messages.length === 1 ? `task ${messages[0]!.id}` : `${messages.length} tasks`;
     // A keyed enqueue that ran out of time gives its keys back first (bounded by timeoutMs again).
     const published = await publishMessages(this.app, messages, now, {
-      timeoutMs,
+      timeoutMs: timeoutMs + ENQUEUE_NET_MS,
       onTimeout: () =>
         new BackendError(
           `the broker did not confirm the enqueue of ${what} within ${timeoutMs} ms (enqueueTimeoutMs): it may or may not have been enqueued; ` +
