@@ -31,6 +31,7 @@ export const SCENARIOS: Record<string, Scenario> = {
  */
 export const BEYOND_RABBITMQ_ALONE: Record<string, string> = {
   resets: 'running each task once across reconnects needs deduplication by task id in a shared store',
+  partition: 'no two concurrent runs of a key across workers needs the key claimed in a shared store (RabbitMQ alone claims keys per process)',
   'idem-race': 'one task per key from several producer processes needs the key reserved in a shared store',
   beat: 'one run per tick from several schedulers needs the tick deduplicated in a shared store',
 };
