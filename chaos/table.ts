@@ -3,11 +3,12 @@
 //   node --import tsx chaos/table.ts < runs.jsonl
 import { readFileSync } from 'node:fs';
 import type { Report } from './run.js';
+import { BEYOND_RABBITMQ_ALONE } from './scenarios/index.js';
 
 const CRITERIA: Record<string, string> = {
   steady: '0 lost, 0 duplicates',
   kill: '0 lost; one effect per key',
-  block: 'takeover ≤ 2 L + 1 s; stale result rejected',
+  block: 'takeover ≤ 2 L + 1 s (L = 1.5 s); stale result rejected',
   'broker-restart': '0 lost confirmed; every enqueue settles ≤ 15 s',
   'broker-kill': '0 lost confirmed; every enqueue settles ≤ 15 s',
   resets: 'each task once',
@@ -51,7 +52,9 @@ const reports = readFileSync(0, 'utf8')
 const latest = new Map<string, Report>();
 for (const r of reports) latest.set(`${r.scenario}|${r.broker}`, r);
 for (const scenario of Object.keys(CRITERIA)) {
-  const cells = BROKER_COLUMNS.map((b) => cell(latest.get(`${scenario}|${b}`)));
-  if (cells.every((c) => c === 'not run')) continue;
+  const cells = BROKER_COLUMNS.map((b) =>
+    b === 'amqp' && scenario in BEYOND_RABBITMQ_ALONE ? 'n/a — beyond RabbitMQ alone (see "RabbitMQ alone")' : cell(latest.get(`${scenario}|${b}`)),
+  );
+  if (cells.every((c) => c === 'not run' || c.startsWith('n/a'))) continue;
   process.stdout.write(`| \`${scenario}\` | \`npm run chaos -- ${scenario} --broker <b>\` | ${CRITERIA[scenario]} | ${cells.join(' | ')} |\n`);
 }
