@@ -156,4 +156,49 @@ describe('Executor: a suspect runs alone', () => {
     open('first');
     expect(await executor.waitIdle(1_000)).toBe(true);
   });
+
+  it('gives back a second suspect while the first still waits its turn', async () => {
+    const { executor, take, started, open, broker, queue } = await setup(30_000);
+    await take('a');
+    await take('s1', true);
+    await take('s2', true);
+    await expect.poll(async () => (await broker.stats(queue)).ready).toBe(1); // s2, back on the queue
+    expect(started).toEqual(['a']);
+    open('a');
+    await expect.poll(() => started).toEqual(['a', 's1']);
+    open('s1');
+    expect(await executor.waitIdle(1_000)).toBe(true);
+  });
+});
+
+describe('Executor: a handler that ignored its time limit', () => {
+  it('keeps its claims for its timeoutMs more, then drops them with one warning; a suspect does not wait for it', async () => {
+    const broker = new MemoryBroker();
+    const queue = uniqueQueue('ab');
+    const warnings: string[] = [];
+    const logger = { debug: () => {}, info: () => {}, error: () => {}, warn: (_o: object | string, msg?: string) => void warnings.push(String(msg)) };
+    const app = createApp({ broker, defaultQueue: queue, logger });
+    apps.push(app);
+    const started: string[] = [];
+    // Its time limit schedules a retry (far off): the key stays claimed while the handler runs on.
+    const t = app.task('stubborn', { input: z.object({ name: z.string() }), timeoutMs: 100, retry: { maxAttempts: 5, delayMs: 60_000, jitter: false } }, ({ name }) => {
+      started.push(name);
+      return new Promise<never>(() => {}); // ignores its signal, never ends
+    });
+    const executor = new Executor(app, await app.connection(), 3, LEASE, () => {});
+    const take = async () => (await broker.fetch({ queues: [queue], max: 1, leaseMs: LEASE, waitMs: 0 }))[0]!;
+    await t.enqueue({ name: 'stubborn' }, { idempotencyKey: 'k1' });
+    const d = await take();
+    executor.run(d);
+    await expect.poll(() => executor.unsettled().length, { timeout: 2_000 }).toBe(0); // retried at its time limit…
+    expect(executor.running).toBe(1); // …but still runs, holding its key
+    expect(executor.claimHolders().map(([x]) => x.message.id)).toEqual([d.message.id]);
+    await new Promise((resolve) => setTimeout(resolve, 150)); // its timeoutMs more has passed
+    expect(executor.claimHolders()).toEqual([]);
+    expect(executor.claimHolders()).toEqual([]);
+    expect(warnings.filter((w) => /no longer renewed/.test(w))).toHaveLength(1);
+    await t.enqueue({ name: 'suspect' });
+    executor.run(suspectOf(await take()));
+    await expect.poll(() => started).toEqual(['stubborn', 'suspect']); // did not wait for the settled one
+  });
 });

@@ -226,12 +226,12 @@ export class Executor {
     if (this.#suspect === delivery) this.#endSuspect();
     const waiting = this.#suspects.indexOf(delivery);
     if (waiting >= 0) this.#suspects.splice(waiting, 1); // lost its lease before its turn
-    this.#startSuspect();
     if (running && attempt.handlerRunning) {
       const timeoutMs = this.app.getTask(delivery.message.task)?.options.timeoutMs;
       running.claimsUntil = Date.now() + (timeoutMs ?? ABANDONED_CLAIM_LEASES * this.leaseMs);
       this.#abandoned.set(delivery, running);
     }
+    this.#startSuspect(); // after the line above: a suspect never waits for a settled handler
     this.#wakeFetcher();
     if (this.#active.size === 0) {
       const waiters = this.#idleWaiters;
