@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
 import type { DeadLetter } from '@celeriac/core';
 import { Ledger } from './ledger.js';
 import { startWorker, type CeleriacProcess } from './processes.js';
 import { ensureLedger } from './services.js';
 import { chaosApp } from './tasks.js';
+import { removePrefix } from '../test/redis/helpers.js';
 
 export type BrokerKind = 'redis' | 'amqp' | 'amqp+redis';
 export const BROKERS: readonly BrokerKind[] = ['redis', 'amqp', 'amqp+redis'];
@@ -159,23 +159,8 @@ export class Run {
 
   async #cleanShared(): Promise<void> {
     const shared = `redis://127.0.0.1:${SHARED_REDIS_PORT}`;
-    if (this.kind === 'amqp+redis' || (this.kind === 'redis' && !this.privateBroker)) await removeRedisPrefix(shared, this.prefix);
+    if (this.kind === 'amqp+redis' || (this.kind === 'redis' && !this.privateBroker)) await removePrefix(this.prefix, shared);
     if (this.kind !== 'redis' && !this.privateBroker) await deleteAmqpQueues(this.brokerUrl(), this.queue);
-  }
-}
-
-async function removeRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
-  redis.on('error', () => {});
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
   }
 }
 

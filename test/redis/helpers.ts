@@ -15,9 +15,10 @@ export function urlWith(prefix: string, base = REDIS_URL, extra = ''): string {
   return `${base}${base.includes('?') ? '&' : '?'}prefix=${prefix}${extra}`;
 }
 
-/** Deletes every key under `prefix` (SCAN + UNLINK: only our own keys). */
+/** Deletes every key under `prefix` (SCAN + UNLINK: only our own keys); fails fast when Redis is gone. */
 export async function removePrefix(prefix: string, url = REDIS_URL): Promise<void> {
-  const redis = new Redis(url);
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => {});
   try {
     let cursor = '0';
     do {
