@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createApp, MemoryBroker, type App, type Delivery } from '@celeriac/core';
+import { createApp, LeaseLostError, MemoryBroker, type App, type Delivery } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { Executor, SUSPECT_LAPSES } from './executor.js';
 
@@ -154,6 +154,21 @@ describe('Executor: a suspect runs alone', () => {
     expect(again!.lapses).toBe(0); // released, not lapsed (the wrapper's lapses were the test's)
     await again!.release();
     open('first');
+    expect(await executor.waitIdle(1_000)).toBe(true);
+  });
+
+  it('forgets a waiting suspect that lost its lease: the next one still waits for the others', async () => {
+    const { executor, take, started, open } = await setup(30_000);
+    await take('a');
+    await take('s1', true);
+    const [s1] = executor.unsettled().map(([d]) => d).filter((d) => d.lapses >= SUSPECT_LAPSES);
+    executor.abort(s1!, new LeaseLostError(s1!.message.id));
+    await take('s2', true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(started).toEqual(['a']); // s2 waits for a (a lost s1 is no handler that outlived its attempt)
+    open('a');
+    await expect.poll(() => started).toEqual(['a', 's2']);
+    open('s2');
     expect(await executor.waitIdle(1_000)).toBe(true);
   });
 

@@ -225,8 +225,16 @@ export class Executor {
     // A settled suspect frees the line even if its handler runs on (liveness over isolation).
     if (this.#suspect === delivery) this.#endSuspect();
     const waiting = this.#suspects.indexOf(delivery);
-    if (waiting >= 0) this.#suspects.splice(waiting, 1); // lost its lease before its turn
-    if (running && attempt.handlerRunning) {
+    if (waiting >= 0) {
+      // Lost its lease before its turn: it never started, so it has no handler to outlive, and the
+      // wait timer armed for it must not cut the next suspect's wait short.
+      this.#suspects.splice(waiting, 1);
+      if (!this.#suspect) {
+        clearTimeout(this.#suspectTimer);
+        this.#suspectTimer = undefined;
+      }
+    }
+    if (running && attempt.handlerRunning && waiting < 0) {
       const timeoutMs = this.app.getTask(delivery.message.task)?.options.timeoutMs;
       running.claimsUntil = Date.now() + (timeoutMs ?? ABANDONED_CLAIM_LEASES * this.leaseMs);
       this.#abandoned.set(delivery, running);
