@@ -35,7 +35,12 @@ export async function publishMessages(app: App, messages: readonly TaskMessage[]
     // still being reserved, once they are). If the publish lands after all, a retry makes a second
     // task under the key; the consume-side key claim still runs the handler once.
     const undo = reservations.then((answers) => unreserve(app, store, reservedBy(messages, answers)));
-    await withTimeout(undo, bound.timeoutMs, () => new Error('unreserve timed out')).catch(() => {});
+    await withTimeout(undo, bound.timeoutMs, () => new Error('unreserve timed out')).catch((undoErr: unknown) =>
+      app.logger.error(
+        { err: String(undoErr) },
+        'could not give back the idempotency keys of an enqueue that timed out: enqueues with these keys are told "duplicate" of a task that may never have been published until the keys expire',
+      ),
+    );
     throw err;
   }
 }
