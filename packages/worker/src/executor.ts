@@ -21,12 +21,6 @@ export const ABANDONED_CLAIM_LEASES = 10;
  */
 export const SUSPECT_LAPSES = 2;
 
-/** Why a second suspect is given back unstarted. */
-class SuspectDeferredError extends Error {
-  constructor() {
-    super('another suspect runs alone on this worker; given back for another worker');
-  }
-}
 
 /**
  * Runs deliveries with bounded concurrency.
@@ -123,12 +117,13 @@ export class Executor {
       this.#startSuspect();
       this.#wakeFetcher();
     });
+    if (suspect && (this.#suspect || this.#suspects.length > 0)) {
+      // Given back at once, unrun (a release: no lapse), with no claim taken: for another worker.
+      void delivery.release().catch((err: unknown) => this.app.logger.warn({ taskId: delivery.message.id, err: String(err) }, 'could not give back a second suspect; it comes back when its lease lapses'));
+      return;
+    }
     this.#active.set(delivery, { attempt, leaseUntil: leasedAt + this.leaseMs });
     if (!suspect) return this.#start(delivery, attempt);
-    if (this.#suspect || this.#suspects.length > 0) {
-      attempt.abort(new SuspectDeferredError()); // started aborted: released unrun
-      return this.#start(delivery, attempt);
-    }
     this.#suspects.push(delivery);
     this.#startSuspect();
   }
