@@ -37,7 +37,7 @@ describe('Executor', () => {
     const { app, broker, queue, executor, take } = await setup(1);
     const stubborn = gate();
     let ended = false;
-    const t = app.task('stubborn', { input: z.object({}), timeoutMs: 20, retry: { maxAttempts: 3 } }, async () => {
+    const t = app.task('stubborn', { input: z.object({}), timeoutMs: 20, retry: { maxAttempts: 3, delayMs: 60_000, jitter: false } }, async () => {
       await stubborn.opened; // ignores ctx.signal
       ended = true;
     });

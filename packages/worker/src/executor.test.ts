@@ -187,7 +187,7 @@ describe('Executor: a suspect runs alone', () => {
 });
 
 describe('Executor: a handler that ignored its time limit', () => {
-  it('keeps its claims for its timeoutMs more, then drops them with one warning; a suspect does not wait for it', async () => {
+  it('keeps its claims for its timeoutMs more (at least a lease), then drops them with one warning; a suspect does not wait for it', async () => {
     const broker = new MemoryBroker();
     const queue = uniqueQueue('ab');
     const warnings: string[] = [];
@@ -200,7 +200,8 @@ describe('Executor: a handler that ignored its time limit', () => {
       started.push(name);
       return new Promise<never>(() => {}); // ignores its signal, never ends
     });
-    const executor = new Executor(app, await app.connection(), 3, LEASE, () => {});
+    const lease = 300; // longer than its timeoutMs: the claims are kept for the lease
+    const executor = new Executor(app, await app.connection(), 3, lease, () => {});
     const take = async () => (await broker.fetch({ queues: [queue], max: 1, leaseMs: LEASE, waitMs: 0 }))[0]!;
     await t.enqueue({ name: 'stubborn' }, { idempotencyKey: 'k1' });
     const d = await take();
@@ -208,7 +209,9 @@ describe('Executor: a handler that ignored its time limit', () => {
     await expect.poll(() => executor.unsettled().length, { timeout: 2_000 }).toBe(0); // retried at its time limit…
     expect(executor.running).toBe(1); // …but still runs, holding its key
     expect(executor.claimHolders().map(([x]) => x.message.id)).toEqual([d.message.id]);
-    await new Promise((resolve) => setTimeout(resolve, 150)); // its timeoutMs more has passed
+    await new Promise((resolve) => setTimeout(resolve, 150)); // its timeoutMs more has passed, not its lease
+    expect(executor.claimHolders()).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // its lease has passed too
     expect(executor.claimHolders()).toEqual([]);
     expect(executor.claimHolders()).toEqual([]);
     expect(warnings.filter((w) => /no longer renewed/.test(w))).toHaveLength(1);

@@ -30,7 +30,7 @@ export const SUSPECT_LAPSES = 2;
  * 2. A handler that outlived its attempt (time limit, lease lost) keeps its slot until it really
  *    ends, and keeps its store claims (idempotency key, task) renewed (see `claimHolders`) — for a
  *    bounded time: its task's `timeoutMs` more (2 × timeoutMs from its start when its time limit
- *    ended it), or `ABANDONED_CLAIM_LEASES` × leaseMs when it has none. A handler that never ends
+ *    ended it) but at least one leaseMs, or `ABANDONED_CLAIM_LEASES` × leaseMs when it has none. A handler that never ends
  *    then lets its claims lapse (logged), so its key's retries are not held off forever.
  * 3. One Attempt per delivery (behind `ctx.signal`), aborted on lease loss or hard stop; a lost
  *    delivery stops counting as unsettled at once, even if its settlement call never answers.
@@ -231,7 +231,9 @@ export class Executor {
     }
     if (running && attempt.handlerRunning && waiting < 0) {
       const timeoutMs = this.app.getTask(delivery.message.task)?.options.timeoutMs;
-      running.claimsUntil = Date.now() + (timeoutMs ?? ABANDONED_CLAIM_LEASES * this.leaseMs);
+      // At least one lease: a claim is renewed a lease at a time, so a shorter hold would end at
+      // a random point of the last renewed lease instead of where the rule says.
+      running.claimsUntil = Date.now() + (timeoutMs === undefined ? ABANDONED_CLAIM_LEASES * this.leaseMs : Math.max(timeoutMs, this.leaseMs));
       this.#abandoned.set(delivery, running);
     }
     this.#startSuspect(); // after the line above: a suspect never waits for a settled handler

@@ -283,7 +283,7 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     vi.useFakeTimers(FAKE);
     const { app, queue, executor, keeper, take, store, settle, real } = await setup();
     let release!: () => void;
-    const stubborn = app.task('stubborn', { input: z.object({}), timeoutMs: 100 }, () => new Promise<void>((resolve) => (release = resolve)));
+    const stubborn = app.task('stubborn', { input: z.object({}), timeoutMs: 100, retry: { delayMs: 60_000, jitter: false } }, () => new Promise<void>((resolve) => (release = resolve)));
     await stubborn.enqueue({}, { idempotencyKey: 'slow-key' });
     executor.run(await take(), Date.now());
     await settle();
@@ -293,7 +293,7 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     expect(executor.running).toBe(1); // …but the handler still runs
     await vi.advanceTimersByTimeAsync(LEASE / 2);
     expect((await store.proxy.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('busy');
-    // Renewed for its timeoutMs more (2 × timeoutMs from its start), then left to lapse with its lease.
+    // Renewed for a lease more (its timeoutMs is shorter), then left to lapse with its lease.
     await vi.advanceTimersByTimeAsync(3 * LEASE);
     expect((await store.proxy.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('acquired');
     release();
