@@ -47,7 +47,7 @@ describe('enqueue waits for the broker within enqueueTimeoutMs', () => {
     expect(settled).toBeInstanceOf(BackendError);
     expect((settled as Error).message).toBe(
       'the broker did not confirm the enqueue of task order-7 within 2000 ms (enqueueTimeoutMs): it may or may not have been enqueued; ' +
-        'enqueueing again with the same `id` or `idempotencyKey` is safe (a duplicate creates nothing)',
+        'enqueueing again with the same `id` or `idempotencyKey` is safe: the task still takes effect once',
     );
     const many = t.enqueueMany([{ payload: {} }, { payload: {} }]).catch((e: Error) => e.message);
     await vi.advanceTimersByTimeAsync(3_000);

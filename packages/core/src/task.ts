@@ -51,7 +51,9 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
 
   /**
    * Publishes many tasks in one broker round trip (all or none are validated before any is sent).
-   * Rejects with a `BackendError` after `enqueueTimeoutMs` if the broker has not confirmed.
+   * Rejects with a `BackendError` after `enqueueTimeoutMs` (+1 s) if the broker has not confirmed;
+   * keyed tasks on a broker whose dedup is per process (RabbitMQ with a shared store) may take up
+   * to twice that, while their keys are given back.
    */
   async enqueueMany(items: readonly { payload: z.input<I>; options?: EnqueueOptions }[]): Promise<TaskHandle<R>[]> {
     const now = Date.now();
@@ -64,7 +66,7 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
       onTimeout: () =>
         new BackendError(
           `the broker did not confirm the enqueue of ${what} within ${timeoutMs} ms (enqueueTimeoutMs): it may or may not have been enqueued; ` +
-            'enqueueing again with the same `id` or `idempotencyKey` is safe (a duplicate creates nothing)',
+            'enqueueing again with the same `id` or `idempotencyKey` is safe: the task still takes effect once',
         ),
     });
     return published.map((p, i) => new TaskHandle<R>(this.app.connection, p.id, messages[i]!.queue, this.name, p.duplicate));
