@@ -5,4 +5,4 @@ import { amqpFixture } from './testing.js';
 describeBroker('amqp', async (options) => {
   const fx = await amqpFixture(options ? { maxMessageBytes: options.maxMessageBytes, deadLetters: options.deadLetters } : {});
   return { broker: fx.broker, injectRaw: fx.injectRaw, close: fx.close };
-});
+}, { coordination: false });

@@ -27,6 +27,8 @@ const REMEMBERED_REPLY_TOS = 10_000;
  */
 export class AmqpResults implements ResultBackend {
   readonly capabilities = { push: true, shared: false };
+  /** Reply queues share nothing: the control plane needs `results: 'redis://…'` beside RabbitMQ. */
+  readonly coordination = null;
   readonly #local = new MemoryResultBackend();
   readonly #replyTos = new Map<string, string>();
   #listening: Promise<void> | undefined;

@@ -47,3 +47,6 @@ export { consoleLogger, silentLogger } from './logger.js';
 export type { LogLevel, Logger } from './logger.js';
 export { MemoryBroker } from './memory/broker.js';
 export { MemoryResultBackend } from './memory/results.js';
+export { MemoryCoordination } from './memory/coordination.js';
+export { DEFAULT_LIST_LIMIT, GLOBAL_SCOPE, assertKind, assertScope, assertSemaphoreName, assertSemaphoreOptions, encodeRecord, listLimit } from './coordination.js';
+export type { Coordination, Hold, RecordRef, SemaphoreRef, StoredRecord } from './coordination.js';

@@ -1,3 +1,4 @@
+import type { Coordination } from './coordination.js';
 import type { ErrorInfo } from './errors.js';
 
 /** Where a task lives: results and idempotency records are scoped by queue (one hash slot per queue). */
@@ -98,6 +99,11 @@ export interface ResultBackend {
   unreserveKey(ref: KeyRef, taskId: string): Promise<void>;
   /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
   readonly marks?: MarkStore;
+  /**
+   * Shared state for the control plane (see `Coordination`); `null` where the store cannot keep
+   * it (RabbitMQ's reply queues): the control features then fail at once, naming the fix.
+   */
+  readonly coordination: Coordination | null;
   close(): Promise<void>;
 }
 

@@ -2,6 +2,7 @@ import { type KeyClaim, type KeyRef, type ResultBackend, type Settlement, type S
 import { duplicate, quitWithin } from './connection.js';
 import type { ProducerLink } from './producer.js';
 import type { KeyCache } from './keys.js';
+import { RedisCoordination } from './coordination.js';
 import { RedisMarks } from './marks.js';
 import type { Client, Scripts } from './scripts.js';
 import { Subscriber } from './subscriber.js';
@@ -31,6 +32,8 @@ export class RedisResultBackend implements ResultBackend {
   readonly #closing = new Set<() => void>();
   /** The scheduler's last-run marks, kept beside the results. */
   readonly marks: RedisMarks;
+  /** The control plane's shared state, beside the results. */
+  readonly coordination: RedisCoordination;
 
   constructor(client: Client, scripts: Scripts, keys: KeyCache, { ownsClient, producer }: { ownsClient: boolean; producer: ProducerLink }) {
     this.#client = client;
@@ -40,6 +43,7 @@ export class RedisResultBackend implements ResultBackend {
     this.#producer = producer;
     this.#subscriber = new Subscriber(() => duplicate(client, {}));
     this.marks = new RedisMarks(client, scripts, keys.prefix);
+    this.coordination = new RedisCoordination(client, scripts, keys.prefix);
   }
 
   async store({ record, ttlMs, keyTtlMs }: Settlement, { owner }: StoreOptions = {}): Promise<boolean> {

@@ -20,7 +20,13 @@ export type ScriptName =
   | 'claim-task'
   | 'reserve-key'
   | 'unreserve-key'
-  | 'advance-mark';
+  | 'advance-mark'
+  | 'put-record'
+  | 'get-records'
+  | 'list-records'
+  | 'delete-record'
+  | 'acquire'
+  | 'renew-hold';
 
 export interface Script {
   name: ScriptName;

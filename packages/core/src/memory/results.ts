@@ -1,4 +1,5 @@
 import { BackendError } from '../errors.js';
+import { MemoryCoordination } from './coordination.js';
 import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, StoreOptions, TaskRef, TaskResult } from '../results.js';
 
 interface Expiring<T> {
@@ -24,6 +25,7 @@ const SWEEP_EVERY = 1_000;
  */
 export class MemoryResultBackend implements ResultBackend {
   readonly capabilities = { push: true, shared: false };
+  readonly coordination = new MemoryCoordination();
   readonly #results = new Map<string, Expiring<TaskResult>>();
   readonly #keys = new Map<string, Expiring<KeyRecord>>();
   /** Task claims (`claimTask`): task key → owner, until its lease ends. */

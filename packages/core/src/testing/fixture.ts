@@ -22,4 +22,6 @@ export type BrokerFactory = (options?: BrokerOptions) => Promise<BrokerFixture>;
 export interface SuiteOptions {
   /** Lease used where a test waits for one to lapse (default 250 ms); raise it for slow servers. */
   shortLeaseMs?: number;
+  /** False for a store without coordination state (RabbitMQ alone): the suite checks it says so. */
+  coordination?: boolean;
 }

@@ -6,6 +6,7 @@
  *   // vitest then runs every rule of the Broker and ResultBackend contracts against it.
  */
 import { describeTaskRules } from './app-suite.js';
+import { describeCoordinationRules } from './coordination-suite.js';
 import { describeBrokerContract } from './broker-suite.js';
 import type { BrokerFactory, SuiteOptions } from './fixture.js';
 import { describeReliabilityRules } from './reliability-suite.js';
@@ -13,6 +14,7 @@ import { describeStoreRules } from './store-suite.js';
 
 export { collect, describeBrokerContract } from './broker-suite.js';
 export { describeTaskRules } from './app-suite.js';
+export { describeCoordinationRules } from './coordination-suite.js';
 export { describeReliabilityRules } from './reliability-suite.js';
 export { describeStoreRules } from './store-suite.js';
 export type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
@@ -26,5 +28,6 @@ export function describeBroker(name: string, factory: BrokerFactory, options: Su
   describeBrokerContract(name, factory, options);
   describeReliabilityRules(name, factory, options);
   describeStoreRules(name, factory);
+  describeCoordinationRules(name, factory, options);
   describeTaskRules(name, factory, options);
 }
