@@ -7,6 +7,7 @@ import { assertTaskName } from './names.js';
 import { appOptionsSchema, parseOptions, taskOptionsSchema } from './options.js';
 import type { ResultBackend } from './results.js';
 import { Schedule, type ScheduleDefinition } from './schedule.js';
+import { Control } from './control/control.js';
 import { Task, type TaskHandler } from './task.js';
 
 const MAX_SCHEDULE_NAME = 180;
@@ -57,6 +58,8 @@ export interface TaskDefinition<I extends z.ZodType, R> {
 export class App {
   readonly options: z.output<typeof appOptionsSchema>;
   readonly logger: Logger;
+  /** Steering a running system: revoke, pause, resume (see `Control`). */
+  readonly control: Control = new Control(this);
   readonly #tasks = new Map<string, Task>();
   readonly #schedules = new Map<string, Schedule>();
   readonly #broker: string | Broker;

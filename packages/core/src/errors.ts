@@ -14,7 +14,9 @@ export type ErrorCode =
   | 'RESULT_TIMEOUT'
   | 'LEASE_LOST'
   | 'BACKEND'
-  | 'NON_RETRYABLE';
+  | 'NON_RETRYABLE'
+  | 'REVOKED'
+  | 'UNSUPPORTED';
 
 export class CeleriacError extends Error {
   readonly code: ErrorCode;
@@ -68,6 +70,24 @@ export class NonRetryableError extends CeleriacError {
 export class TaskTimeoutError extends CeleriacError {
   constructor(readonly timeoutMs: number) {
     super('TASK_TIMEOUT', `task attempt exceeded its time limit of ${timeoutMs} ms`);
+  }
+}
+
+/** The task was revoked (`app.control.revoke`): with `terminate`, `ctx.signal` aborts with this reason. */
+export class TaskRevokedError extends CeleriacError {
+  constructor(readonly taskId: string) {
+    super('REVOKED', `task ${taskId} was revoked (app.control.revoke): it is not run, nor retried`);
+  }
+}
+
+/** A control feature needs shared state this app's store cannot keep (RabbitMQ alone). */
+export class ControlUnavailableError extends CeleriacError {
+  constructor(feature: string) {
+    super(
+      'UNSUPPORTED',
+      `${feature} needs a store shared by every worker, and this app's store keeps none (RabbitMQ alone keeps results in reply queues): ` +
+        "add a Redis store, createApp({ broker: 'amqp://…', results: 'redis://…' })",
+    );
   }
 }
 

@@ -8,6 +8,8 @@ import { releaseClaims, StoreStalledError } from './claims.js';
 import { runHandler } from './running.js';
 import { settleOutcome, settling } from './settlement.js';
 import { attemptOf } from './retry.js';
+import { notRevoked } from './control/revocation.js';
+import type { Revocation } from './control/state.js';
 import type { Task } from './task.js';
 
 export { KEY_BUSY_DELAY_MS } from './admission.js';
@@ -19,13 +21,15 @@ export type TaskEvent =
   | { type: 'task:failed'; message: TaskMessage; error: ErrorInfo; reason: string };
 
 /** How a delivery ended, from the worker's point of view. */
-export type RunOutcome = 'succeeded' | 'retrying' | 'failed' | 'expired' | 'duplicate' | 'yielded' | 'released' | 'lost';
+export type RunOutcome = 'succeeded' | 'retrying' | 'failed' | 'expired' | 'revoked' | 'duplicate' | 'yielded' | 'released' | 'lost';
 
 export interface RunOptions {
   /** The attempt's abort switch: the worker aborts it on lease loss or hard stop; a time limit aborts it here. */
   attempt: Attempt;
   leaseMs: number;
   onEvent?: (event: TaskEvent) => void;
+  /** The worker's in-memory view of revocations (see control/state.ts): a revoked task is not run. */
+  revoked?: (taskId: string) => Revocation | undefined;
 }
 
 /** One delivery on its way through the pipeline: what the steps have learnt so far. */
@@ -42,6 +46,7 @@ export interface Run {
   readonly emit: (event: TaskEvent) => void;
   /** True where results are not written with the ack: the store is another system than the broker. */
   readonly storeApart: boolean;
+  readonly revoked: RunOptions['revoked'];
   /** Set by `knownTask`. */
   task?: Task;
   /** Set by `validPayload`: the payload as the handler gets it. */
@@ -64,6 +69,7 @@ export type Step = (run: Run) => StepResult;
 export const PIPELINE: readonly Step[] = [
   knownTask, // unknown task → dead letter naming the fix
   notExpired, // past expiresAt → not run, ends `expired`
+  notRevoked, // revoked (app.control.revoke) → not run, ends `revoked`
   validPayload, // payload fails the schema → dead letter with the reason
   notCrashLooping, // deliveries kept dying unsettled past maxAttempts → dead letter saying so
   claimIdempotencyKey, // key has a success → reuse it; key held elsewhere → come back later
@@ -107,7 +113,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   }
 }
 
-function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent }: RunOptions): Run {
+function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent, revoked }: RunOptions): Run {
   const message = delivery.message;
   // A listener that throws must not decide a task's fate (it would be redelivered and run again).
   const emit = (event: TaskEvent) => {
@@ -118,5 +124,5 @@ function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, lease
     }
   };
   const storeApart = conn.results !== conn.broker.results;
-  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart };
+  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, revoked };
 }

@@ -1,5 +1,6 @@
 import { ResultTimeoutError, TaskFailedError, ValidationError } from './errors.js';
 import type { Connection } from './app.js';
+import type { RevokeResult } from './control/control.js';
 import type { TaskRef, TaskState } from './results.js';
 import { withTimeout } from './timeout.js';
 
@@ -12,16 +13,34 @@ export interface ResultOptions {
   signal?: AbortSignal;
 }
 
-/** A reference to an enqueued task: await its result or ask its state, from any process. */
+/** What a handle needs of its app (the app itself, in practice). */
+export interface HandleHost {
+  connection(): Promise<Connection>;
+  readonly control: { revoke(id: string, options: { terminate?: boolean; queue?: string }): Promise<RevokeResult> };
+}
+
+/** A reference to an enqueued task: await its result, ask its state, or revoke it, from any process. */
 export class TaskHandle<R = unknown> implements TaskRef {
+  readonly #host: HandleHost;
   constructor(
-    private readonly connect: () => Promise<Connection>,
+    host: HandleHost,
     readonly id: string,
     readonly queue: string,
     readonly taskName: string,
     /** True when enqueue found an existing task (same id or idempotency key) and created nothing. */
     readonly duplicate = false,
-  ) {}
+  ) {
+    this.#host = host;
+  }
+
+  #connect(): Promise<Connection> {
+    return this.#host.connection();
+  }
+
+  /** Revokes the task (`app.control.revoke`): not run if it has not started; with `terminate`, aborted if it has. */
+  revoke(options: { terminate?: boolean } = {}): Promise<RevokeResult> {
+    return this.#host.control.revoke(this.id, { ...options, queue: this.queue });
+  }
 
   /** The handler's return value once the task succeeded; rejects with `TaskFailedError` otherwise. */
   async result(options: ResultOptions = {}): Promise<R> {
@@ -31,7 +50,7 @@ export class TaskHandle<R = unknown> implements TaskRef {
     }
     const started = Date.now();
     // The limit covers connecting too: a store that cannot be reached is no reason to wait longer.
-    const connecting = this.connect();
+    const connecting = this.#connect();
     const { results } = Number.isFinite(limit) ? await withTimeout(connecting, limit, () => new ResultTimeoutError(this.id, limit)) : await connecting;
     for (;;) {
       const left = limit - (Date.now() - started);
@@ -48,7 +67,7 @@ export class TaskHandle<R = unknown> implements TaskRef {
 
   /** Where the task is now. Final states come from the result store, the rest from the broker. */
   async state(): Promise<TaskState> {
-    const { broker, results } = await this.connect();
+    const { broker, results } = await this.#connect();
     const record = await results.get(this);
     if (record) return record.state;
     return (broker.capabilities.taskStates ? await broker.state(this) : null) ?? 'pending';

@@ -17,10 +17,12 @@ export type { ResultOptions } from './handle.js';
 export {
   BackendError,
   CeleriacError,
+  ControlUnavailableError,
   LeaseLostError,
   NonRetryableError,
   ResultTimeoutError,
   TaskFailedError,
+  TaskRevokedError,
   TaskTimeoutError,
   UnknownTaskError,
   ValidationError,
@@ -42,11 +44,16 @@ export type { Claim } from './attempt.js';
 export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
 export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
 export { connectBroker, connectResults, redactUrl } from './connect.js';
+export { withTimeout } from './timeout.js';
 export type { BackendModule } from './connect.js';
 export { consoleLogger, silentLogger } from './logger.js';
 export type { LogLevel, Logger } from './logger.js';
 export { MemoryBroker } from './memory/broker.js';
 export { MemoryResultBackend } from './memory/results.js';
 export { MemoryCoordination } from './memory/coordination.js';
+export { Control } from './control/control.js';
+export type { RevokeOptions, RevokeResult } from './control/control.js';
+export { EMPTY_CONTROL_STATE, KINDS as CONTROL_KINDS, MAX_REVOCATIONS, coordinationOf, readControlState } from './control/state.js';
+export type { ControlState, Revocation } from './control/state.js';
 export { DEFAULT_LIST_LIMIT, GLOBAL_SCOPE, assertKind, assertScope, assertSemaphoreName, assertSemaphoreOptions, encodeRecord, listLimit } from './coordination.js';
 export type { Coordination, Hold, RecordRef, SemaphoreRef, StoredRecord } from './coordination.js';

@@ -96,7 +96,7 @@ describe('publish dedup across processes where the broker dedups per process onl
 
 describe('handle.result({ timeoutMs })', () => {
   it('counts the time spent connecting to the store in its limit', async () => {
-    const handle = new TaskHandle(() => new Promise<never>(() => {}), 'task-1', 'default', 't'); // a store that never connects
+    const handle = new TaskHandle({ connection: () => new Promise<never>(() => {}), control: { revoke: () => Promise.reject(new Error('unused')) } }, 'task-1', 'default', 't'); // a store that never connects
     const started = Date.now();
     await expect(handle.result({ timeoutMs: 100 })).rejects.toThrow('no result for task task-1 within 100 ms (it may still be queued or running)');
     expect(Date.now() - started).toBeLessThan(5_000);

@@ -1,4 +1,5 @@
-import { describeIssues, LeaseLostError, NonRetryableError, TaskTimeoutError } from './errors.js';
+import { describeIssues, LeaseLostError, NonRetryableError, TaskRevokedError, TaskTimeoutError } from './errors.js';
+import { settleRevoked } from './control/revocation.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { TaskContext } from './task.js';
 import { settling } from './settlement.js';
@@ -10,7 +11,7 @@ import { settling } from './settlement.js';
  */
 export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   const { message, control, app, task } = run;
-  if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : release(run); // lost before it began
+  if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : control.reason instanceof TaskRevokedError ? settleRevoked(run) : release(run); // before it began
   run.emit({ type: 'task:started', message });
   const started = Date.now();
   const ctx: TaskContext = {
@@ -57,6 +58,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
       await settling(run).release().catch(() => {});
       return 'lost';
     }
+    if (reason instanceof TaskRevokedError) return settleRevoked(run); // terminated: ends revoked, never retried
     return release(run);
   } finally {
     clearTimeout(timer);

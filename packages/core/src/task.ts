@@ -69,12 +69,12 @@ export class Task<I extends z.ZodType = z.ZodType, R = unknown> {
             'enqueueing again with the same `id` or `idempotencyKey` is safe: the task still takes effect once',
         ),
     });
-    return published.map((p, i) => new TaskHandle<R>(this.app.connection, p.id, messages[i]!.queue, this.name, p.duplicate));
+    return published.map((p, i) => new TaskHandle<R>(this.app, p.id, messages[i]!.queue, this.name, p.duplicate));
   }
 
   /** A handle for a task enqueued elsewhere (e.g. an id sent to a browser). */
   handle(id: string, queue: string = this.options.queue): TaskHandle<R> {
-    return new TaskHandle<R>(this.app.connection, id, queue, this.name);
+    return new TaskHandle<R>(this.app, id, queue, this.name);
   }
 
   #message(payload: unknown, options: EnqueueOptions | undefined, now: number): TaskMessage {

@@ -1,4 +1,4 @@
-import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type TaskEvent } from '@celeriac/core';
+import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type RunOptions, type TaskEvent } from '@celeriac/core';
 
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
@@ -54,6 +54,8 @@ export class Executor {
   #suspect: Delivery | undefined;
   /** Ends a suspect's wait for the others after `leaseMs` (one timer for the head of the line). */
   #suspectTimer: NodeJS.Timeout | undefined;
+  /** The worker's view of revocations (its ControlWatcher); none by default. */
+  revoked: NonNullable<RunOptions['revoked']> = () => undefined;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -158,7 +160,7 @@ export class Executor {
 
   #start(delivery: Delivery, attempt: Attempt): void {
     this.#handlers++;
-    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent })
+    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked })
       .catch((err: unknown) => {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
         this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');

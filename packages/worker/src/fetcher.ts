@@ -11,6 +11,9 @@ const MAX_BACKOFF_MS = 5_000;
  * 3. On broker errors, backs off exponentially (100 ms … 5 s) and tries again; a fetch that does
  *    not answer within `blockMs + leaseMs` is such an error.
  * 4. Stops when aborted; deliveries that arrive after the stop are given back unstarted.
+ * 5. Skips paused queues (`paused()`, the control state): while all are paused it waits, checking
+ *    again every `pausePollMs`; a delivery of a queue paused while its fetch blocked is given back
+ *    unstarted (a release: no attempt spent).
  */
 export class Fetcher {
   readonly #abort = new AbortController();
@@ -20,7 +23,14 @@ export class Fetcher {
     private readonly app: App,
     private readonly conn: Connection,
     private readonly executor: Executor,
-    private readonly options: { queues: readonly string[]; leaseMs: number; blockMs: number; onError: (err: Error) => void },
+    private readonly options: {
+      queues: readonly string[];
+      leaseMs: number;
+      blockMs: number;
+      onError: (err: Error) => void;
+      paused?: () => ReadonlySet<string>;
+      pausePollMs?: number;
+    },
   ) {}
 
   start(): void {
@@ -39,8 +49,13 @@ export class Fetcher {
     while (!signal.aborted) {
       await this.executor.waitForSlot(signal);
       if (signal.aborted) break;
+      const queues = this.#unpaused();
+      if (queues.length === 0) {
+        await sleep(this.options.pausePollMs ?? 1_000, signal);
+        continue;
+      }
       try {
-        const deliveries = await this.#fetch(signal);
+        const deliveries = await this.#fetch(queues, signal);
         if (deliveries === null) break;
         const leasedAt = Date.now();
         failures = 0;
@@ -48,7 +63,11 @@ export class Fetcher {
           await Promise.allSettled(deliveries.map((d) => d.release()));
           break;
         }
-        for (const d of deliveries) this.executor.run(d, leasedAt);
+        const paused = this.options.paused?.();
+        for (const d of deliveries) {
+          if (paused?.has(d.message.queue)) void d.release().catch(() => {}); // paused meanwhile: back unstarted (else its lease lapses)
+          else this.executor.run(d, leasedAt);
+        }
         // An empty answer that did not block (e.g. a closed broker) must not spin the event loop.
         if (deliveries.length === 0) await new Promise((resolve) => setImmediate(resolve));
       } catch (err) {
@@ -62,13 +81,18 @@ export class Fetcher {
     }
   }
 
+  #unpaused(): readonly string[] {
+    const paused = this.options.paused?.();
+    return paused && paused.size > 0 ? this.options.queues.filter((q) => !paused.has(q)) : this.options.queues;
+  }
+
   /**
    * One fetch, bounded: a broker that does not answer within `blockMs + leaseMs` (a silent
    * partition) counts as a broker error. Null when the fetcher stopped meanwhile; deliveries that
    * arrive after either are given back.
    */
-  async #fetch(signal: AbortSignal): Promise<Delivery[] | null> {
-    const { queues, leaseMs, blockMs } = this.options;
+  async #fetch(queues: readonly string[], signal: AbortSignal): Promise<Delivery[] | null> {
+    const { leaseMs, blockMs } = this.options;
     const call = this.conn.broker.fetch({ queues, max: this.executor.free, leaseMs, waitMs: blockMs, signal });
     const bound = blockMs + leaseMs;
     let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { CeleriacError, parseOptions, queueNamePattern, type App, type Logger, type TaskEvent } from '@celeriac/core';
+import { CeleriacError, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
+import { CONTROL_POLL_MS, ControlWatcher } from './control-watcher.js';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -32,6 +33,15 @@ export interface WorkerEvents {
   'worker:stopped': [];
 }
 
+/** Aborts the running tasks revoked with `terminate`: each ends `revoked`, never retried. */
+function terminateRevoked(executor: Executor, state: ControlState): void {
+  if (state.revoked.size === 0) return;
+  for (const [delivery] of executor.unsettled()) {
+    const id = delivery.message.id;
+    if (state.revoked.get(id)?.terminate) executor.abort(delivery, new TaskRevokedError(id));
+  }
+}
+
 /** Aborts tasks still running when a stop runs out of grace; they go back to the queue. */
 class WorkerStoppedError extends CeleriacError {
   constructor() {
@@ -50,7 +60,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly options: z.output<typeof workerOptionsSchema>;
   readonly #app: App;
   readonly #logger: Logger;
-  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null } | undefined;
+  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null; control: ControlWatcher } | undefined;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
@@ -83,10 +93,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.#stopping) return; // stopped while connecting: start nothing
     const { concurrency, leaseMs, blockMs } = this.options;
     const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e));
-    const fetcher = new Fetcher(this.#app, conn, executor, { queues: this.queues, leaseMs, blockMs, onError: (err) => this.#emitSafely('worker:error', err) });
+    const control = new ControlWatcher(this.#app, conn, { pollMs: CONTROL_POLL_MS, boundMs: leaseMs, onChange: (state) => terminateRevoked(executor, state) });
+    executor.revoked = (id) => control.state.revoked.get(id);
+    const fetcher = new Fetcher(this.#app, conn, executor, {
+      queues: this.queues,
+      leaseMs,
+      blockMs,
+      onError: (err) => this.#emitSafely('worker:error', err),
+      paused: () => control.state.paused,
+      pausePollMs: CONTROL_POLL_MS,
+    });
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
-    this.#parts = { executor, fetcher, leases, scheduler };
+    this.#parts = { executor, fetcher, leases, scheduler, control };
+    await control.start(); // pauses and revocations apply from the first fetch
+    if (this.#stopping) return;
     leases.start();
     fetcher.start();
     await scheduler?.start();
@@ -114,6 +135,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         await parts.executor.waitIdle(30_000);
       }
       parts.leases.stop();
+      parts.control.stop();
     }
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, this.#onSignal);
     this.#logger.info('worker stopped');

@@ -1,0 +1,68 @@
+import type { App } from '../app.js';
+import { GLOBAL_SCOPE } from '../coordination.js';
+import { assertQueueName } from '../names.js';
+import { coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
+
+export interface RevokeOptions {
+  /** Also abort the task if it is running: `ctx.signal` aborts with a `TaskRevokedError` (default false). */
+  terminate?: boolean;
+  /** The task's queue, when known: a task already finished there is reported, not revoked. */
+  queue?: string;
+}
+
+export type RevokeResult =
+  /** Kept for the revocation TTL: the task is not run (nor retried) by any worker from now on. */
+  | { id: string; status: 'revoked' }
+  /** The task had already finished: nothing changed. */
+  | { id: string; status: 'finished'; state: string };
+
+/**
+ * Steering a running system (`app.control`). Every change is a record in the coordination store
+ * plus a version bump: workers poll the version once a second and apply what changed.
+ * On a store that keeps no shared state (RabbitMQ alone) every call rejects with a
+ * `ControlUnavailableError` that names the fix.
+ */
+export class Control {
+  constructor(private readonly app: App) {}
+
+  /**
+   * Revokes a task: a waiting or delayed one is never run and ends `revoked`; a running one
+   * finishes unless `terminate` is set. Kept for the result TTL, at least 7 days, across restarts.
+   * A task a worker starts within about a second of the revoke may still start (`terminate` ends it).
+   */
+  async revoke(id: string, options: RevokeOptions = {}): Promise<RevokeResult> {
+    const conn = await this.app.connection();
+    const coordination = coordinationOf(conn, 'revoke');
+    if (options.queue !== undefined) {
+      const finished = await conn.results.get({ id, queue: assertQueueName(options.queue) });
+      if (finished) return { id, status: 'finished', state: finished.state };
+    }
+    const revocation: Revocation = { queue: options.queue ?? null, terminate: options.terminate ?? false, at: Date.now() };
+    const ttlMs = Math.max(this.app.options.resultTtlMs, MIN_REVOCATION_TTL_MS);
+    await coordination.putRecord({ scope: GLOBAL_SCOPE, kind: KINDS.revoked, id }, revocation, ttlMs);
+    await coordination.bumpVersion(GLOBAL_SCOPE);
+    return { id, status: 'revoked' };
+  }
+
+  /** Stops every worker fetching from `queue` within about a second; running tasks finish; enqueueing still works. Durable. */
+  async pause(queue: string): Promise<void> {
+    const coordination = coordinationOf(await this.app.connection(), 'pause');
+    const record: PauseRecord = { at: Date.now() };
+    await coordination.putRecord({ scope: GLOBAL_SCOPE, kind: KINDS.paused, id: assertQueueName(queue) }, record, null);
+    await coordination.bumpVersion(GLOBAL_SCOPE);
+  }
+
+  /** Lets workers fetch from `queue` again. Resolves `false` when it was not paused. */
+  async resume(queue: string): Promise<boolean> {
+    const coordination = coordinationOf(await this.app.connection(), 'resume');
+    const was = await coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: KINDS.paused, id: assertQueueName(queue) });
+    await coordination.bumpVersion(GLOBAL_SCOPE);
+    return was;
+  }
+
+  /** The paused queues. */
+  async paused(): Promise<string[]> {
+    const state = await readControlState(coordinationOf(await this.app.connection(), 'paused queues'));
+    return [...state.paused].sort();
+  }
+}

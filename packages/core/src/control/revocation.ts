@@ -1,0 +1,21 @@
+import { TaskRevokedError, toErrorInfo } from '../errors.js';
+import type { Run, RunOutcome, StepResult } from '../execution.js';
+import { record, settle } from '../settlement.js';
+
+/**
+ * The pipeline step for revocations: a revoked task is not run. The worker's view of the
+ * revocations is in memory (`RunOptions.revoked`, refreshed when the control version changes), so
+ * this step costs no round trip.
+ */
+export function notRevoked(run: Run): StepResult {
+  if (run.revoked?.(run.message.id) === undefined) return undefined;
+  return settleRevoked(run);
+}
+
+/** Ends the task `revoked`: stored as its final result and acked, never retried. */
+export async function settleRevoked(run: Run): Promise<RunOutcome> {
+  const error = toErrorInfo(new TaskRevokedError(run.message.id));
+  run.emit({ type: 'task:failed', message: run.message, error, reason: error.message });
+  await settle(run, record(run, 'revoked', { error }));
+  return 'revoked';
+}

@@ -1,0 +1,68 @@
+import type { Connection } from '../app.js';
+import { GLOBAL_SCOPE, type Coordination } from '../coordination.js';
+import { ControlUnavailableError } from '../errors.js';
+
+/**
+ * The control plane's shared state, as records of the coordination store (see
+ * docs/design/control-plane.md). Every rule about it lives here and in control.ts, once, for
+ * every backend: the backends only keep records.
+ */
+export const KINDS = {
+  /** `paused/<queue>` in the global scope: workers do not fetch from the queue. */
+  paused: 'paused',
+  /** `revoked/<task id>` in the global scope: the task is not run, nor retried. */
+  revoked: 'revoked',
+} as const;
+
+/** How many revocations a worker reads at most; more than that live at once is logged. */
+export const MAX_REVOCATIONS = 100_000;
+
+/** How long a revocation is kept: the result TTL, and at least a week (a delayed task must still find it). */
+export const MIN_REVOCATION_TTL_MS = 7 * 24 * 3_600_000;
+
+export interface Revocation {
+  /** The task's queue when the revoker knew it. */
+  queue: string | null;
+  /** Also abort the task if it is running. */
+  terminate: boolean;
+  /** Epoch ms of the revoke. */
+  at: number;
+}
+
+export interface PauseRecord {
+  at: number;
+}
+
+/** What a worker needs to know of the control state; `version` changes whenever the rest may have. */
+export interface ControlState {
+  version: number;
+  paused: ReadonlySet<string>;
+  revoked: ReadonlyMap<string, Revocation>;
+}
+
+export const EMPTY_CONTROL_STATE: ControlState = { version: 0, paused: new Set(), revoked: new Map() };
+
+/** The store's coordination primitives, or a `ControlUnavailableError` naming the fix. */
+export function coordinationOf(conn: Connection, feature: string): Coordination {
+  const coordination = conn.results.coordination;
+  if (!coordination) throw new ControlUnavailableError(feature);
+  return coordination;
+}
+
+/**
+ * Reads the whole control state. The version is read first: a change made while the records are
+ * read bumps it again, so the next poll reads again and nothing is missed.
+ */
+export async function readControlState(coordination: Coordination): Promise<ControlState & { truncated: boolean }> {
+  const version = await coordination.version(GLOBAL_SCOPE);
+  const [paused, revoked] = await Promise.all([
+    coordination.listRecords(GLOBAL_SCOPE, KINDS.paused),
+    coordination.listRecords(GLOBAL_SCOPE, KINDS.revoked, { limit: MAX_REVOCATIONS }),
+  ]);
+  return {
+    version,
+    paused: new Set(paused.map((r) => r.id)),
+    revoked: new Map(revoked.map((r) => [r.id, r.value as Revocation])),
+    truncated: revoked.length >= MAX_REVOCATIONS,
+  };
+}

@@ -1,0 +1,136 @@
+import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, type App } from '@celeriac/core';
+import { uniqueQueue } from '@celeriac/core/testing';
+import type { AmqpBroker } from '@celeriac/amqp-backend';
+import { Worker } from '@celeriac/worker';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+
+// app.control on every broker that keeps shared state: pause and resume, revoke (before start,
+// while delayed, across a worker restart, with terminate), and RabbitMQ alone refusing clearly.
+const prefix = uniquePrefix('control');
+afterAll(() => removePrefix(prefix));
+
+const BACKENDS = [
+  { name: 'memory', options: () => ({ broker: `memory://control-${uniqueQueue('m')}` }) },
+  { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
+  { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
+] as const;
+
+const apps: App[] = [];
+const workers: Worker[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) await w.stop({ graceMs: 1_000 });
+  for (const a of apps.splice(0)) {
+    const { broker } = await a.connection();
+    const amqp = broker as Partial<AmqpBroker>;
+    if (amqp.declaredQueues) await amqp.link!.withChannel(async (ch) => void (await Promise.all([...amqp.declaredQueues!].map((n) => ch.deleteQueue(n).catch(() => {})))));
+    await a.close();
+  }
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(BACKENDS)('app.control on $name', ({ options }) => {
+  /** An app with one task that records its runs, and can be told to wait for its signal. */
+  function setup(base = options()) {
+    const queue = uniqueQueue('ctl');
+    const app = createApp({ ...base, defaultQueue: queue });
+    apps.push(app);
+    const runs: string[] = [];
+    const aborts: unknown[] = [];
+    const work = app.task('ctl.work', { input: z.object({ wait: z.boolean().default(false) }), retry: { maxAttempts: 3, delayMs: 100, jitter: false } }, async ({ wait }, ctx) => {
+      runs.push(ctx.id);
+      if (!wait) return 'done';
+      const signal = ctx.signal;
+      await new Promise<void>((_, reject) =>
+        signal.addEventListener('abort', () => {
+          aborts.push(signal.reason);
+          reject(signal.reason as Error);
+        }),
+      );
+    });
+    const start = async (a: App = app) => {
+      const w = new Worker(a, { queues: [queue], concurrency: 4, leaseMs: 5_000, blockMs: 200 });
+      workers.push(w);
+      await w.start();
+      return w;
+    };
+    return { app, base, queue, work, runs, aborts, start };
+  }
+
+  it('pause stops every worker fetching the queue while enqueueing goes on; resume lets them run', async () => {
+    const { app, queue, work, runs, start } = setup();
+    await Promise.all([start(), start()]);
+    await app.control.pause(queue);
+    expect(await app.control.paused()).toContain(queue);
+    await sleep(1_500); // both workers have seen the pause (they poll every second)
+    const handles = await work.enqueueMany(Array.from({ length: 5 }, () => ({ payload: {} })));
+    await sleep(1_500);
+    expect(runs).toEqual([]);
+    expect(await handles[0]!.state()).not.toBe('succeeded');
+    expect(await app.control.resume(queue)).toBe(true);
+    expect(await app.control.resume(queue)).toBe(false); // not paused any more: says so
+    expect(await Promise.all(handles.map((h) => h.result({ timeoutMs: 10_000 })))).toEqual(Array(5).fill('done'));
+    expect(await app.control.paused()).not.toContain(queue);
+  });
+
+  it('a task revoked before it starts is never run and ends revoked; revoking a finished task says so', async () => {
+    const { work, runs, start } = setup();
+    const revoked = await work.enqueue({});
+    expect(await revoked.revoke()).toEqual({ id: revoked.id, status: 'revoked' });
+    await start();
+    const err = await revoked.result({ timeoutMs: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskFailedError);
+    expect(err).toMatchObject({ state: 'revoked', error: { name: 'TaskRevokedError' } });
+    expect(await revoked.state()).toBe('revoked');
+    const done = await work.enqueue({});
+    expect(await done.result({ timeoutMs: 10_000 })).toBe('done');
+    expect(await done.revoke()).toEqual({ id: done.id, status: 'finished', state: 'succeeded' });
+    expect(runs).toEqual([done.id]);
+  });
+
+  it('a revoked delayed task stays revoked across a restart of every worker', async () => {
+    const { base, queue, work, runs, start } = setup();
+    const first = await start();
+    const delayed = await work.enqueue({}, { delayMs: 2_500 });
+    await delayed.revoke();
+    await first.stop();
+    // A fresh process: a new app on the same stores, a new worker.
+    const other = createApp({ ...base, defaultQueue: queue });
+    apps.push(other);
+    other.task('ctl.work', { input: z.object({}) }, () => void runs.push('restarted'));
+    await start(other);
+    await expect(delayed.result({ timeoutMs: 15_000 })).rejects.toMatchObject({ state: 'revoked' });
+    expect(runs).toEqual([]);
+  });
+
+  it('terminate aborts a running task with TaskRevokedError; it ends revoked and is not retried', async () => {
+    const { work, runs, aborts, start } = setup();
+    await start();
+    const running = await work.enqueue({ wait: true });
+    await expect.poll(() => runs, { timeout: 10_000 }).toEqual([running.id]);
+    await running.revoke({ terminate: true });
+    await expect(running.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'revoked' });
+    expect(aborts).toHaveLength(1);
+    expect(aborts[0]).toBeInstanceOf(TaskRevokedError);
+    await sleep(500); // a retry (100 ms backoff) would have started by now
+    expect(runs).toEqual([running.id]);
+  });
+});
+
+describe('app.control on RabbitMQ alone', () => {
+  it('refuses each control call at once, naming the fix', async () => {
+    const queue = uniqueQueue('ctl');
+    const app = createApp({ broker: AMQP_URL, defaultQueue: queue });
+    apps.push(app);
+    const t = app.task('ctl.alone', { input: z.object({}) }, () => 1);
+    const handle = t.handle('some-id');
+    for (const call of [() => app.control.pause(queue), () => app.control.resume(queue), () => app.control.paused(), () => handle.revoke(), () => app.control.revoke('x')]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ControlUnavailableError);
+      expect((err as Error).message).toMatch(/results: 'redis:\/\/…'/);
+    }
+  });
+});
