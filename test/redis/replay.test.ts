@@ -156,9 +156,16 @@ describe('redis: a call resent after its reply was lost answers what its first e
     await broker.publish(Array.from({ length: n }, () => makeMessage(q)), KEY_TTL);
     const cutsBefore = proxy.cuts;
     let stop = false;
+    let rounds = 0;
     const cutter = (async () => {
       while (!stop) {
         await sleep(400);
+        // The next cut only once a fetch-and-ack round got through since the last one. On a clock
+        // alone, a loaded machine whose reconnect outlasts 0.4 s saw each reconnect cut in turn
+        // (the cut takes whichever reply comes next, a handshake's too): the client never got back,
+        // and the test hung past its own 20 s bound into the test timeout.
+        const seen = rounds;
+        while (!stop && rounds === seen) await sleep(10);
         if (!stop) proxy.dropNextReply();
       }
     })();
@@ -175,6 +182,7 @@ describe('redis: a call resent after its reply was lost answers what its first e
           if (d.lapses > 0) lapsed++;
         }
         await Promise.all(got.map((d) => d.ack().catch((err: unknown) => (err instanceof LeaseLostError ? lost++ : Promise.reject(err)))));
+        rounds++;
       }
     } finally {
       stop = true;

@@ -283,9 +283,11 @@ describe('idempotency keys outlive what depends on them', () => {
   it('a keyed task delayed past idempotencyTtlMs keeps its key until it is due', async () => {
     const { app } = setup({ idempotencyTtlMs: 100 });
     const t = app.task('later', { input: z.object({}) }, () => 1);
-    const first = await t.enqueue({}, { idempotencyKey: 'late', delayMs: 400 });
-    await sleep(200);
-    const again = await t.enqueue({}, { idempotencyKey: 'late', delayMs: 400 });
+    // Due long after the check below: with 400 ms, a 200 ms sleep stretched by a loaded machine
+    // could reach the due time, where the key may rightly go.
+    const first = await t.enqueue({}, { idempotencyKey: 'late', delayMs: 60_000 });
+    await sleep(200); // past its idempotencyTtlMs
+    const again = await t.enqueue({}, { idempotencyKey: 'late', delayMs: 60_000 });
     expect(again).toMatchObject({ id: first.id, duplicate: true });
   });
 });

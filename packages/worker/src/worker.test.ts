@@ -133,17 +133,19 @@ describe('Worker', () => {
     let runs = 0;
     const t = app.task('long', { input: z.object({}) }, async () => {
       runs++;
-      await sleep(1_500);
+      await sleep(3_000);
       return 'ok';
     });
-    // A lease of 400 ms (not less): the worker gives up on a lease it could not confirm for 5/6 of
-    // it, and a loaded 2-core machine can stall an event loop for 100 ms.
-    const worker = new Worker(app, { concurrency: 1, leaseMs: 400 });
+    // A lease of 1 s (not less): the worker gives up on a lease it could not confirm for 5/6 of
+    // it, and a loaded 2-core machine can stall an event loop for a few hundred ms (with 400 ms,
+    // a 200 ms stall was enough to lose the lease). The task runs three leases.
+    const leaseMs = 1_000;
+    const worker = new Worker(app, { concurrency: 1, leaseMs });
     await worker.start();
     const handle = await t.enqueue({});
     await until(() => runs === 1);
     // A second consumer polling the queue meanwhile (for over 2 leases) must get nothing.
-    const stolen = await broker.fetch({ queues: ['default'], max: 1, leaseMs: 1_000, waitMs: 1_000 });
+    const stolen = await broker.fetch({ queues: ['default'], max: 1, leaseMs: 1_000, waitMs: 2 * leaseMs + 200 });
     expect(stolen).toEqual([]);
     expect(await handle.result({ timeoutMs: 5_000 })).toBe('ok');
     await worker.stop();
