@@ -1,8 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { reachable, waitUntil } from '../test/redis/servers.js';
+import { PrivateRabbit } from '../test/support/private-rabbit.js';
 
 export { reachable, waitUntil };
 
@@ -19,33 +20,6 @@ export async function freePort(from: number, to: number): Promise<number> {
     if (!(await reachable(port, 200))) return port;
   }
   throw new Error(`chaos: no free port in ${from}–${to}`);
-}
-
-/** Every pid below `pid` (children, grandchildren…), read from /proc via ps. */
-function descendants(pid: number): number[] {
-  let out = '';
-  try {
-    out = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' });
-  } catch {
-    return [];
-  }
-  const rows = out.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number) as [number, number]);
-  const found: number[] = [];
-  const walk = (p: number) => {
-    for (const [child, parent] of rows) if (parent === p) (found.push(child), walk(child));
-  };
-  walk(pid);
-  return found;
-}
-
-function killTree(pid: number, signal: NodeJS.Signals): void {
-  for (const p of [pid, ...descendants(pid)]) {
-    try {
-      process.kill(p, signal);
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 /**
@@ -96,7 +70,8 @@ export class PrivateRedis {
     await this.#spawn(true);
   }
 
-  async close(): Promise<void> {
+  /** Kills the server and deletes its files. */
+  async remove(): Promise<void> {
     await this.stop('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -116,75 +91,13 @@ export async function ensureLedger(): Promise<string> {
   return `redis://127.0.0.1:${LEDGER_PORT}`;
 }
 
-const RABBIT_SERVER = ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/sbin/rabbitmq-server'].find((p) => existsSync(p)) ?? 'rabbitmq-server';
-
 /**
- * A RabbitMQ node of the suite's own (its own node name, port, data and cookie), so it can be
- * stopped and SIGKILLed without touching the shared server on 5672.
- * 1. Starts `rabbitmq-server` in the foreground as a child, no plugins, on a free port from 5690.
- * 2. Stops gracefully (SIGTERM: RabbitMQ shuts down cleanly) or crashes (SIGKILL of the VM and its helpers).
- * 3. Restarts on the same data directory: durable queues and persistent messages come back.
+ * A RabbitMQ node of the suite's own on a free port from 5690 (own node name, data directory and
+ * port), started with no data, so it can be stopped and SIGKILLed without touching the shared
+ * server on 5672. `restart(signal, downMs)` brings it back on the same data; `remove()` ends it.
  */
-export class PrivateRabbit {
-  #child: ChildProcess | undefined;
-  readonly dir: string;
-  constructor(readonly port: number) {
-    this.dir = join(tmpdir(), 'celeriac-chaos', `rabbit-${port}`);
-  }
-
-  static async start(from = 5690, to = 5698): Promise<PrivateRabbit> {
-    const node = new PrivateRabbit(await freePort(from, to));
-    rmSync(node.dir, { recursive: true, force: true });
-    for (const d of ['mnesia', 'log', 'home']) mkdirSync(join(node.dir, d), { recursive: true });
-    writeFileSync(join(node.dir, 'rabbitmq.conf'), `listeners.tcp.local = 127.0.0.1:${node.port}\nloopback_users = none\n`);
-    writeFileSync(join(node.dir, 'enabled_plugins'), '[].\n');
-    writeFileSync(join(node.dir, 'env.conf'), '');
-    await node.#spawn();
-    return node;
-  }
-
-  get url(): string {
-    return `amqp://guest:guest@127.0.0.1:${this.port}`;
-  }
-
-  async #spawn(): Promise<void> {
-    const d = this.dir;
-    const env = {
-      ...process.env,
-      HOME: join(d, 'home'),
-      RABBITMQ_CONF_ENV_FILE: join(d, 'env.conf'),
-      RABBITMQ_NODENAME: `chaos${this.port}@localhost`,
-      RABBITMQ_CONFIG_FILE: join(d, 'rabbitmq.conf'),
-      RABBITMQ_ENABLED_PLUGINS_FILE: join(d, 'enabled_plugins'),
-      RABBITMQ_MNESIA_BASE: join(d, 'mnesia'),
-      RABBITMQ_LOG_BASE: join(d, 'log'),
-      RABBITMQ_DIST_PORT: String(this.port + 20_000),
-      ERL_EPMD_ADDRESS: '127.0.0.1',
-    };
-    this.#child = spawn(RABBIT_SERVER, [], { env, stdio: 'ignore' });
-    await waitUntil(() => reachable(this.port), `private RabbitMQ node on ${this.port}`, 90_000);
-  }
-
-  async stop(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-    const child = this.#child;
-    if (!child || child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    const helpers = descendants(child.pid);
-    if (signal === 'SIGKILL') killTree(child.pid, 'SIGKILL');
-    else child.kill('SIGTERM');
-    await Promise.race([exited, sleep(30_000)]);
-    for (const p of helpers) killTree(p, 'SIGKILL');
-    this.#child = undefined;
-  }
-
-  async restart(signal: 'SIGKILL' | 'SIGTERM', downMs: number): Promise<void> {
-    await this.stop(signal);
-    await sleep(downMs);
-    await this.#spawn();
-  }
-
-  async close(): Promise<void> {
-    await this.stop('SIGKILL');
-    rmSync(this.dir, { recursive: true, force: true });
-  }
+export async function startPrivateRabbit(from = 5690, to = 5698): Promise<PrivateRabbit> {
+  const node = new PrivateRabbit(await freePort(from, to));
+  await node.start({ fresh: true });
+  return node;
 }

@@ -1,5 +1,5 @@
 import { missing, sleep, until, type Outcome, type Run, type ScenarioOptions } from '../harness.js';
-import { PrivateRabbit, PrivateRedis } from '../services.js';
+import { PrivateRedis, startPrivateRabbit } from '../services.js';
 
 /** How long an enqueue may take to settle: the app's enqueueTimeoutMs (default 10 s) plus slack. */
 const SETTLE_BOUND_MS = 15_000;
@@ -21,7 +21,7 @@ export const brokerKill = (run: Run, o: ScenarioOptions) => brokerOutage(run, o,
 async function brokerOutage(run: Run, o: ScenarioOptions, signal: 'SIGTERM' | 'SIGKILL'): Promise<Outcome> {
   const n = o.tasks ?? (o.fast ? 300 : 3_000);
   run.privateBroker = true;
-  const server = run.kind === 'redis' ? await PrivateRedis.start(true) : await PrivateRabbit.start();
+  const server = run.kind === 'redis' ? await PrivateRedis.start(true) : await startPrivateRabbit();
   try {
     const { work } = run.producer({ brokerPort: server.port });
     await run.startWorkers(2, { concurrency: 20, leaseMs: 5_000, brokerPort: server.port });
@@ -91,6 +91,6 @@ async function brokerOutage(run: Run, o: ScenarioOptions, signal: 'SIGTERM' | 'S
     };
   } finally {
     await run.close();
-    await server.close();
+    await server.remove();
   }
 }

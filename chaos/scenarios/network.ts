@@ -1,10 +1,10 @@
 import { missing, range, sleep, SHARED_AMQP_PORT, SHARED_REDIS_PORT, until, type Outcome, type Run, type ScenarioOptions } from '../harness.js';
-import { ChaosProxy } from '../proxy.js';
+import { FaultProxy } from '../../test/support/fault-proxy.js';
 
 /** Proxies for everything a worker talks to: the broker, and the Redis result store when RabbitMQ is paired with one. */
-async function proxiesFor(run: Run): Promise<{ broker: ChaosProxy; results: ChaosProxy | null; all: ChaosProxy[] }> {
-  const broker = await new ChaosProxy(run.kind === 'redis' ? SHARED_REDIS_PORT : SHARED_AMQP_PORT).start();
-  const results = run.kind === 'amqp+redis' ? await new ChaosProxy(SHARED_REDIS_PORT).start() : null;
+async function proxiesFor(run: Run): Promise<{ broker: FaultProxy; results: FaultProxy | null; all: FaultProxy[] }> {
+  const broker = await new FaultProxy(run.kind === 'redis' ? SHARED_REDIS_PORT : SHARED_AMQP_PORT).start();
+  const results = run.kind === 'amqp+redis' ? await new FaultProxy(SHARED_REDIS_PORT).start() : null;
   return { broker, results, all: results ? [broker, results] : [broker] };
 }
 
@@ -94,12 +94,12 @@ export async function partition(run: Run, o: ScenarioOptions): Promise<Outcome> 
       const keys = range(r * perRound, (r + 1) * perRound);
       await work.enqueueMany(keys.map((i) => ({ payload: { i, k: i, mode: 'keyed' as const, ms: 6 * leaseMs }, options: { id: `${run.id}-${i}`, idempotencyKey: `${run.id}-key-${i}` } })));
       if (!(await until(() => startsBy(a!.pid, keys), 15_000))) break;
-      for (const p of proxy.all) p.pause();
+      for (const p of proxy.all) p.hold(); // silent: bytes kept, nothing closed
       const cutAt = Date.now();
       partitions++;
       const b = run.startWorker({ concurrency: perRound, leaseMs });
       await until(async () => b.alive && (await startsBy(b.pid, keys)), 8 * leaseMs + 5_000);
-      for (const p of proxy.all) p.resume();
+      for (const p of proxy.all) p.heal(); // the held bytes flow again
       partitionMs += Date.now() - cutAt;
       await until(async () => (await missing(run.ledger, keys)).length === 0, 30_000 + 10 * leaseMs);
       await b.stop();

@@ -3,7 +3,7 @@ import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import amqp from 'amqplib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, canControlRabbit, killConnection } from '../../packages/amqp-backend/src/testing.js';
-import { canRunPrivateNode, privateNode } from './private-node.js';
+import { canRunPrivateNode, privateNode } from '../support/private-rabbit.js';
 
 // Crashes and outages of RabbitMQ itself, on the private node (port 5673): the shared node on 5672
 // is never restarted. Issue 8, defects 9 (in-flight publishes rejected on a crash instead of

@@ -1,14 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as tcpConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
 import { AmqpBroker } from '@celeriac/amqp-backend';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canControlRabbit } from '../../packages/amqp-backend/src/testing.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 // Issue 8, defect 14: a correct UTF-8 password was refused (amqplib decodes URLs with `unescape`),
 // amqps:// could not trust a private CA (`?ca=` ignored) nor present a client certificate.
@@ -62,12 +61,12 @@ describe.skipIf(!canControlRabbit)('amqp: a UTF-8 password, percent-encoded in t
 });
 
 /**
- * A TLS endpoint in front of the shared RabbitMQ: a Node `tls` server that requires a client
- * certificate signed by a throwaway CA and pipes each accepted connection to 127.0.0.1:5672.
+ * A TLS endpoint in front of the shared RabbitMQ: the proxy terminates TLS, requires a client
+ * certificate signed by a throwaway CA and forwards each accepted connection to 127.0.0.1:5672.
  */
 describe('amqp: amqps:// with a private CA and a client certificate', () => {
   let dir: string;
-  let server: Server;
+  let proxy: FaultProxy | undefined;
   let port: number;
   const f = (name: string) => join(dir, name);
   const url = (params: string) => `amqps://guest:guest@127.0.0.1:${port}/?${params}`;
@@ -84,20 +83,13 @@ describe('amqp: amqps:// with a private CA and a client certificate', () => {
     // The same client key, encrypted: needs passphrase=.
     ssl('pkey', '-in', f('client.key'), '-aes256', '-passout', 'pass:s3cret é', '-out', f('client-enc.key'));
     const read = (name: string) => readFileSync(f(name));
-    server = createServer({ key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true, rejectUnauthorized: true }, (tls) => {
-      const plain = tcpConnect(5672, '127.0.0.1');
-      tls.pipe(plain).pipe(tls);
-      tls.on('error', () => plain.destroy());
-      plain.on('error', () => tls.destroy());
-      tls.on('close', () => plain.destroy());
-      plain.on('close', () => tls.destroy());
-    });
-    server.on('tlsClientError', () => {}); // refused handshakes are part of the test
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+    // Refused handshakes are part of the test: the proxy ignores them (the client reports them).
+    const tls = { key: read('server.key'), cert: read('server.crt'), ca: read('ca.crt'), requestCert: true, rejectUnauthorized: true };
+    proxy = await new FaultProxy(5672, { tls }).start();
+    port = proxy.port;
   }, 60_000);
   afterAll(async () => {
-    await new Promise((r) => server?.close(r));
+    await proxy?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -1,67 +1,15 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { AmqpBroker } from '@celeriac/amqp-backend';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Publisher } from '../../packages/amqp-backend/src/publisher.js';
 import { AMQP_URL } from '../../packages/amqp-backend/src/testing.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 // What a publish that gave up at its deadline means (issue 8, defect 12: "no late surprise"), with a
 // TCP proxy in front of the shared RabbitMQ that can hold bytes in either direction, cut every
 // connection and refuse new ones.
 
 const KEY_TTL = { keyTtlMs: 60_000 };
-
-class StallProxy {
-  readonly #server: Server;
-  readonly #pairs = new Set<[Socket, Socket]>();
-  /** Bytes held back per direction while paused. */
-  holdRequests = false;
-  holdReplies = false;
-  refuse = false;
-  readonly #held: [Socket, Buffer][] = [];
-  port = 0;
-
-  constructor(target: URL) {
-    this.#server = createServer((client) => {
-      if (this.refuse) return void client.destroy();
-      const upstream = connect({ host: target.hostname, port: Number(target.port || 5672) });
-      const pair: [Socket, Socket] = [client, upstream];
-      this.#pairs.add(pair);
-      client.on('data', (chunk) => (this.holdRequests ? this.#held.push([upstream, chunk]) : upstream.write(chunk)));
-      upstream.on('data', (chunk) => (this.holdReplies ? this.#held.push([client, chunk]) : client.write(chunk)));
-      const close = () => {
-        this.#pairs.delete(pair);
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('close', close).on('error', close);
-      upstream.on('close', close).on('error', close);
-    });
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.#server.address() as { port: number }).port;
-    return this;
-  }
-
-  /** Lets held bytes through, in order, and stops holding. */
-  release(): void {
-    this.holdRequests = this.holdReplies = false;
-    for (const [socket, chunk] of this.#held.splice(0)) if (!socket.destroyed) socket.write(chunk);
-  }
-
-  /** Drops every connection (and whatever bytes were held for it). */
-  cut(): void {
-    this.#held.length = 0;
-    for (const [a, b] of this.#pairs) a.destroy(), b.destroy();
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
 
 describe('amqp: a publish given up at its deadline is never sent afterwards', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -70,8 +18,7 @@ describe('amqp: a publish given up at its deadline is never sent afterwards', ()
   });
 
   async function setup(publishTimeoutMs: number) {
-    const target = new URL(AMQP_URL);
-    const proxy = await new StallProxy(target).start();
+    const proxy = await new FaultProxy(AMQP_URL).start();
     cleanup.push(() => proxy.close());
     const via = new URL(AMQP_URL);
     via.port = String(proxy.port);
@@ -91,14 +38,14 @@ describe('amqp: a publish given up at its deadline is never sent afterwards', ()
 
   it('confirm held back past the deadline: rejected as "may or may not have been enqueued"; it was, exactly once', async () => {
     const { proxy, broker, q, count } = await setup(1_000);
-    proxy.holdReplies = true;
+    proxy.hold('replies');
     const m = makeMessage(q);
     const started = Date.now();
     const err = await broker.publish([m], KEY_TTL).then(() => null, (e: Error) => e);
     expect(Date.now() - started).toBeLessThan(8_000); // the bound is 1 s; generous for a busy machine
     expect(err?.message).toMatch(/did not confirm a publish to ".*" within 1000 ms: it may or may not have been enqueued \(it will not be sent again\)/);
     expect(broker.unconfirmed).toBe(0); // given up: nothing left pending, no timer, no leak
-    proxy.release(); // the late confirm arrives and changes nothing
+    proxy.heal(); // the late confirm arrives and changes nothing
     await new Promise((r) => setTimeout(r, 300));
     expect(await count()).toBe(2); // the first, and this one once
     await broker.publish([makeMessage(q)], KEY_TTL); // the same connection goes on working
@@ -107,15 +54,14 @@ describe('amqp: a publish given up at its deadline is never sent afterwards', ()
 
   it('connection lost with the publish unconfirmed and RabbitMQ unreachable past the deadline: rejected, not resent on reconnect', async () => {
     const { proxy, broker, q, count } = await setup(1_000);
-    proxy.holdRequests = true; // the publish leaves the client but never reaches RabbitMQ
+    proxy.hold('requests'); // the publish leaves the client but never reaches RabbitMQ
     const outcome = broker.publish([makeMessage(q)], KEY_TTL).then(() => null, (e: Error) => e);
     await new Promise((r) => setTimeout(r, 100));
-    proxy.refuse = true;
+    proxy.refuse(); // RabbitMQ unreachable: connections cut, the client's reconnects refused
     proxy.cut();
-    proxy.holdRequests = false;
     const err = await outcome;
     expect(err?.message).toMatch(/within 1000 ms: it may or may not have been enqueued \(it will not be sent again\)/);
-    proxy.refuse = false; // the client reconnects...
+    proxy.heal(); // the client reconnects...
     await broker.link.session();
     await new Promise((r) => setTimeout(r, 300));
     expect(await count()).toBe(1); // ...and does not send what it gave up on (only the first is there)
@@ -126,14 +72,14 @@ describe('amqp: a publish given up at its deadline is never sent afterwards', ()
     const { proxy, broker, q, count } = await setup(10_000);
     const publisher = new Publisher(broker.link, 10_000);
     const out = (deadline?: number) => ({ queue: q, body: Buffer.from('{}'), props: { persistent: true }, mandatory: true, ...(deadline ? { deadline } : {}) });
-    proxy.holdReplies = true;
+    proxy.hold('replies');
     const older = publisher.publish(out());
     const started = Date.now();
     const err = await publisher.publish(out(Date.now() + 300)).then(() => null, (e: Error) => e);
     expect(err?.message).toMatch(/may or may not have been enqueued/);
     expect(Date.now() - started).toBeLessThan(5_000); // not the older one's 10 s
     expect(publisher.unconfirmed).toBe(1);
-    proxy.release();
+    proxy.heal();
     await older; // the older one is confirmed as usual
     expect(publisher.unconfirmed).toBe(0);
     expect(await count()).toBe(3);

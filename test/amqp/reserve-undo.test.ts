@@ -1,4 +1,3 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createApp, type App } from '@celeriac/core';
 import { sleep, uniqueQueue } from '@celeriac/core/testing';
 import { Worker } from '@celeriac/worker';
@@ -6,47 +5,7 @@ import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { removePrefix, uniquePrefix, urlWith } from '../redis/helpers.js';
-
-/** A TCP proxy in front of RabbitMQ that can play "down": every connection cut, new ones refused. */
-class DownProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  down = false;
-  port = 0;
-
-  constructor() {
-    this.#server = createServer((client) => {
-      if (this.down) return client.destroy();
-      const upstream = connect({ host: '127.0.0.1', port: 5672 });
-      for (const [from, to] of [[client, upstream], [upstream, client]] as const) from.on('data', (chunk) => to.write(chunk));
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('error', () => {});
-        s.on('close', () => {
-          this.#sockets.delete(s);
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-    });
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.#server.address() as { port: number }).port;
-    return this;
-  }
-
-  goDown(): void {
-    this.down = true;
-    for (const s of this.#sockets) s.destroy();
-  }
-
-  async close(): Promise<void> {
-    this.goDown();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
+import { FaultProxy } from '../support/fault-proxy.js';
 
 // RabbitMQ dedups per process, so with a shared (Redis) store the producer reserves the key there
 // before publishing. A publish that fails must give the key back, or every later enqueue with the
@@ -54,7 +13,7 @@ class DownProxy {
 describe('amqp broker + redis store: a keyed publish that fails gives its key back', () => {
   const prefix = uniquePrefix('unres');
   const apps: App[] = [];
-  let proxy: DownProxy | undefined;
+  let proxy: FaultProxy | undefined;
   let worker: Worker | undefined;
   afterAll(async () => {
     await worker?.stop({ graceMs: 0 });
@@ -73,7 +32,7 @@ describe('amqp broker + redis store: a keyed publish that fails gives its key ba
   });
 
   it('an enqueue that timed out while RabbitMQ was down can be retried with the same key, and runs once', async () => {
-    proxy = await new DownProxy().start();
+    proxy = await new FaultProxy(5672).start();
     const queue = uniqueQueue('unres');
     const producer = createApp({ broker: `amqp://guest:guest@127.0.0.1:${proxy.port}`, results: urlWith(prefix), defaultQueue: queue, enqueueTimeoutMs: 1_000 });
     const workerApp = createApp({ broker: 'amqp://guest:guest@127.0.0.1:5672', results: urlWith(prefix), defaultQueue: queue });
@@ -87,11 +46,12 @@ describe('amqp broker + redis store: a keyed publish that fails gives its key ba
     await sleep(500); // the first (unkeyed) task runs
     const before = runs;
 
-    proxy.goDown();
+    proxy.refuse(); // RabbitMQ "down": every connection cut, new ones refused
+    proxy.cut();
     await sleep(200);
     // The publisher gives up at enqueueTimeoutMs and says whether it was sent.
     await expect(pay.enqueue({}, { idempotencyKey: 'order-42' })).rejects.toThrow(/could not publish|enqueue/);
-    proxy.down = false;
+    proxy.heal();
 
     // The retry the error message invites: a new task under the key, published and run.
     const again = await (async () => {

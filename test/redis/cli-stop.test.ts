@@ -3,7 +3,7 @@ import { connectRedisBroker } from '@celeriac/redis-backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FORCE_EXIT_MS } from '../../packages/worker/src/cli.js';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 const CLI = ['--import', 'tsx', '--conditions=@celeriac/source', 'packages/worker/src/run-cli.ts'];
 
@@ -18,7 +18,7 @@ describe('celeriac worker: a second signal during a stop that hangs', () => {
   });
 
   it('ends the process within FORCE_EXIT_MS, exit code 143, and the task is not lost', async () => {
-    const proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    const proxy = await new FaultProxy(REDIS_URL).start();
     const prefix = uniquePrefix('clistop');
     cleanup.push(() => removePrefix(prefix), () => proxy.close());
     const url = urlWith(prefix, `redis://127.0.0.1:${proxy.port}`);
@@ -35,7 +35,7 @@ describe('celeriac worker: a second signal during a stop that hangs', () => {
       child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('started 0') && resolve());
     });
 
-    proxy.partition();
+    proxy.drop();
     child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
     const second = Date.now();

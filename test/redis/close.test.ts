@@ -4,7 +4,7 @@ import { connectRedisBroker } from '@celeriac/redis-backend';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLOSE_DRAIN_MS } from '../../packages/redis-backend/src/settler.js';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
@@ -24,7 +24,7 @@ describe('redis: closing the broker under a silent partition', () => {
   });
 
   it('ends within its bound, rejects the ack still in flight as unanswered, and loses nothing', async () => {
-    const proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    const proxy = await new FaultProxy(REDIS_URL).start();
     const prefix = uniquePrefix('close');
     cleanup.push(() => removePrefix(prefix), () => proxy.close());
     const broker = await connectRedisBroker(urlWith(prefix, `redis://127.0.0.1:${proxy.port}`));
@@ -33,7 +33,7 @@ describe('redis: closing the broker under a silent partition', () => {
     const [published] = await broker.publish([makeMessage(q)], KEY_TTL);
     const [d] = await broker.fetch({ queues: [q], max: 1, leaseMs: 1_000, waitMs: 1_000 });
 
-    proxy.partition();
+    proxy.drop();
     const ack = d!.ack().then(
       () => 'acked',
       (err: unknown) => err,

@@ -3,18 +3,18 @@ import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
 import { connectRedisBroker, connectResults, parseRedisUrl, type RedisBroker } from '@celeriac/redis-backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removePrefix, uniquePrefix } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { ensureRedisServer } from './servers.js';
 import { ensureMutualTlsRedis, ensureTlsRedis } from './tls.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
 describe('redis: reconnects', () => {
-  let proxy: FlakyProxy;
+  let proxy: FaultProxy;
   let broker: RedisBroker;
   const prefix = uniquePrefix('conn');
   beforeAll(async () => {
-    proxy = await new FlakyProxy().start();
+    proxy = await new FaultProxy(6379).start();
     broker = await connectRedisBroker(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}`);
   });
   afterAll(async () => {

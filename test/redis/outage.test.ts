@@ -3,7 +3,7 @@ import { makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
 import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REDIS_URL, uniquePrefix, urlWith } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { ensureRedisServer, reachable, redisCli, waitUntil } from './servers.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
@@ -61,13 +61,13 @@ describe('redis: publishing while Redis is unreachable', () => {
   }, 40_000);
 
   it('rejects a publish caught in a silent partition within a bound, and never sends it after', async () => {
-    const proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    const proxy = await new FaultProxy(REDIS_URL).start();
     const prefix = uniquePrefix('silent');
     const cut = await connectRedisBroker(urlWith(prefix, `redis://127.0.0.1:${proxy.port}`), { ...DEFAULT_BROKER_OPTIONS, publishTimeoutMs: 4_000 });
     try {
       const q = uniqueQueue();
       await cut.publish([makeMessage(q)], KEY_TTL); // the producer connection is open
-      proxy.partition();
+      proxy.drop();
       const lost = makeMessage(q);
       const started = performance.now();
       const error = await cut.publish([lost], KEY_TTL).then(

@@ -1,65 +1,10 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createApp, LeaseLostError, type App } from '@celeriac/core';
 import { sleep, uniqueQueue } from '@celeriac/core/testing';
 import { Worker } from '@celeriac/worker';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { FaultProxy } from '../support/fault-proxy.js';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './helpers.js';
-
-/**
- * A TCP proxy in front of Redis that can stop forwarding without closing anything: a silent
- * partition. While paused, bytes both ways are held (sockets stay open, nobody sees an error);
- * `resume()` delivers them, as a healed network would.
- */
-class PausableProxy {
-  readonly #server: Server;
-  readonly #sockets = new Set<Socket>();
-  readonly #held: (() => void)[] = [];
-  #paused = false;
-  port = 0;
-
-  constructor(readonly targetPort = Number(new URL(REDIS_URL).port || 6379)) {
-    this.#server = createServer((client) => {
-      const upstream = connect({ host: '127.0.0.1', port: this.targetPort });
-      const forward = (from: Socket, to: Socket) =>
-        from.on('data', (chunk) => {
-          if (this.#paused) this.#held.push(() => to.write(chunk));
-          else to.write(chunk);
-        });
-      forward(client, upstream);
-      forward(upstream, client);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        const close = () => {
-          this.#sockets.delete(s);
-          client.destroy();
-          upstream.destroy();
-        };
-        s.on('close', close).on('error', close);
-      }
-    });
-  }
-
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.#server.address() as { port: number }).port;
-    return this;
-  }
-
-  pause(): void {
-    this.#paused = true;
-  }
-
-  resume(): void {
-    this.#paused = false;
-    for (const write of this.#held.splice(0)) write();
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
 
 const LEASE = 1_500;
 
@@ -72,7 +17,7 @@ describe('redis: a worker cut off by a silent partition', () => {
   it('aborts its keyed task before another worker can start it: never two runs of one key at once', async () => {
     const prefix = uniquePrefix('part');
     const queue = uniqueQueue('part');
-    const proxy = await new PausableProxy().start();
+    const proxy = await new FaultProxy(REDIS_URL).start();
     cleanup.push(() => removePrefix(prefix), () => proxy.close());
     const events: { who: string; what: 'start' | 'abort' | 'end'; at: number; reason?: unknown }[] = [];
     let running = 0;
@@ -104,14 +49,14 @@ describe('redis: a worker cut off by a silent partition', () => {
     const appB = open(urlWith(prefix), 'B');
     const workerA = new Worker(appA, { concurrency: 1, leaseMs: LEASE, blockMs: 200 });
     cleanup.push(async () => {
-      proxy.resume();
+      proxy.heal();
       await workerA.stop({ graceMs: 0 });
     });
     await workerA.start();
     const handle = await appB.getTask('pay')!.enqueue({}, { idempotencyKey: 'order-1' });
     while (!events.some((e) => e.who === 'A' && e.what === 'start')) await sleep(10);
 
-    proxy.pause(); // A can no longer renew its lease or its key claim, and hears no error
+    proxy.hold(); // A can no longer renew its lease or its key claim, and hears no error
     const workerB = new Worker(appB, { concurrency: 1, leaseMs: LEASE, blockMs: 200 });
     cleanup.push(() => workerB.stop({ graceMs: 0 }));
     await workerB.start();
@@ -126,16 +71,16 @@ describe('redis: a worker cut off by a silent partition', () => {
 
   it('rejects an enqueue within enqueueTimeoutMs when Redis does not answer', async () => {
     const prefix = uniquePrefix('part');
-    const proxy = await new PausableProxy().start();
+    const proxy = await new FaultProxy(REDIS_URL).start();
     cleanup.push(() => removePrefix(prefix), () => proxy.close());
     const app = createApp({ broker: urlWith(prefix, `redis://127.0.0.1:${proxy.port}`), enqueueTimeoutMs: 1_000 });
     cleanup.push(async () => {
-      proxy.resume();
+      proxy.heal();
       await app.close();
     });
     const t = app.task('t', { input: z.object({}) }, () => 1);
     await t.enqueue({}); // connected
-    proxy.pause();
+    proxy.hold(); // silent: Redis never hears the enqueue
     const started = Date.now();
     // The producer gives up at enqueueTimeoutMs (passed as publishTimeoutMs), saying it is never sent later.
     await expect(t.enqueue({})).rejects.toThrow(/Redis did not answer within 1000 ms/);

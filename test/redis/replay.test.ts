@@ -7,7 +7,7 @@ import { QueueKeys } from '../../packages/redis-backend/src/keys.js';
 import { loadScripts } from '../../packages/redis-backend/src/scripts.js';
 import type { RedisDelivery } from '../../packages/redis-backend/src/settler.js';
 import { REDIS_URL, removePrefix, uniquePrefix } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 const succeeded = (msg: TaskMessage) => ({
@@ -21,12 +21,12 @@ const succeeded = (msg: TaskMessage) => ({
 // the first one leased to nobody (back after leaseMs with a lapse each: a spent attempt), and a
 // resent ack found its own lease settled and reported LeaseLostError although it took effect.
 describe('redis: a call resent after its reply was lost answers what its first execution did', () => {
-  let proxy: FlakyProxy;
+  let proxy: FaultProxy;
   let broker: RedisBroker;
   let raw: Redis;
   const prefix = uniquePrefix('replay');
   beforeAll(async () => {
-    proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    proxy = await new FaultProxy(REDIS_URL).start();
     broker = await connectRedisBroker(`redis://127.0.0.1:${proxy.port}?prefix=${prefix}`);
     raw = new Redis(REDIS_URL);
   });
@@ -202,7 +202,8 @@ describe('redis: a call resent after its reply was lost answers what its first e
       const started = performance.now();
       const fetching = idle.fetch({ queues: [q], max: 1, leaseMs: 30_000, waitMs: 500 });
       await sleep(100); // in BLPOP, on the connection opened last
-      proxy.cutNewestAndRefuse(); // it keeps trying to reconnect; the main connection stays up
+      proxy.refuse();
+      proxy.cut('newest'); // it keeps trying to reconnect; the main connection stays up
       // Before the fix the bound (wait + 2 s grace) disconnected it during a reconnect delay,
       // which left the BLPOP, and the fetch, pending for good.
       const outcome = await Promise.race([fetching, sleep(10_000).then(() => 'still pending')]);

@@ -3,7 +3,7 @@ import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SILENT_PEER_MS } from '../../packages/redis-backend/src/connection.js';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
@@ -23,12 +23,12 @@ const outcome = (p: Promise<void>) =>
 // network healed, since nothing ever reset the connection. Now a connection silent for
 // SILENT_PEER_MS with a command awaiting its reply is redialled and the command resent.
 describe('redis: the worker path against a silent peer', () => {
-  let proxy: FlakyProxy;
+  let proxy: FaultProxy;
   let broker: RedisBroker;
   let direct: RedisBroker;
   const prefix = uniquePrefix('silent');
   beforeAll(async () => {
-    proxy = await new FlakyProxy(Number(new URL(REDIS_URL).port || 6379)).start();
+    proxy = await new FaultProxy(REDIS_URL).start();
     broker = await connectRedisBroker(urlWith(prefix, `redis://127.0.0.1:${proxy.port}`));
     direct = await connectRedisBroker(urlWith(prefix));
   });
@@ -50,7 +50,7 @@ describe('redis: the worker path against a silent peer', () => {
   it('redials and resends an ack whose request a partition swallowed', async () => {
     const q = uniqueQueue('silent');
     const d = await leaseOne(q);
-    proxy.partition();
+    proxy.drop();
     const ack = outcome(d.ack());
     await sleep(300); // the request is written and swallowed
     proxy.heal(); // the network is back, but this connection lost the request for good
@@ -61,7 +61,7 @@ describe('redis: the worker path against a silent peer', () => {
   it('redials and resends an ack whose reply was swallowed: the resend answers what the first execution did', async () => {
     const q = uniqueQueue('silent');
     const d = await leaseOne(q);
-    proxy.muteReplies();
+    proxy.drop('replies');
     const ack = outcome(d.ack());
     await sleep(300); // Redis ran the settle; its reply is gone
     expect(await direct.stats(q)).toMatchObject({ inFlight: 0, completed: 1 });

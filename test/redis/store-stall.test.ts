@@ -4,7 +4,7 @@ import { Worker } from '@celeriac/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { removePrefix, uniquePrefix, urlWith } from './helpers.js';
-import { FlakyProxy } from './proxy.js';
+import { FaultProxy } from '../support/fault-proxy.js';
 
 // Redis broker, results in another Redis store (so the store is apart from the broker and a task
 // claim fences it). Worker A's link to the STORE goes silent while its broker link stays fine: its
@@ -14,7 +14,7 @@ describe('a silent result store does not hold a task forever', () => {
   const rp = uniquePrefix('stallr');
   const apps: App[] = [];
   const workers: Worker[] = [];
-  let proxy: FlakyProxy | undefined;
+  let proxy: FaultProxy | undefined;
   afterAll(async () => {
     proxy?.heal();
     await Promise.race([Promise.all(workers.map((w) => w.stop({ graceMs: 0 }))), sleep(10_000)]);
@@ -25,7 +25,7 @@ describe('a silent result store does not hold a task forever', () => {
   });
 
   it('the stalled worker gives the delivery back within leaseMs; another worker runs it; stop() ends', async () => {
-    proxy = await new FlakyProxy().start();
+    proxy = await new FaultProxy(6379).start();
     const queue = uniqueQueue('stall');
     const ran: string[] = [];
     const open = (who: string, storeUrl: string) => {
@@ -43,7 +43,7 @@ describe('a silent result store does not hold a task forever', () => {
     workers.push(workerA);
     await workerA.start();
     await (await appA.connection()).results.get({ id: 'warm-up', queue }); // the store link is open
-    proxy.partition(); // A's store link goes silent; its broker link is fine
+    proxy.drop(); // A's store link goes silent; its broker link is fine
 
     const handle = await appB.getTask('t')!.enqueue({});
     await sleep(2_000); // A fetched it and is stuck on its task claim
