@@ -120,6 +120,34 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
   });
 });
 
+describe.each(BACKENDS)('progress on $name', ({ options }) => {
+  it('a handler reports progress that another app on the same stores reads while it runs, and after', async () => {
+    const base = options();
+    const queue = uniqueQueue('prg');
+    const app = createApp({ ...base, defaultQueue: queue });
+    const reader = createApp({ ...base, defaultQueue: queue });
+    apps.push(app, reader);
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const job = app.task('ctl.progress', { input: z.object({}) }, async (_, ctx) => {
+      await ctx.progress({ done: 40, total: 100 });
+      await finished;
+      await ctx.progress({ done: 100, total: 100 });
+      return 'ok';
+    });
+    const w = new Worker(app, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const handle = await job.enqueue({});
+    const remote = reader.task('ctl.progress', { input: z.object({}) }, () => 'unused').handle(handle.id);
+    await expect.poll(() => remote.progress().then((p) => p?.value), { timeout: 10_000 }).toEqual({ done: 40, total: 100 });
+    finish();
+    expect(await handle.result({ timeoutMs: 10_000 })).toBe('ok');
+    expect(await remote.progress()).toMatchObject({ value: { done: 100, total: 100 }, at: expect.any(Number) });
+    expect(await reader.task('ctl.other', { input: z.object({}) }, () => 1).handle('never-ran').progress()).toBeNull();
+  });
+});
+
 describe('app.control on RabbitMQ alone', () => {
   it('refuses each control call at once, naming the fix', async () => {
     const queue = uniqueQueue('ctl');
@@ -127,7 +155,7 @@ describe('app.control on RabbitMQ alone', () => {
     apps.push(app);
     const t = app.task('ctl.alone', { input: z.object({}) }, () => 1);
     const handle = t.handle('some-id');
-    for (const call of [() => app.control.pause(queue), () => app.control.resume(queue), () => app.control.paused(), () => handle.revoke(), () => app.control.revoke('x')]) {
+    for (const call of [() => app.control.pause(queue), () => app.control.resume(queue), () => app.control.paused(), () => handle.revoke(), () => app.control.revoke('x'), () => handle.progress()]) {
       const err = await call().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ControlUnavailableError);
       expect((err as Error).message).toMatch(/results: 'redis:\/\/…'/);

@@ -1,6 +1,7 @@
 import { ResultTimeoutError, TaskFailedError, ValidationError } from './errors.js';
 import type { Connection } from './app.js';
 import type { RevokeResult } from './control/control.js';
+import { readProgress, type Progress } from './control/progress.js';
 import type { TaskRef, TaskState } from './results.js';
 import { withTimeout } from './timeout.js';
 
@@ -35,6 +36,11 @@ export class TaskHandle<R = unknown> implements TaskRef {
 
   #connect(): Promise<Connection> {
     return this.#host.connection();
+  }
+
+  /** The last progress its handler reported (`ctx.progress`), or null. Needs a shared store (not RabbitMQ alone). */
+  async progress(): Promise<Progress | null> {
+    return readProgress(await this.#connect(), this);
   }
 
   /** Revokes the task (`app.control.revoke`): not run if it has not started; with `terminate`, aborted if it has. */

@@ -53,6 +53,7 @@ export { MemoryResultBackend } from './memory/results.js';
 export { MemoryCoordination } from './memory/coordination.js';
 export { Control } from './control/control.js';
 export type { RevokeOptions, RevokeResult } from './control/control.js';
+export type { Progress } from './control/progress.js';
 export { EMPTY_CONTROL_STATE, KINDS as CONTROL_KINDS, MAX_REVOCATIONS, coordinationOf, readControlState } from './control/state.js';
 export type { ControlState, Revocation } from './control/state.js';
 export { DEFAULT_LIST_LIMIT, GLOBAL_SCOPE, assertKind, assertScope, assertSemaphoreName, assertSemaphoreOptions, encodeRecord, listLimit } from './coordination.js';

@@ -1,5 +1,6 @@
 import { describeIssues, LeaseLostError, NonRetryableError, TaskRevokedError, TaskTimeoutError } from './errors.js';
 import { settleRevoked } from './control/revocation.js';
+import { reportProgress } from './control/progress.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { TaskContext } from './task.js';
 import { settling } from './settlement.js';
@@ -25,6 +26,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
       return control.signal;
     },
     log: app.logger,
+    progress: (value) => reportProgress(run.conn, message, value, app.options.resultTtlMs, run.leaseMs),
   };
   const timeoutMs = task!.options.timeoutMs;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => control.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);

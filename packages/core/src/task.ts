@@ -28,6 +28,12 @@ export interface TaskContext {
   /** Aborted when the time limit passes, the lease is lost, or the worker stops at once. */
   signal: AbortSignal;
   log: Logger;
+  /**
+   * Reports progress (any JSON value, e.g. `{ done: 40, total: 100 }`), readable from any process
+   * with `handle.progress()`; kept as long as the result. Needs a shared store: on RabbitMQ alone
+   * it rejects with a `ControlUnavailableError`.
+   */
+  progress(value: unknown): Promise<void>;
 }
 
 export type TaskHandler<In, Out> = (input: In, ctx: TaskContext) => Out | Promise<Out>;
