@@ -8,6 +8,7 @@ import { appOptionsSchema, parseOptions, taskOptionsSchema } from './options.js'
 import type { ResultBackend } from './results.js';
 import { Schedule, type ScheduleDefinition } from './schedule.js';
 import { Control } from './control/control.js';
+import { Inspect } from './control/inspect.js';
 import { Task, type TaskHandler } from './task.js';
 
 const MAX_SCHEDULE_NAME = 180;
@@ -60,6 +61,8 @@ export class App {
   readonly logger: Logger;
   /** Steering a running system: revoke, pause, resume (see `Control`). */
   readonly control: Control = new Control(this);
+  /** Seeing a running system: queues, workers, tasks, schedules, dead letters (see `Inspect`). */
+  readonly inspect: Inspect = new Inspect(this);
   readonly #tasks = new Map<string, Task>();
   readonly #schedules = new Map<string, Schedule>();
   readonly #broker: string | Broker;

@@ -3,6 +3,7 @@ import type { Broker, Published } from './broker.js';
 import type { TaskMessage } from './envelope.js';
 import type { ResultBackend } from './results.js';
 import { withTimeout } from './timeout.js';
+import { noteQueues } from './control/registry.js';
 
 /**
  * The publish side of the idempotency rules.
@@ -16,6 +17,7 @@ export async function publishMessages(app: App, messages: readonly TaskMessage[]
   const deadline = Date.now() + bound.timeoutMs;
   const conn = await withTimeout(app.connection(), bound.timeoutMs, bound.onTimeout);
   const left = () => Math.max(0, deadline - Date.now());
+  noteQueues(app, conn.results.coordination, queuesOf(messages));
   if (conn.broker.capabilities.sharedDedup || !conn.results.capabilities.shared || messages.every((m) => m.idempotencyKey === null)) {
     return withTimeout(publishByKeyTtl(app, conn.broker, messages, now), left(), bound.onTimeout);
   }
@@ -128,4 +130,11 @@ async function publishByKeyTtl(app: App, broker: Broker, messages: readonly Task
 function keyTtlMs(app: App, message: TaskMessage, now: number): number {
   const base = app.options.idempotencyTtlMs;
   return message.idempotencyKey === null || message.eta === null || message.eta <= now ? base : base + (message.eta - now);
+}
+
+/** The distinct queues of a batch (most batches have one: no Set for them). */
+function queuesOf(messages: readonly TaskMessage[]): string[] {
+  const first = messages[0]?.queue;
+  if (first === undefined) return [];
+  return messages.every((m) => m.queue === first) ? [first] : [...new Set(messages.map((m) => m.queue))];
 }

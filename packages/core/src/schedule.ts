@@ -29,6 +29,12 @@ export interface ScheduleDefinition<I extends z.ZodType> {
   options?: { priority?: number; queue?: string; expiresInMs?: number };
 }
 
+/** The first tick strictly after `after` of a schedule known by its expression (as inspect reads it back from the store). */
+export function nextTick(s: { expression: string; tz: string; periodMs: number | null }, after: number): number {
+  if (s.periodMs !== null) return (Math.floor(after / s.periodMs) + 1) * s.periodMs;
+  return CronExpressionParser.parse(s.expression, { currentDate: new Date(after), tz: s.tz }).next().getTime();
+}
+
 /**
  * One periodic task: when it ticks and what it enqueues. Tick times are pure functions of the
  * definition, so every scheduler instance computes the same ones and derives the same
@@ -78,10 +84,14 @@ export class Schedule {
     parseOptions(enqueueOptionsSchema, options, `options of schedule "${name}"`);
   }
 
+  /** The fixed period of an `every` schedule, null for cron. */
+  get periodMs(): number | null {
+    return this.#periodMs;
+  }
+
   /** The first tick strictly after `after` (epoch ms). */
   next(after: number): number {
-    if (this.#periodMs !== null) return (Math.floor(after / this.#periodMs) + 1) * this.#periodMs;
-    return CronExpressionParser.parse(this.expression, { currentDate: new Date(after), tz: this.tz }).next().getTime();
+    return nextTick(this, after);
   }
 
   /** Ticks in (after, until], oldest first; at most the newest `limit` of them. */

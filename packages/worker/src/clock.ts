@@ -30,7 +30,8 @@ export class ManualClock implements Clock {
 
   sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
+      // As a real timer does: a sleep that is already due ends at once (not at the next advance).
+      if (signal.aborted || ms <= 0) return resolve();
       const sleeper = { at: this.t + ms, wake: () => done() };
       const done = () => {
         signal.removeEventListener('abort', done);

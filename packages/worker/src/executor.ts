@@ -3,6 +3,8 @@ import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type D
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
   readonly attempt: Attempt;
+  /** Epoch ms when the executor took the delivery (for the worker registry). */
+  readonly startedAt: number;
   /** Epoch ms: the send time of the last confirmed renewal (at first: the fetch's arrival) + leaseMs. */
   leaseUntil: number;
   /** Once abandoned (settled while its handler runs on): until when its store claims are still renewed. */
@@ -124,7 +126,7 @@ export class Executor {
       void delivery.release().catch((err: unknown) => this.app.logger.warn({ taskId: delivery.message.id, err: String(err) }, 'could not give back a second suspect; it comes back when its lease lapses'));
       return;
     }
-    this.#active.set(delivery, { attempt, leaseUntil: leasedAt + this.leaseMs });
+    this.#active.set(delivery, { attempt, startedAt: Date.now(), leaseUntil: leasedAt + this.leaseMs });
     if (!suspect) return this.#start(delivery, attempt);
     this.#suspects.push(delivery);
     this.#startSuspect();

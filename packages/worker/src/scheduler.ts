@@ -1,4 +1,4 @@
-import type { App, Logger, MarkStore, ResultBackend, Schedule } from '@celeriac/core';
+import { declareSchedules, scheduleMarkName, withTimeout, type App, type Logger, type MarkStore, type ResultBackend, type Schedule } from '@celeriac/core';
 import { systemClock, type Clock } from './clock.js';
 
 export interface SchedulerOptions {
@@ -25,7 +25,10 @@ export interface ScheduleInfo {
   lastRun: number | null;
 }
 
-const markName = (schedule: Schedule) => `beat:${schedule.name}`;
+const markName = (schedule: Schedule) => scheduleMarkName(schedule.name);
+
+/** Schedules are declared to the store (for inspect) at start and then hourly, well within their TTL. */
+const DECLARE_EVERY_MS = 3_600_000;
 
 /**
  * The periodic-task scheduler (beat). Safe to run in any number of processes at once.
@@ -53,6 +56,7 @@ export class Scheduler {
   readonly #abort = new AbortController();
   #marks: MarkStore | undefined;
   #loop: Promise<void> | undefined;
+  #declaredAt = -Infinity;
 
   constructor(app: App, options: SchedulerOptions = {}) {
     this.#app = app;
@@ -80,6 +84,7 @@ export class Scheduler {
   /** Enqueues every tick due by `now` under each schedule's missed policy; returns how many new tasks were created. */
   async runDue(now: number = this.#clock.now()): Promise<number> {
     if (this.#last.size < this.#app.schedules.size) await this.#load(now);
+    if (now - this.#declaredAt >= DECLARE_EVERY_MS) await this.#declare(now);
     let created = 0;
     for (const schedule of this.#app.schedules.values()) {
       const last = this.#last.get(schedule.name)!;
@@ -125,6 +130,17 @@ export class Scheduler {
     const backfill = policy === 'skip' ? 0 : Math.max(0, budget - onTime.length);
     if (missed.length > 0) this.#logger.info({ schedule: schedule.name, missed: missed.length, run: Math.min(backfill, missed.length), policy }, 'ticks were missed while no scheduler ran');
     return { run: [...(backfill > 0 ? missed.slice(-backfill) : []), ...onTime], newest };
+  }
+
+  /** Tells the store which schedules run (`app.inspect.schedules()`); best effort, bounded, never fails a tick. */
+  async #declare(now: number): Promise<void> {
+    this.#declaredAt = now;
+    const coordination = (await this.#app.connection()).results.coordination;
+    if (!coordination || this.#app.schedules.size === 0) return;
+    await withTimeout(declareSchedules(this.#app, coordination), 5_000, () => new Error('timed out after 5 s')).catch((err: unknown) => {
+      this.#declaredAt = -Infinity;
+      this.#logger.warn({ err: String(err) }, 'could not declare the schedules to the store (inspect schedules); will try again next tick');
+    });
   }
 
   #warnUnlessShared(results: ResultBackend): void {

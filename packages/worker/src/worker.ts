@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { CeleriacError, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
+import { CeleriacError, noteQueues, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
 import { CONTROL_POLL_MS, ControlWatcher } from './control-watcher.js';
+import { Heartbeat } from './heartbeat.js';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
 import { LeaseKeeper } from './lease-keeper.js';
@@ -60,7 +61,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly options: z.output<typeof workerOptionsSchema>;
   readonly #app: App;
   readonly #logger: Logger;
-  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null; control: ControlWatcher } | undefined;
+  #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null; control: ControlWatcher; heartbeat: Heartbeat } | undefined;
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
   readonly #onSignal = (signal: NodeJS.Signals) => this.#signal(signal);
@@ -105,8 +106,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
-    this.#parts = { executor, fetcher, leases, scheduler, control };
-    await control.start(); // pauses and revocations apply from the first fetch
+    const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
+    this.on('task:succeeded', () => heartbeat.processed++);
+    this.on('task:failed', () => {
+      heartbeat.processed++;
+      heartbeat.failed++;
+    });
+    this.#parts = { executor, fetcher, leases, scheduler, control, heartbeat };
+    noteQueues(this.#app, conn.results.coordination, this.queues);
+    await Promise.all([control.start(), heartbeat.start()]); // pauses and revocations apply from the first fetch
     if (this.#stopping) return;
     leases.start();
     fetcher.start();
@@ -136,6 +144,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       }
       parts.leases.stop();
       parts.control.stop();
+      await parts.heartbeat.stop();
     }
     for (const s of ['SIGTERM', 'SIGINT'] as const) process.off(s, this.#onSignal);
     this.#logger.info('worker stopped');

@@ -1,0 +1,129 @@
+import type { App } from '../app.js';
+import type { DeadLetter, QueueStats } from '../broker.js';
+import { GLOBAL_SCOPE } from '../coordination.js';
+import type { ErrorInfo } from '../errors.js';
+import { assertQueueName } from '../names.js';
+import { nextTick } from '../schedule.js';
+import type { TaskState } from '../results.js';
+import { readProgress } from './progress.js';
+import { REGISTRY, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
+import { coordinationOf, readControlState } from './state.js';
+
+export interface QueueInfo extends QueueStats {
+  paused: boolean;
+}
+
+export interface TaskInfo {
+  id: string;
+  /** Null where nothing says which task it is (a waiting task, on a broker that cannot look it up). */
+  task: string | null;
+  queue: string;
+  state: TaskState;
+  /** Attempts run so far once finished; null while unknown. */
+  attempt: number | null;
+  /** Not known yet from the stores (null): kept in the message, which brokers cannot look up by id today. */
+  maxAttempts: number | null;
+  payload: unknown;
+  enqueuedAt: number | null;
+  /** The handler's return value, once succeeded. */
+  result?: unknown;
+  error?: ErrorInfo;
+  progress: unknown;
+  /** The worker running it now, and since when. */
+  worker: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface ScheduleRuns extends ScheduleDeclaration {
+  /** The last tick enqueued (the schedulers' shared mark), null before the first. */
+  lastRun: number | null;
+  nextRun: number;
+}
+
+/**
+ * Seeing a running system (`app.inspect`), from any process on the same stores, with or without
+ * the app's task definitions. Reads the coordination store (queue index, worker registry,
+ * schedules) and the broker; on RabbitMQ alone every call but `deadLetters` rejects with a
+ * `ControlUnavailableError` naming the fix.
+ */
+export class Inspect {
+  constructor(private readonly app: App) {}
+
+  /** Every queue published to or served (no list needed), with its counts and whether it is paused. */
+  async queues(): Promise<QueueInfo[]> {
+    const conn = await this.app.connection();
+    const coordination = coordinationOf(conn, 'inspect.queues');
+    const [known, control] = await Promise.all([coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues), readControlState(coordination)]);
+    const names = [...new Set([...known.map((r) => r.id), ...control.paused])].sort();
+    const stats = await Promise.all(names.map((q) => conn.broker.stats(q)));
+    return stats.map((s) => ({ ...s, paused: control.paused.has(s.queue) }));
+  }
+
+  /** The workers alive now (a killed one drops out within three heartbeats), by id. */
+  async workers(): Promise<WorkerInfo[]> {
+    const records = await coordinationOf(await this.app.connection(), 'inspect.workers').listRecords(GLOBAL_SCOPE, REGISTRY.workers);
+    return records.map((r) => r.value as WorkerInfo).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /**
+   * One task, found by id in the given queue or else in every known queue: its state and outcome
+   * from the result store and the broker, the worker running it, its progress. Null when no
+   * queue knows it (never seen, or its result expired).
+   */
+  async task(id: string, options: { queue?: string } = {}): Promise<TaskInfo | null> {
+    const conn = await this.app.connection();
+    const coordination = coordinationOf(conn, 'inspect.task');
+    const queues = options.queue !== undefined ? [assertQueueName(options.queue)] : (await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues)).map((r) => r.id);
+    const running = await this.#runningOn(id);
+    const found = await Promise.all(queues.map((queue) => this.#lookup(id, queue, running?.queue === queue ? running : null)));
+    return found.find((t) => t !== null) ?? null;
+  }
+
+  /** Declared schedules (by the schedulers that run them), with their last and next runs. */
+  async schedules(): Promise<ScheduleRuns[]> {
+    const conn = await this.app.connection();
+    const declared = (await coordinationOf(conn, 'inspect.schedules').listRecords(GLOBAL_SCOPE, REGISTRY.schedules)).map((r) => r.value as ScheduleDeclaration);
+    const marks = conn.results.marks;
+    const now = Date.now();
+    return Promise.all(
+      declared
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map(async (s) => {
+          const lastRun = (await marks?.getMark(scheduleMarkName(s.name))) ?? null;
+          return { ...s, lastRun, nextRun: nextTick(s, Math.max(now, lastRun ?? now)) };
+        }),
+    );
+  }
+
+  /** Up to `limit` (default 100) dead letters of `queue`, each with the `id` that `app.control.redrive`/`discard` take. */
+  async deadLetters(queue: string, options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    return (await this.app.connection()).broker.deadLetters(assertQueueName(queue), options.limit ?? 100);
+  }
+
+  async #lookup(id: string, queue: string, running: { worker: string; task: string; startedAt: number } | null): Promise<TaskInfo | null> {
+    const conn = await this.app.connection();
+    const ref = { id, queue };
+    const [record, waiting, progress] = await Promise.all([
+      conn.results.get(ref),
+      conn.broker.capabilities.taskStates ? conn.broker.state(ref) : Promise.resolve(null),
+      readProgress(conn, ref),
+    ]);
+    if (!record && !waiting && !running) return null;
+    const base = { id, queue, maxAttempts: null, payload: null, enqueuedAt: null, progress: progress?.value ?? null, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
+    if (record) {
+      const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
+      return { ...base, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
+    }
+    return { ...base, task: running?.task ?? null, state: running ? 'active' : waiting!, attempt: null, finishedAt: null };
+  }
+
+  /** The worker running task `id` now (its registry record lists it), if any. */
+  async #runningOn(id: string): Promise<{ worker: string; task: string; queue: string; startedAt: number } | null> {
+    for (const w of await this.workers()) {
+      const active = w.active.find((a) => a.id === id);
+      if (active) return { worker: w.id, ...active };
+    }
+    return null;
+  }
+}

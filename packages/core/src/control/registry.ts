@@ -1,0 +1,83 @@
+import type { App } from '../app.js';
+import { GLOBAL_SCOPE, type Coordination } from '../coordination.js';
+
+/**
+ * What the control plane knows without being told: the queues in use, the workers alive, the
+ * schedules declared. Each is a kind of record in the global scope of the coordination store.
+ */
+export const REGISTRY = { queues: 'queues', workers: 'workers', schedules: 'schedules' } as const;
+
+/** How often a worker refreshes its record; it lives three heartbeats, so a killed worker vanishes within that. */
+export const HEARTBEAT_MS = 2_000;
+export const WORKER_TTL_MS = 3 * HEARTBEAT_MS;
+
+export interface ActiveTask {
+  id: string;
+  task: string;
+  queue: string;
+  startedAt: number;
+}
+
+/** A worker's record, as `app.inspect.workers()` returns it. */
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  concurrency: number;
+  active: ActiveTask[];
+  /** Tasks that ended (succeeded, failed, expired, revoked) in this worker since it started. */
+  processed: number;
+  failed: number;
+  startedAt: number;
+  lastSeen: number;
+  version: string;
+}
+
+/** A schedule as its schedulers declare it (`app.inspect.schedules()` adds the runs). */
+export interface ScheduleDeclaration {
+  name: string;
+  task: string;
+  queue: string;
+  expression: string;
+  tz: string;
+  /** The period of an `every` schedule, null for cron. */
+  periodMs: number | null;
+}
+
+/** The mark under which schedulers keep a schedule's last tick (see the worker's Scheduler). */
+export const scheduleMarkName = (name: string) => `beat:${name}`;
+
+/** How long a declaration is kept after its last scheduler stopped refreshing it (a removed schedule drops out). */
+export const SCHEDULE_TTL_MS = 24 * 3_600_000;
+
+/** Declares the app's schedules (a scheduler's start, then daily): inspect lists them without the app. */
+export async function declareSchedules(app: App, coordination: Coordination): Promise<void> {
+  await Promise.all(
+    [...app.schedules.values()].map((s) => {
+      const declaration: ScheduleDeclaration = { name: s.name, task: s.task.name, queue: s.options.queue ?? s.task.options.queue, expression: s.expression, tz: s.tz, periodMs: s.periodMs };
+      return coordination.putRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.schedules, id: s.name }, declaration, SCHEDULE_TTL_MS);
+    }),
+  );
+}
+
+const notedByApp = new WeakMap<App, Set<string>>();
+
+/**
+ * Records that `queues` are in use, once per app and queue (a producer's first enqueue, a
+ * worker's start): queue discovery costs no round trip per task. Never fails the caller: a store
+ * without coordination (RabbitMQ alone) has no index, and a failed write is retried next time.
+ */
+export function noteQueues(app: App, coordination: Coordination | null, queues: readonly string[]): void {
+  if (!coordination) return;
+  let noted = notedByApp.get(app);
+  if (!noted) notedByApp.set(app, (noted = new Set()));
+  for (const queue of queues) {
+    if (noted.has(queue)) continue;
+    noted.add(queue);
+    coordination.putRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.queues, id: queue }, { seenAt: Date.now() }, null).catch((err: unknown) => {
+      noted.delete(queue);
+      app.logger.debug({ queue, err: String(err) }, 'could not record the queue in the store (queue discovery); will try again');
+    });
+  }
+}

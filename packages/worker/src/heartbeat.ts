@@ -1,0 +1,76 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { GLOBAL_SCOPE, HEARTBEAT_MS, REGISTRY, WORKER_TTL_MS, withTimeout, type App, type Coordination, type WorkerInfo } from '@celeriac/core';
+import type { Executor } from './executor.js';
+import { VERSION } from './version.js';
+
+/**
+ * The worker's record in the registry (`app.inspect.workers()`).
+ * 1. Written at start and every `HEARTBEAT_MS` with a TTL of three heartbeats, so a killed worker
+ *    drops out within three heartbeats; a stopped one removes its record at once.
+ * 2. Carries what an operator asks first: host, pid, queues, concurrency, the tasks running now,
+ *    counts of tasks processed and failed.
+ * 3. Every write is bounded (one heartbeat); failures are logged once, recovery too. None where
+ *    the store keeps no coordination state (RabbitMQ alone).
+ */
+export class Heartbeat {
+  readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+  processed = 0;
+  failed = 0;
+  readonly #startedAt = Date.now();
+  #timer: NodeJS.Timeout | undefined;
+  #failing = false;
+
+  constructor(
+    private readonly app: App,
+    private readonly coordination: Coordination | null,
+    private readonly executor: Executor,
+    private readonly queues: readonly string[],
+  ) {}
+
+  async start(): Promise<void> {
+    if (!this.coordination) return;
+    await this.#beat();
+    this.#timer = setInterval(() => void this.#beat(), HEARTBEAT_MS);
+    this.#timer.unref?.();
+  }
+
+  /** Stops beating and removes the record (bounded), so the worker leaves the registry at once. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    if (!this.coordination) return;
+    const removal = this.coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.workers, id: this.id });
+    await withTimeout(removal, HEARTBEAT_MS, () => new Error('timed out')).catch((err: unknown) =>
+      this.app.logger.warn({ worker: this.id, err: String(err) }, 'could not remove this worker from the registry; it drops out within three heartbeats'),
+    );
+  }
+
+  info(now = Date.now()): WorkerInfo {
+    const active = this.executor.unsettled().map(([d, r]) => ({ id: d.message.id, task: d.message.task, queue: d.message.queue, startedAt: r.startedAt }));
+    return {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      queues: [...this.queues],
+      concurrency: this.executor.concurrency,
+      active,
+      processed: this.processed,
+      failed: this.failed,
+      startedAt: this.#startedAt,
+      lastSeen: now,
+      version: VERSION,
+    };
+  }
+
+  async #beat(): Promise<void> {
+    const write = this.coordination!.putRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.workers, id: this.id }, this.info(), WORKER_TTL_MS);
+    try {
+      await withTimeout(write, HEARTBEAT_MS, () => new Error(`the store did not answer within ${HEARTBEAT_MS} ms`));
+      if (this.#failing) this.app.logger.info({ worker: this.id }, 'worker registry heartbeat written again');
+      this.#failing = false;
+    } catch (err) {
+      if (!this.#failing) this.app.logger.warn({ worker: this.id, err: String(err) }, 'could not write the worker registry heartbeat; retrying every heartbeat');
+      this.#failing = true;
+    }
+  }
+}

@@ -1,0 +1,145 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { ControlUnavailableError, createApp, WORKER_TTL_MS, type App } from '@celeriac/core';
+import { uniqueQueue } from '@celeriac/core/testing';
+import type { AmqpBroker } from '@celeriac/amqp-backend';
+import { Scheduler, Worker } from '@celeriac/worker';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+
+// app.inspect from another app on the same stores (as `celeriac inspect` runs): queues found
+// without a list, the worker registry (a stopped worker leaves at once, a killed one within three
+// heartbeats), one task through its life, the schedules a scheduler declared.
+const prefix = uniquePrefix('inspect');
+afterAll(() => removePrefix(prefix));
+
+const BACKENDS = [
+  { name: 'memory', options: () => ({ broker: `memory://inspect-${uniqueQueue('m')}` }) },
+  { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
+  { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
+] as const;
+
+const apps: App[] = [];
+const workers: Worker[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) await w.stop({ graceMs: 1_000 });
+  for (const a of apps.splice(0)) {
+    const { broker } = await a.connection();
+    const amqp = broker as Partial<AmqpBroker>;
+    if (amqp.declaredQueues) await amqp.link!.withChannel(async (ch) => void (await Promise.all([...amqp.declaredQueues!].map((n) => ch.deleteQueue(n).catch(() => {})))));
+    await a.close();
+  }
+});
+
+function open(options: object, queue: string): App {
+  const app = createApp({ ...(options as { broker: string }), defaultQueue: queue });
+  apps.push(app);
+  return app;
+}
+
+describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
+  it('lists every queue published to or served, with counts and the pause flag, to an app that declares none', async () => {
+    const base = options();
+    const [served, published] = [uniqueQueue('iq'), uniqueQueue('iq')];
+    const producer = open(base, published);
+    const t = producer.task('insp.noop', { input: z.object({}) }, () => 1);
+    await t.enqueueMany([{ payload: {} }, { payload: {} }]);
+    const workerApp = open(base, served);
+    workerApp.task('insp.other', { input: z.object({}) }, () => 1);
+    const w = new Worker(workerApp, { queues: [served], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const viewer = open(base, 'unused');
+    await viewer.control.pause(published);
+    await expect
+      .poll(async () => (await viewer.inspect.queues()).filter((q) => q.queue === served || q.queue === published), { timeout: 5_000 })
+      .toEqual([
+        expect.objectContaining({ queue: [served, published].sort()[0], paused: [served, published].sort()[0] === published }),
+        expect.objectContaining({ queue: [served, published].sort()[1], paused: [served, published].sort()[1] === published }),
+      ]);
+    const info = (await viewer.inspect.queues()).find((q) => q.queue === published)!;
+    expect(info).toMatchObject({ ready: 2, delayed: 0, inFlight: 0, paused: true });
+    await viewer.control.resume(published);
+  });
+
+  it('shows live workers with their queues and running tasks; a stopped worker leaves at once', async () => {
+    const base = options();
+    const queue = uniqueQueue('iw');
+    const app = open(base, queue);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = app.task('insp.slow', { input: z.object({}) }, async () => {
+      await gate;
+      return 'ok';
+    });
+    const [a, b] = [new Worker(app, { queues: [queue], concurrency: 3, blockMs: 200 }), new Worker(app, { queues: [queue], concurrency: 2, blockMs: 200 })];
+    workers.push(a, b);
+    await Promise.all([a.start(), b.start()]);
+    const viewer = open(base, queue);
+    const mine = async () => (await viewer.inspect.workers()).filter((x) => x.queues.includes(queue));
+    expect(await mine()).toHaveLength(2);
+    const handle = await slow.enqueue({});
+    // The next heartbeat carries the running task (and the task's inspect record names the worker).
+    await expect.poll(async () => (await mine()).flatMap((x) => x.active.map((t) => t.id)), { timeout: 6_000 }).toEqual([handle.id]);
+    const running = await viewer.inspect.task(handle.id);
+    expect(running).toMatchObject({ id: handle.id, queue, task: 'insp.slow', state: 'active', worker: expect.any(String), startedAt: expect.any(Number) });
+    const [one] = (await mine()).filter((x) => x.active.length === 1);
+    expect(one).toMatchObject({ pid: process.pid, concurrency: expect.any(Number), processed: 0, failed: 0, version: expect.any(String), host: expect.any(String) });
+    release();
+    expect(await handle.result({ timeoutMs: 10_000 })).toBe('ok');
+    await b.stop();
+    expect((await mine()).length).toBe(1);
+    expect(await viewer.inspect.task(handle.id)).toMatchObject({ state: 'succeeded', result: 'ok', attempt: 1, finishedAt: expect.any(Number) });
+    expect(await viewer.inspect.task('no-such-task')).toBeNull();
+  });
+
+  it('lists the schedules a scheduler declared, with the last and next runs', async () => {
+    const base = options();
+    const queue = uniqueQueue('is');
+    const app = open(base, queue);
+    const t = app.task('insp.tick', { input: z.object({}) }, () => 1);
+    const name = `sched-${queue}`;
+    app.schedule(name, { every: '1h', task: t, payload: {} });
+    const scheduler = new Scheduler(app);
+    await scheduler.start();
+    await scheduler.stop();
+    const viewer = open(base, queue);
+    const [mine] = (await viewer.inspect.schedules()).filter((s) => s.name === name);
+    expect(mine).toMatchObject({ name, task: 'insp.tick', queue, expression: '1h', tz: 'UTC', periodMs: 3_600_000 });
+    expect(mine!.nextRun).toBe((Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000);
+  });
+});
+
+describe('app.inspect on redis: a SIGKILLed worker', () => {
+  it('drops out of the registry within three heartbeats', async () => {
+    const url = urlWith(prefix);
+    const queue = uniqueQueue('ik');
+    const child = spawn(process.execPath, ['--conditions=@celeriac/source', '--import', 'tsx', fileURLToPath(new URL('./redis/kill-worker.ts', import.meta.url)), url, queue], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`worker exited early with ${code}`)));
+      child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+    });
+    const viewer = open({ broker: url }, queue);
+    const listed = async () => (await viewer.inspect.workers()).filter((w) => w.queues.includes(queue)).map((w) => w.pid);
+    expect(await listed()).toEqual([child.pid]);
+    child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await expect.poll(listed, { timeout: WORKER_TTL_MS + 5_000, interval: 200 }).toEqual([]);
+    expect(Date.now() - killedAt).toBeLessThanOrEqual(WORKER_TTL_MS + 5_000);
+  }, 30_000);
+});
+
+describe('app.inspect on RabbitMQ alone', () => {
+  it('refuses what needs a shared store, naming the fix; dead letters still list', async () => {
+    const queue = uniqueQueue('ia');
+    const app = open({ broker: AMQP_URL }, queue);
+    for (const call of [() => app.inspect.queues(), () => app.inspect.workers(), () => app.inspect.task('x'), () => app.inspect.schedules()]) {
+      await expect(call()).rejects.toThrow(ControlUnavailableError);
+    }
+    expect(await app.inspect.deadLetters(queue)).toEqual([]);
+  });
+});
