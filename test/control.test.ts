@@ -113,7 +113,8 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     await expect.poll(() => runs, { timeout: 10_000 }).toEqual([running.id]);
     await running.revoke({ terminate: true });
     await expect(running.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'revoked' });
-    expect(aborts).toHaveLength(1);
+    await expect.poll(() => aborts, { timeout: 5_000 }).toHaveLength(1);
+    await expect.poll(() => running.state(), { timeout: 5_000 }).toBe('revoked');
     expect(aborts[0]).toBeInstanceOf(TaskRevokedError);
     await sleep(500); // a retry (100 ms backoff) would have started by now
     expect(runs).toEqual([running.id]);
@@ -145,6 +146,28 @@ describe.each(BACKENDS)('progress on $name', ({ options }) => {
     expect(await handle.result({ timeoutMs: 10_000 })).toBe('ok');
     expect(await remote.progress()).toMatchObject({ value: { done: 100, total: 100 }, at: expect.any(Number) });
     expect(await reader.task('ctl.other', { input: z.object({}) }, () => 1).handle('never-ran').progress()).toBeNull();
+  });
+});
+
+describe('handles re-attached on RabbitMQ alone', () => {
+  it('never report a task enqueued by another process as pending: they fail at once, naming the fix; the same process still can', async () => {
+    const queue = uniqueQueue('ra');
+    const [producer, other] = [createApp({ broker: AMQP_URL, defaultQueue: queue }), createApp({ broker: AMQP_URL, defaultQueue: queue })];
+    apps.push(producer, other);
+    const define = (a: App) => a.task('ctl.reattach', { input: z.object({}) }, () => 'done');
+    const [t, elsewhere] = [define(producer), define(other)];
+    const w = new Worker(producer, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const handle = await t.enqueue({});
+    expect(await handle.result({ timeoutMs: 10_000 })).toBe('done');
+    expect(await t.handle(handle.id).result({ timeoutMs: 1_000 })).toBe('done'); // this process knows it
+    // At once: without the check, result() would wait forever (the vitest timeout would fail it).
+    for (const call of [() => elsewhere.handle(handle.id).state(), () => elsewhere.handle(handle.id).result()]) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ControlUnavailableError);
+      expect((err as Error).message).toMatch(/enqueued by another process.*results: 'redis:\/\/…'/);
+    }
   });
 });
 

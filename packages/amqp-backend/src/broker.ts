@@ -126,7 +126,10 @@ export class AmqpBroker implements Broker {
       if (owner !== null) continue;
       fresh.push(m);
       const props: Options.Publish = { persistent: true, contentType: 'application/json', messageId: m.id, priority: m.priority };
-      if (this.#replies) props.replyTo = this.results.replyQueue;
+      if (this.#replies) {
+        props.replyTo = this.results.replyQueue;
+        this.results.notePublished(m.id);
+      }
       const body = Buffer.from(raws[i]!);
       const now = m.eta === null || m.eta <= Date.now();
       // Fast path (a ready task to a queue declared already): straight to the publisher. The

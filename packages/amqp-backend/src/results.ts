@@ -7,6 +7,8 @@ import type { Intake } from './intake.js';
 import type { Topology } from './topology.js';
 
 const REMEMBERED_REPLY_TOS = 10_000;
+/** Task ids this process published with replies, remembered for `knows` (the oldest are forgotten first). */
+const REMEMBERED_PUBLISHED = 100_000;
 
 /**
  * Results over AMQP with no other store: each client has a durable reply queue
@@ -31,6 +33,7 @@ export class AmqpResults implements ResultBackend {
   readonly coordination = null;
   readonly #local = new MemoryResultBackend();
   readonly #replyTos = new Map<string, string>();
+  readonly #published = new Set<string>();
   #listening: Promise<void> | undefined;
   /** Results published on a session and not yet confirmed: rejected when that session is lost. */
   readonly #unconfirmed = new Map<Session, Set<() => void>>();
@@ -174,6 +177,17 @@ export class AmqpResults implements ResultBackend {
         fail(); // the channel is closing under us
       }
     });
+  }
+
+  /** A task this process published with its reply queue: its result will come here. */
+  notePublished(id: string): void {
+    this.#published.add(id);
+    if (this.#published.size > REMEMBERED_PUBLISHED) this.#published.delete(this.#published.values().next().value!);
+  }
+
+  /** Only results of tasks this process published (or settled) ever reach it. */
+  knows(ref: TaskRef): boolean {
+    return this.#published.has(ref.id) || this.#local.getNow(ref) !== null;
   }
 
   /** True when this process already holds a final record for the task. */

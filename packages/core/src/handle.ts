@@ -1,4 +1,6 @@
-import { ResultTimeoutError, TaskFailedError, ValidationError } from './errors.js';
+import { ControlUnavailableError, ResultTimeoutError, TaskFailedError, TaskRevokedError, toErrorInfo, ValidationError } from './errors.js';
+import { revokedUnrun } from './control/state.js';
+import type { ResultBackend } from './results.js';
 import type { Connection } from './app.js';
 import type { RevokeResult } from './control/control.js';
 import { readProgress, type Progress } from './control/progress.js';
@@ -57,7 +59,11 @@ export class TaskHandle<R = unknown> implements TaskRef {
     const started = Date.now();
     // The limit covers connecting too: a store that cannot be reached is no reason to wait longer.
     const connecting = this.#connect();
-    const { results } = Number.isFinite(limit) ? await withTimeout(connecting, limit, () => new ResultTimeoutError(this.id, limit)) : await connecting;
+    const conn = Number.isFinite(limit) ? await withTimeout(connecting, limit, () => new ResultTimeoutError(this.id, limit)) : await connecting;
+    const { results } = conn;
+    this.#assertKnowable(results);
+    // A revoked task that is not running will not run: say so now, not when (or if) a worker drops it.
+    if (await revokedUnrun(conn, this)) throw new TaskFailedError(this.id, 'revoked', toErrorInfo(new TaskRevokedError(this.id)));
     for (;;) {
       const left = limit - (Date.now() - started);
       const slice = Math.max(0, Math.min(left, MAX_TIMER_MS));
@@ -73,10 +79,18 @@ export class TaskHandle<R = unknown> implements TaskRef {
 
   /** Where the task is now. Final states come from the result store, the rest from the broker. */
   async state(): Promise<TaskState> {
-    const { broker, results } = await this.#connect();
+    const conn = await this.#connect();
+    const { broker, results } = conn;
+    this.#assertKnowable(results);
     const record = await results.get(this);
     if (record) return record.state;
+    if (await revokedUnrun(conn, this)) return 'revoked';
     return (broker.capabilities.taskStates ? await broker.state(this) : null) ?? 'pending';
+  }
+
+  /** A store that can never learn this task's outcome must say so, not report `pending` forever. */
+  #assertKnowable(results: ResultBackend): void {
+    if (results.knows?.(this) === false) throw new ControlUnavailableError(`the outcome of task ${this.id}, enqueued by another process (or with replies off),`);
   }
 
   toJSON(): { id: string; queue: string; task: string } {

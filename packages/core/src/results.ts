@@ -97,6 +97,12 @@ export interface ResultBackend {
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string>;
   /** Rule 7: a publish that failed gives its key back, so a later enqueue with the key publishes again. */
   unreserveKey(ref: KeyRef, taskId: string): Promise<void>;
+  /**
+   * False when this store can never learn the task's outcome (RabbitMQ alone: a task enqueued by
+   * another process, whose result goes to that process); handles then fail with a clear error
+   * instead of reporting `pending` forever. Absent: every task's outcome can be known.
+   */
+  knows?(ref: TaskRef): boolean;
   /** Durable marks, for the scheduler's last-run times; absent where the store cannot keep them. */
   readonly marks?: MarkStore;
   /**

@@ -6,7 +6,7 @@ import { assertQueueName } from '../names.js';
 import { nextTick } from '../schedule.js';
 import type { TaskState } from '../results.js';
 import { readProgress } from './progress.js';
-import { REGISTRY, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
+import { REGISTRY, runningOn, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
 import { coordinationOf, readControlState } from './state.js';
 
 export interface QueueInfo extends QueueStats {
@@ -75,7 +75,7 @@ export class Inspect {
     const conn = await this.app.connection();
     const coordination = coordinationOf(conn, 'inspect.task');
     const queues = options.queue !== undefined ? [assertQueueName(options.queue)] : (await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues)).map((r) => r.id);
-    const running = await this.#runningOn(id);
+    const running = await runningOn(coordination, id);
     const found = await Promise.all(queues.map((queue) => this.#lookup(id, queue, running?.queue === queue ? running : null)));
     return found.find((t) => t !== null) ?? null;
   }
@@ -118,12 +118,4 @@ export class Inspect {
     return { ...base, task: running?.task ?? null, state: running ? 'active' : waiting!, attempt: null, finishedAt: null };
   }
 
-  /** The worker running task `id` now (its registry record lists it), if any. */
-  async #runningOn(id: string): Promise<{ worker: string; task: string; queue: string; startedAt: number } | null> {
-    for (const w of await this.workers()) {
-      const active = w.active.find((a) => a.id === id);
-      if (active) return { worker: w.id, ...active };
-    }
-    return null;
-  }
 }

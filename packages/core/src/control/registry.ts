@@ -81,3 +81,13 @@ export function noteQueues(app: App, coordination: Coordination | null, queues: 
     });
   }
 }
+
+/** The worker running task `id` now (its registry record lists it), if any. */
+export async function runningOn(coordination: Coordination, id: string): Promise<(ActiveTask & { worker: string }) | null> {
+  for (const { value } of await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.workers)) {
+    const w = value as WorkerInfo;
+    const active = w.active.find((a) => a.id === id);
+    if (active) return { worker: w.id, ...active };
+  }
+  return null;
+}

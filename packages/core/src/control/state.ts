@@ -1,4 +1,6 @@
 import type { Connection } from '../app.js';
+import type { TaskRef } from '../results.js';
+import { runningOn } from './registry.js';
 import { GLOBAL_SCOPE, type Coordination } from '../coordination.js';
 import { ControlUnavailableError } from '../errors.js';
 
@@ -65,4 +67,25 @@ export async function readControlState(coordination: Coordination): Promise<Cont
     revoked: new Map(revoked.map((r) => [r.id, r.value as Revocation])),
     truncated: revoked.length >= MAX_REVOCATIONS,
   };
+}
+
+/** The revocation of task `id`, or null (also where the store keeps no coordination state). */
+export async function revocationOf(coordination: Coordination | null, id: string): Promise<Revocation | null> {
+  if (!coordination) return null;
+  const [revocation] = await coordination.getRecords(GLOBAL_SCOPE, KINDS.revoked, [id]);
+  return (revocation as Revocation | null) ?? null;
+}
+
+/**
+ * Whether a revoked task will end `revoked` without running: it has no result yet, and it is not
+ * running (a running task revoked without `terminate` finishes). Running is the broker's `active`
+ * state where it tracks states, else the worker registry.
+ */
+export async function revokedUnrun(conn: Connection, ref: TaskRef): Promise<boolean> {
+  const coordination = conn.results.coordination;
+  const [stored, revocation] = await Promise.all([conn.results.get(ref), revocationOf(coordination, ref.id)]);
+  if (stored || !revocation) return false;
+  if (revocation.terminate) return true;
+  const active = conn.broker.capabilities.taskStates ? (await conn.broker.state(ref)) === 'active' : (await runningOn(coordination!, ref.id)) !== null;
+  return !active;
 }
