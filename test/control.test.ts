@@ -2,19 +2,22 @@ import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, 
 import { uniqueQueue } from '@celeriac/core/testing';
 import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { Worker } from '@celeriac/worker';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { CLUSTER_URL, ensureCluster, removeClusterPrefix } from './redis/cluster.js';
 import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
 
 // app.control on every broker that keeps shared state: pause and resume, revoke (before start,
 // while delayed, across a worker restart, with terminate), and RabbitMQ alone refusing clearly.
 const prefix = uniquePrefix('control');
-afterAll(() => removePrefix(prefix));
+beforeAll(() => ensureCluster(), 120_000);
+afterAll(() => Promise.all([removePrefix(prefix), removeClusterPrefix(prefix)]));
 
 const BACKENDS = [
   { name: 'memory', options: () => ({ broker: `memory://control-${uniqueQueue('m')}` }) },
   { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
+  { name: 'redis-cluster', options: () => ({ broker: urlWith(prefix, CLUSTER_URL) }) },
   { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
 ] as const;
 

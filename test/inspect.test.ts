@@ -4,20 +4,23 @@ import { ControlUnavailableError, createApp, WORKER_TTL_MS, type App } from '@ce
 import { uniqueQueue } from '@celeriac/core/testing';
 import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { Scheduler, Worker } from '@celeriac/worker';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { CLUSTER_URL, ensureCluster, removeClusterPrefix } from './redis/cluster.js';
 import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
 
 // app.inspect from another app on the same stores (as `celeriac inspect` runs): queues found
 // without a list, the worker registry (a stopped worker leaves at once, a killed one within three
 // heartbeats), one task through its life, the schedules a scheduler declared.
 const prefix = uniquePrefix('inspect');
-afterAll(() => removePrefix(prefix));
+beforeAll(() => ensureCluster(), 120_000);
+afterAll(() => Promise.all([removePrefix(prefix), removeClusterPrefix(prefix)]));
 
 const BACKENDS = [
   { name: 'memory', options: () => ({ broker: `memory://inspect-${uniqueQueue('m')}` }) },
   { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
+  { name: 'redis-cluster', options: () => ({ broker: urlWith(prefix, CLUSTER_URL) }) },
   { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
 ] as const;
 

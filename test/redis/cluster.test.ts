@@ -1,9 +1,8 @@
 import type { BrokerOptions } from '@celeriac/core';
 import { describeBroker, makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { connectRedisBroker, type RedisBroker } from '@celeriac/redis-backend';
-import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureCluster } from './cluster.js';
+import { ensureCluster, removeClusterPrefix } from './cluster.js';
 import { uniquePrefix, urlWith } from './helpers.js';
 
 async function clusterFixture(name: string, options?: BrokerOptions) {
@@ -18,22 +17,6 @@ async function clusterFixture(name: string, options?: BrokerOptions) {
       await removeClusterPrefix(prefix);
     },
   };
-}
-
-async function removeClusterPrefix(prefix: string): Promise<void> {
-  const cluster = new Cluster([{ host: '127.0.0.1', port: 7001 }]);
-  try {
-    for (const node of cluster.nodes('master')) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        for (const key of keys) await node.unlink(key);
-      } while (cursor !== '0');
-    }
-  } finally {
-    cluster.disconnect();
-  }
 }
 
 // Every rule of the contract, on a real 3-node cluster: each queue's keys share one slot.

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { execFileSync } from 'node:child_process';
 import { ensureRedisServer, redisCli, waitUntil } from './servers.js';
 
@@ -36,5 +37,22 @@ function clusterOk(): boolean {
     return CLUSTER_PORTS.every((port) => redisCli(port, 'cluster', 'info').includes('cluster_state:ok'));
   } catch {
     return false;
+  }
+}
+
+/** Deletes every key under `prefix` on every master of the test cluster. */
+export async function removeClusterPrefix(prefix: string): Promise<void> {
+  const cluster = new Cluster([{ host: '127.0.0.1', port: 7001 }]);
+  try {
+    for (const node of cluster.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) await node.unlink(key);
+      } while (cursor !== '0');
+    }
+  } finally {
+    cluster.disconnect();
   }
 }
