@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CeleriacError, consoleLogger, type App, type LogLevel, type Logger } from '@celeriac/core';
 import { loadApp } from './app-loader.js';
+import { OPERATE_COMMANDS, OPERATE_HELP } from './cli/operate.js';
 import { watchParent } from './parent-watch.js';
 import { Scheduler } from './scheduler.js';
 import { UsageError } from './usage-error.js';
@@ -24,6 +25,8 @@ Usage: celeriac <command> [options]
 Commands:
   worker    run tasks from one or more queues
   beat      enqueue the app's periodic tasks (safe to run on every host)
+
+${OPERATE_HELP}
 
 Run \`celeriac <command> --help\` for a command's options.`;
 
@@ -92,6 +95,8 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     }
     if (command === 'worker') return await workerCommand(rest, out);
     if (command === 'beat') return await beatCommand(rest, out);
+    const operate = Object.hasOwn(OPERATE_COMMANDS, command) ? OPERATE_COMMANDS[command] : undefined;
+    if (operate) return await operate(rest, { out, err: (s) => process.stderr.write(s + '\n') });
     throw new UsageError(`unknown command "${command}"\n\n${MAIN_HELP}`);
   } catch (err) {
     if (err instanceof UsageError || err instanceof CeleriacError) {

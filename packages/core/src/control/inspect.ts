@@ -7,7 +7,7 @@ import { nextTick } from '../schedule.js';
 import type { TaskState } from '../results.js';
 import { readProgress } from './progress.js';
 import { REGISTRY, runningOn, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
-import { coordinationOf, readControlState } from './state.js';
+import { coordinationOf, readControlState, revokedUnrun } from './state.js';
 
 export interface QueueInfo extends QueueStats {
   paused: boolean;
@@ -115,7 +115,8 @@ export class Inspect {
       const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
       return { ...base, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
     }
-    return { ...base, task: running?.task ?? null, state: running ? 'active' : waiting!, attempt: null, finishedAt: null };
+    const state = running ? 'active' : (await revokedUnrun(conn, ref)) ? 'revoked' : waiting!;
+    return { ...base, task: running?.task ?? null, state, attempt: null, finishedAt: null };
   }
 
 }

@@ -1,0 +1,234 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CeleriacError, ControlUnavailableError, createApp, redactUrl, withTimeout, type App } from '@celeriac/core';
+import { loadApp } from '../app-loader.js';
+import { UsageError } from '../usage-error.js';
+import { duration, formatFields, formatTable, json, when } from './table.js';
+
+/** How long a command may take, connecting included, before it says the broker is unreachable. */
+export const OPERATE_TIMEOUT_MS = 15_000;
+
+/** What a command needs of its surroundings (the process, or a test). */
+export interface OperateIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Asks a yes/no question on a terminal; undefined when there is no terminal to ask on. */
+  confirm?: (question: string) => Promise<boolean>;
+}
+
+/** A command's outcome: 0 done, 1 not found or refused (the message says why). */
+type Run = (app: App, positionals: string[], values: Values, io: OperateIo) => Promise<number>;
+
+const COMMON = `Connection (one of):
+  --broker <url>          broker URL (default: $CELERIAC_BROKER_URL)
+  --results <url>         result store URL when apart from the broker, e.g. redis:// beside amqp:// (default: $CELERIAC_RESULTS_URL)
+  --app <path>            or: the module exporting your \`app\` (uses its broker and store)
+  --json                  print JSON (for scripts) instead of a table
+  -h, --help              show this help
+
+Exit codes: 0 done, 1 not found or refused, 2 usage error or broker unreachable.`;
+
+const ARGS = {
+  broker: { type: 'string' },
+  results: { type: 'string' },
+  app: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  queue: { type: 'string' },
+  limit: { type: 'string' },
+  terminate: { type: 'boolean' },
+  id: { type: 'string', multiple: true },
+  yes: { type: 'boolean' },
+} satisfies ParseArgsConfig['options'];
+type Values = ReturnType<typeof parseArgs<{ options: typeof ARGS; allowPositionals: true }>>['values'];
+
+interface Command {
+  usage: string;
+  /** Flags this command takes besides the connection ones. */
+  flags: readonly (keyof typeof ARGS)[];
+  positionals: number;
+  run: Run;
+}
+
+const INSPECT: Record<string, Command> = {
+  queues: {
+    usage: 'celeriac inspect queues\n\nEvery queue in use (published to or served), with its counts and whether it is paused.',
+    flags: [],
+    positionals: 0,
+    run: async (app, _, values, io) => {
+      const queues = await app.inspect.queues();
+      if (values.json) return print(io, json(queues));
+      const rows = queues.map((q) => [q.queue, String(q.ready), String(q.delayed), String(q.inFlight), String(q.dead), String(q.completed), String(q.failed), q.paused ? 'paused' : '']);
+      return print(io, formatTable(['QUEUE', 'READY', 'DELAYED', 'IN FLIGHT', 'DEAD', 'COMPLETED', 'FAILED', 'PAUSED'], rows));
+    },
+  },
+  workers: {
+    usage: 'celeriac inspect workers\n\nThe workers alive now (a killed one drops out within three heartbeats).',
+    flags: [],
+    positionals: 0,
+    run: async (app, _, values, io) => {
+      const workers = await app.inspect.workers();
+      if (values.json) return print(io, json(workers));
+      const now = Date.now();
+      const rows = workers.map((w) => [w.id, w.host, String(w.pid), w.queues.join(','), `${w.active.length}/${w.concurrency}`, String(w.processed), String(w.failed), duration(now - w.startedAt), `${duration(now - w.lastSeen)} ago`]);
+      return print(io, formatTable(['ID', 'HOST', 'PID', 'QUEUES', 'ACTIVE', 'PROCESSED', 'FAILED', 'UP', 'LAST SEEN'], rows));
+    },
+  },
+  task: {
+    usage: 'celeriac inspect task <id> [--queue <queue>]\n\nOne task: state, outcome, progress, the worker running it. Looks in every known queue unless --queue is given.',
+    flags: ['queue'],
+    positionals: 1,
+    run: async (app, [id], values, io) => {
+      const task = await app.inspect.task(id!, values.queue === undefined ? {} : { queue: values.queue });
+      if (!task) return refuse(io, `task ${id} not found in ${values.queue ?? 'any known queue'} (never enqueued there, or its result expired)`);
+      if (values.json) return print(io, json(task));
+      const fields: [string, string][] = [
+        ['id', task.id],
+        ['task', task.task ?? '-'],
+        ['queue', task.queue],
+        ['state', task.state],
+        ['attempt', task.attempt === null ? '-' : String(task.attempt)],
+        ['worker', task.worker ?? '-'],
+        ['started', when(task.startedAt)],
+        ['finished', when(task.finishedAt)],
+        ['progress', task.progress === null ? '-' : JSON.stringify(task.progress)],
+      ];
+      if ('result' in task) fields.push(['result', JSON.stringify(task.result)]);
+      if (task.error) fields.push(['error', `${task.error.name}: ${task.error.message}`]);
+      return print(io, formatFields(fields));
+    },
+  },
+  dead: {
+    usage: 'celeriac inspect dead <queue> [--limit <n>]\n\nDead letters of a queue (default 100), each with the id that redrive and discard take.',
+    flags: ['limit'],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      const dead = await app.inspect.deadLetters(queue!, values.limit === undefined ? {} : { limit: positiveInt('--limit', values.limit) });
+      if (values.json) return print(io, json(dead));
+      return print(io, formatTable(['ID', 'AT', 'REASON'], dead.map((d) => [(d as { id?: string }).id ?? '-', when(d.at), d.reason])));
+    },
+  },
+  schedules: {
+    usage: 'celeriac inspect schedules\n\nThe periodic tasks schedulers declared, with their last and next runs.',
+    flags: [],
+    positionals: 0,
+    run: async (app, _, values, io) => {
+      const schedules = await app.inspect.schedules();
+      if (values.json) return print(io, json(schedules));
+      const rows = schedules.map((s) => [s.name, s.task, s.queue, s.expression, s.tz, when(s.lastRun), when(s.nextRun)]);
+      return print(io, formatTable(['NAME', 'TASK', 'QUEUE', 'EXPRESSION', 'TZ', 'LAST RUN', 'NEXT RUN'], rows));
+    },
+  },
+};
+
+const CONTROL: Record<string, Command> = {
+  revoke: {
+    usage: 'celeriac revoke <id> [--terminate] [--queue <queue>]\n\nRevokes a task: not run if it has not started; with --terminate, aborted if it has.\nWith --queue, a task already finished there is reported instead.',
+    flags: ['terminate', 'queue'],
+    positionals: 1,
+    run: async (app, [id], values, io) => {
+      const result = await app.control.revoke(id!, { terminate: values.terminate ?? false, ...(values.queue === undefined ? {} : { queue: values.queue }) });
+      if (values.json) return print(io, json(result));
+      return print(io, result.status === 'revoked' ? `revoked ${id}${values.terminate ? ' (terminating it if running)' : ''}` : `task ${id} already ${result.state}: nothing to revoke`);
+    },
+  },
+  pause: {
+    usage: 'celeriac pause <queue>\n\nEvery worker stops fetching from the queue within about a second; running tasks finish; enqueueing goes on.',
+    flags: [],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      await app.control.pause(queue!);
+      return print(io, values.json ? json({ queue, paused: true }) : `paused ${queue}`);
+    },
+  },
+  resume: {
+    usage: 'celeriac resume <queue>\n\nLets workers fetch from the queue again.',
+    flags: [],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      const was = await app.control.resume(queue!);
+      return print(io, values.json ? json({ queue, paused: false, wasPaused: was }) : was ? `resumed ${queue}` : `${queue} was not paused`);
+    },
+  },
+};
+
+export const OPERATE_HELP = `Operating a running system (any process on the same broker and store):
+  inspect   queues | workers | task <id> | dead <queue> | schedules
+  revoke    revoke a task (--terminate to abort it if running)
+  pause     stop workers fetching from a queue
+  resume    let them fetch again`;
+
+/** The operating commands by name (`celeriac inspect …`, `celeriac revoke …`), for the CLI's dispatcher. */
+export const OPERATE_COMMANDS: Record<string, (argv: string[], io: OperateIo) => Promise<number>> = {
+  inspect: async (argv, io) => {
+    const [what, ...rest] = argv;
+    const command = what === undefined ? undefined : INSPECT[what];
+    if (!command) {
+      if (what === undefined || what === '--help' || what === '-h') return print(io, `Usage: celeriac inspect <${Object.keys(INSPECT).join(' | ')}> [options]\n\n${COMMON}`, what === undefined ? 2 : 0);
+      throw new UsageError(`unknown inspect subject "${what}": use ${Object.keys(INSPECT).join(', ')}`);
+    }
+    return runCommand(`inspect ${what}`, command, rest, io);
+  },
+  ...Object.fromEntries(Object.entries(CONTROL).map(([name, command]) => [name, (argv: string[], io: OperateIo) => runCommand(name, command, argv, io)])),
+};
+
+async function runCommand(name: string, command: Command, argv: string[], io: OperateIo): Promise<number> {
+  const { values, positionals } = parse(argv);
+  if (values.help) return print(io, `Usage: ${command.usage}\n\n${COMMON}`);
+  for (const flag of ['queue', 'limit', 'terminate', 'id', 'yes'] as const) {
+    if (values[flag] !== undefined && !command.flags.includes(flag)) throw new UsageError(`celeriac ${name} does not take --${flag}\n\nUsage: ${command.usage}`);
+  }
+  if (positionals.length !== command.positionals) throw new UsageError(`celeriac ${name} takes ${command.positionals || 'no'} argument(s), got ${positionals.length}\n\nUsage: ${command.usage}`);
+  const app = await openApp(values);
+  try {
+    return await withTimeout(command.run(app, positionals, values, io), OPERATE_TIMEOUT_MS, () => new UnreachableError(values));
+  } catch (err) {
+    if (err instanceof ControlUnavailableError) return refuse(io, err.message);
+    throw err;
+  } finally {
+    void withTimeout(app.close(), 2_000, () => new Error('close timed out')).catch(() => {});
+  }
+}
+
+/** The broker or store did not answer in time: exit 2, naming where it looked. */
+export class UnreachableError extends CeleriacError {
+  constructor(values: Values) {
+    const url = values.broker ?? process.env.CELERIAC_BROKER_URL;
+    super('BACKEND', `no answer from the broker or store${url ? ` at ${redactUrl(url)}` : ''} within ${OPERATE_TIMEOUT_MS / 1_000} s: is it running, and is the URL right?`);
+  }
+}
+
+async function openApp(values: Values): Promise<App> {
+  if (values.app) {
+    if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
+    return loadApp(values.app);
+  }
+  const broker = values.broker ?? process.env.CELERIAC_BROKER_URL;
+  if (!broker) throw new UsageError('give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>');
+  const results = values.results ?? process.env.CELERIAC_RESULTS_URL;
+  return createApp({ broker, ...(results ? { results } : {}) });
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, options: ARGS, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be an integer ≥ 1 (got ${value})`);
+  return n;
+}
+
+function print(io: OperateIo, text: string, code = 0): number {
+  io.out(text);
+  return code;
+}
+
+/** Not found or refused: the reason on stderr, exit 1. */
+function refuse(io: OperateIo, message: string): number {
+  io.err(`celeriac: ${message}`);
+  return 1;
+}

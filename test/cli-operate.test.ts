@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import { createApp, type App } from '@celeriac/core';
+import { uniqueQueue } from '@celeriac/core/testing';
+import { Scheduler, Worker } from '@celeriac/worker';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+
+// `celeriac inspect | revoke | pause | resume` as an operator runs them: a real process, against the
+// Redis a test app and worker use, tables by default, --json for scripts, exit codes 0 / 1 / 2.
+const CLI = ['--import', 'tsx', '--conditions=@celeriac/source', 'packages/worker/src/run-cli.ts'];
+const prefix = uniquePrefix('cliop');
+const url = urlWith(prefix);
+afterAll(() => removePrefix(prefix));
+
+function celeriac(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, CELERIAC_BROKER_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const apps: App[] = [];
+const workers: Worker[] = [];
+afterEach(async () => {
+  for (const w of workers.splice(0)) await w.stop({ graceMs: 1_000 });
+  for (const a of apps.splice(0)) await a.close();
+});
+
+function setup() {
+  const queue = uniqueQueue('op');
+  const app = createApp({ broker: url, defaultQueue: queue });
+  apps.push(app);
+  const job = app.task('op.job', { input: z.object({ n: z.number() }) }, ({ n }) => n * 2);
+  return { app, queue, job };
+}
+
+describe('celeriac inspect and control commands', () => {
+  it('inspect queues shows a queue with its counts as a table and as JSON; pause and resume flip it', async () => {
+    const { queue, job } = setup();
+    await job.enqueueMany([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    const table = await celeriac(['inspect', 'queues', '--broker', url]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^QUEUE\s+READY\s+DELAYED\s+IN FLIGHT\s+DEAD\s+COMPLETED\s+FAILED\s+PAUSED$/);
+    expect(lines.find((l) => l.startsWith(queue))).toMatch(new RegExp(`^${queue}\\s+2\\s+0\\s+0\\s+0\\s+0\\s+0$`));
+    const paused = await celeriac(['pause', queue, '--broker', url]);
+    expect([paused.code, paused.stdout.trim()]).toEqual([0, `paused ${queue}`]);
+    const asJson = await celeriac(['inspect', 'queues', '--json'], { CELERIAC_BROKER_URL: url });
+    expect(asJson.code).toBe(0);
+    expect((JSON.parse(asJson.stdout) as { queue: string }[]).find((q) => q.queue === queue)).toEqual({ queue, ready: 2, delayed: 0, inFlight: 0, dead: 0, completed: 0, failed: 0, paused: true });
+    expect((await celeriac(['resume', queue, '--broker', url])).stdout.trim()).toBe(`resumed ${queue}`);
+    expect((await celeriac(['resume', queue, '--broker', url])).stdout.trim()).toBe(`${queue} was not paused`);
+  });
+
+  it('revoke, then inspect task says revoked; an unknown task exits 1; a finished one says so', async () => {
+    const { app, queue, job } = setup();
+    const waiting = await job.enqueue({ n: 3 });
+    const revoked = await celeriac(['revoke', waiting.id, '--broker', url]);
+    expect([revoked.code, revoked.stdout.trim()]).toEqual([0, `revoked ${waiting.id}`]);
+    const task = await celeriac(['inspect', 'task', waiting.id, '--broker', url]);
+    expect(task.code).toBe(0);
+    expect(task.stdout).toMatch(new RegExp(`^id:\\s+${waiting.id}$`, 'm'));
+    expect(task.stdout).toMatch(/^state:\s+revoked$/m);
+    expect(task.stdout).toMatch(new RegExp(`^queue:\\s+${queue}$`, 'm'));
+    const missing = await celeriac(['inspect', 'task', 'no-such-task', '--broker', url]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/task no-such-task not found in any known queue/);
+    const w = new Worker(app, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const done = await job.enqueue({ n: 4 });
+    expect(await done.result({ timeoutMs: 10_000 })).toBe(8);
+    const again = await celeriac(['revoke', done.id, '--queue', queue, '--broker', url]);
+    expect([again.code, again.stdout.trim()]).toEqual([0, `task ${done.id} already succeeded: nothing to revoke`]);
+    const finished = JSON.parse((await celeriac(['inspect', 'task', done.id, '--json', '--broker', url])).stdout) as object;
+    expect(finished).toMatchObject({ id: done.id, state: 'succeeded', result: 8, attempt: 1, queue, task: 'op.job' });
+  });
+
+  it('inspect workers and schedules list what runs, as tables and JSON', async () => {
+    const { app, queue, job } = setup();
+    app.schedule(`every-hour-${queue}`, { every: '1h', task: job, payload: { n: 0 } });
+    const w = new Worker(app, { queues: [queue], concurrency: 3, blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const scheduler = new Scheduler(app);
+    await scheduler.start();
+    await scheduler.stop();
+    const table = await celeriac(['inspect', 'workers', '--broker', url]);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+HOST\s+PID\s+QUEUES\s+ACTIVE\s+PROCESSED\s+FAILED\s+UP\s+LAST SEEN$/);
+    expect(table.stdout).toMatch(new RegExp(`\\s${process.pid}\\s+${queue}\\s+0/3\\s`));
+    const listed = JSON.parse((await celeriac(['inspect', 'workers', '--json', '--broker', url])).stdout) as { pid: number; queues: string[] }[];
+    expect(listed.filter((x) => x.queues.includes(queue))).toEqual([expect.objectContaining({ pid: process.pid, concurrency: 3 })]);
+    const schedules = await celeriac(['inspect', 'schedules', '--broker', url]);
+    expect(schedules.stdout).toMatch(new RegExp(`^every-hour-${queue}\\s+op\\.job\\s+${queue}\\s+1h\\s+UTC\\s`, 'm'));
+  });
+
+  it('says what is wrong: no broker, a bad subject or flag (exit 2); RabbitMQ alone refuses, naming the fix (exit 1)', async () => {
+    const none = await celeriac(['inspect', 'queues']);
+    expect([none.code, none.stderr.trim()]).toEqual([2, 'celeriac: give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>']);
+    const unreachable = await celeriac(['inspect', 'queues', '--broker', 'redis://127.0.0.1:1']);
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toMatch(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
+    const subject = await celeriac(['inspect', 'everything', '--broker', url]);
+    expect(subject.code).toBe(2);
+    expect(subject.stderr).toMatch(/unknown inspect subject "everything": use queues, workers, task, dead, schedules/);
+    const flag = await celeriac(['pause', 'q', '--terminate', '--broker', url]);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/celeriac pause does not take --terminate/);
+    const help = await celeriac(['revoke', '--help']);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/^Usage: celeriac revoke <id> \[--terminate\]/)]);
+    const alone = await celeriac(['pause', uniqueQueue('op'), '--broker', AMQP_URL]);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toMatch(/results: 'redis:\/\/…'/);
+  });
+});
