@@ -79,6 +79,11 @@ export class MemoryResultBackend implements ResultBackend {
     if (++this.#writes % SWEEP_EVERY === 0) this.#sweep(now);
   }
 
+  /** Drops the final record of a task (a redriven dead letter runs again, and stores anew). */
+  forgetNow(ref: TaskRef): void {
+    this.#results.delete(taskKey(ref));
+  }
+
   async get(ref: TaskRef): Promise<TaskResult | null> {
     return this.getNow(ref);
   }
