@@ -149,7 +149,13 @@ export class MemoryBroker implements Broker {
     this.#assertOpen();
     const q = this.#queue(queue);
     q.promote(Date.now());
-    return q.purge().length;
+    const purged = q.purge();
+    // A key still pointing at a purged task would make a new enqueue a "duplicate" of a task that never runs.
+    for (const entry of purged) {
+      const parsed = parseMessage(entry.raw);
+      if (parsed.ok && parsed.message.idempotencyKey !== null) this.results.unreserveKeyNow({ queue, key: parsed.message.idempotencyKey }, entry.id);
+    }
+    return purged.length;
   }
 
   async close(): Promise<void> {

@@ -135,13 +135,13 @@ export function describeDeadLetterRules(name: string, factory: BrokerFactory): v
       expect((await broker.stats(q)).dead).toBe(1);
     });
 
-    it('purges ready and delayed messages but not a leased one, which still acks; purged ids publish again', async () => {
+    it('purges ready and delayed messages but not a leased one, which still acks; purged ids and keys publish again', async () => {
       const q = uniqueQueue();
       const leased = makeMessage(q, { payload: { which: 'leased' } });
       await broker.publish([leased], KEY_TTL);
       const [held] = await collect(broker, q, 1);
       expect(held!.message.id).toBe(leased.id);
-      const ready = [makeMessage(q), makeMessage(q), makeMessage(q, { priority: 5 })];
+      const ready = [makeMessage(q), makeMessage(q, { idempotencyKey: 'purged-key' }), makeMessage(q, { priority: 5 })];
       const delayed = makeMessage(q, { eta: Date.now() + 60_000 });
       await broker.publish([...ready, delayed], KEY_TTL);
       expect(await broker.purge(q)).toBe(4);
@@ -149,10 +149,15 @@ export function describeDeadLetterRules(name: string, factory: BrokerFactory): v
       expect(await broker.fetch({ queues: [q], max: 10, leaseMs: LONG_LEASE, waitMs: 300 })).toEqual([]);
       await held!.ack();
       expect(await broker.purge(q)).toBe(0);
-      expect(await broker.publish([ready[0]!], KEY_TTL)).toEqual([{ id: ready[0]!.id, duplicate: false }]);
-      const [back] = await collect(broker, q, 1);
-      expect(back!.message.id).toBe(ready[0]!.id);
-      await back!.ack();
+      // Nor does the key of a purged task make a new task with that key a "duplicate" of one that never runs.
+      const keyed = makeMessage(q, { idempotencyKey: 'purged-key' });
+      expect(await broker.publish([ready[0]!, keyed], KEY_TTL)).toEqual([
+        { id: ready[0]!.id, duplicate: false },
+        { id: keyed.id, duplicate: false },
+      ]);
+      const back = await collect(broker, q, 2);
+      expect(back.map((d) => d.message.id).sort()).toEqual([ready[0]!.id, keyed.id].sort());
+      for (const d of back) await d.ack();
     });
   });
 }
