@@ -31,8 +31,10 @@ export function letterOf(msg: Message): DeadLetter {
  *    task queued — a duplicate, which the task-id claim in the result store absorbs (one run). It
  *    never loses a letter. The id's result in this process's store is dropped first, so the new
  *    run's outcome is stored (other processes' stores are theirs: RabbitMQ shares none).
- * 2. Every wait has a bound (`boundMs`, the publish timeout): a silent server fails the call, and
- *    the channel's end hands back what it held.
+ * 2. Every read and republish has a bound (`boundMs`, the publish timeout): a letter whose
+ *    republish fails or times out stays, refused with why; a read that fails ends the walk (Link
+ *    retries it on a new channel a few times, skipping letters already handled), and the channel's
+ *    end hands back every letter it held and did not take.
  * 3. Letters with the same id (a task that died twice): the oldest is the one redriven or all are
  *    discarded; one redrive puts the task back once.
  */
@@ -60,7 +62,13 @@ export class DeadLetterQueue {
       }
       this.results.forget(next.message);
       const props = { ...copyProps(msg.properties), messageId: next.message.id, priority: next.message.priority };
-      await this.#bounded(this.settler.send(queue, Buffer.from(next.raw), props, 0), `republishing dead letter ${letter.id}`);
+      try {
+        await this.#bounded(this.settler.send(queue, Buffer.from(next.raw), props, 0), `republishing dead letter ${letter.id}`);
+      } catch (err) {
+        // Not acked, so it stays a dead letter (if the publish landed after all, the claim absorbs the copy).
+        out.refused.push({ id: letter.id, reason: `could not republish: ${(err as Error).message}` });
+        return 'keep';
+      }
       ch.ack(msg);
       out.redriven.push(letter.id);
       return wanted && seen.size === wanted.size ? 'stop' : 'taken';
