@@ -3,6 +3,8 @@ import { encodeMessage, parseMessage, type TaskMessage } from './envelope.js';
 
 /** Why `redrive` refused an id that names no dead letter of the queue (rule 8). */
 export const DEAD_LETTER_NOT_FOUND = 'not found';
+/** Why `redrive` refused a letter whose task id is in its queue now (it stays a dead letter). */
+export const DEAD_LETTER_QUEUED = 'already queued: a task with this id is waiting or running';
 
 export type Redriven = { ok: true; message: TaskMessage; raw: string } | { ok: false; reason: string };
 

@@ -1,4 +1,4 @@
-import { DEAD_LETTER_NOT_FOUND, redriveMessage, type BrokerOptions, type DeadLetter, type RedriveResult } from '@celeriac/core';
+import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage, type BrokerOptions, type DeadLetter, type RedriveResult } from '@celeriac/core';
 import type { QueueKeys } from './keys.js';
 import type { Client, Scripts } from './scripts.js';
 
@@ -72,7 +72,7 @@ export class DeadLetters {
     sent.forEach((id, n) => {
       if (codes[n] === 1) out.redriven.push(id);
       else if (codes[n] === 0) out.refused.push({ id, reason: DEAD_LETTER_NOT_FOUND });
-      else out.refused.push({ id, reason: `already queued: a task with this id is waiting or running` });
+      else out.refused.push({ id, reason: DEAD_LETTER_QUEUED });
     });
   }
 

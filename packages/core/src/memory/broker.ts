@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
-import { DEAD_LETTER_NOT_FOUND, redriveMessage } from '../redrive.js';
+import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from '../redrive.js';
 import { BackendError, LeaseLostError } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
 import { assertQueueName } from '../names.js';
@@ -123,7 +123,7 @@ export class MemoryBroker implements Broker {
         continue;
       }
       if (q.entries.has(next.message.id)) {
-        out.refused.push({ id, reason: `already queued: a task with id ${next.message.id} is waiting or running` });
+        out.refused.push({ id, reason: DEAD_LETTER_QUEUED });
         continue;
       }
       q.unbury(id);
