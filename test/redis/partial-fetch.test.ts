@@ -47,8 +47,8 @@ describe('redis: a multi-queue fetch that fails part-way', () => {
     const a = uniqueQueue('pa');
     await broker.publish([makeMessage(a)], KEY_TTL);
     await broker.injectRaw(a, '{not json');
-    // The dead-letter list of a has the wrong type: the burial's settle call fails.
-    await raw.set(new QueueKeys(prefix, a).dead, 'not a list');
+    // The dead-letter set of a has the wrong type: the burial's settle call fails.
+    await raw.set(new QueueKeys(prefix, a).dead[0], 'not a sorted set');
 
     const got = await broker.fetch({ queues: [a], max: 10, leaseMs: 30_000, waitMs: 0 });
     expect(got.map((d) => [d.message.queue, d.lapses])).toEqual([[a, 0]]);

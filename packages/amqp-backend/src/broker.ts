@@ -16,9 +16,11 @@ import {
   type Published,
   type PublishOptions,
   type QueueStats,
+  type RedriveResult,
   type Settlement,
   type TaskMessage,
 } from '@celeriac/core';
+import { DeadLetterQueue } from './dead.js';
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { lapsesOf, mustRewrite } from './lapses.js';
@@ -28,6 +30,7 @@ import { isChannelError, Link, type Session } from './link.js';
 import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher, UnroutableError } from './publisher.js';
+import { purgeQueues } from './purge.js';
 import type { Options } from 'amqplib';
 import { AmqpResults } from './results.js';
 import { Retention } from './retention.js';
@@ -51,6 +54,8 @@ export type AmqpBrokerOptions = AmqpOptions & Partial<Omit<BrokerOptions, 'publi
  * 4. Keeps results in reply queues (AmqpResults) when no other store is configured.
  * 5. Survives connection and channel loss (Link), broker-cancelled consumers (Intake) and
  *    `consumer_timeout` for long tasks (Rotator).
+ * 6. Redrives and discards dead letters by id (DeadLetterQueue) and purges ready and delayed
+ *    messages (purge.ts): rules 8-10.
  */
 export class AmqpBroker implements Broker {
   /**
@@ -69,6 +74,7 @@ export class AmqpBroker implements Broker {
   readonly #settler: Settler;
   readonly #rotator: Rotator;
   readonly #dedup: Dedup;
+  readonly #dead: DeadLetterQueue;
   readonly #counters: Counters = { completed: new Map(), failed: new Map() };
   readonly #replies: boolean;
   /** Core's limits (size, dead-letter retention), as `connectBroker(url, options)` passed them. */
@@ -103,6 +109,7 @@ export class AmqpBroker implements Broker {
     this.#settler = new Settler(this.#publisher, this.#topology, this.#leases, this.results, this.#counters, retention);
     this.#rotator = new Rotator(this.link, this.#publisher, this.#topology, this.#leases, this.#intake, this.client, o.rotateAfterMs, logger);
     this.#dedup = new Dedup(o.dedupIds);
+    this.#dead = new DeadLetterQueue(this.link, this.#settler, this.results, this.limits.maxMessageBytes, o.publishTimeoutMs);
     this.#replies = o.replies;
   }
 
@@ -284,6 +291,23 @@ export class AmqpBroker implements Broker {
 
   deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
     return readDeadLetters(this.link, queue, limit);
+  }
+
+  redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
+    return this.#dead.redrive(queue, options.ids);
+  }
+
+  discard(queue: string, { ids }: { ids: readonly string[] }): Promise<number> {
+    return this.#dead.discard(queue, ids);
+  }
+
+  /** Rule 10: this process's prefetched buffer of the queue, then what RabbitMQ holds ready (purge.ts). */
+  async purge(queue: string): Promise<number> {
+    const dropped = this.#intake.drop(queue);
+    const purged = await purgeQueues(this.link, queue);
+    // Purged ids (and their keys) may be published again; those leased here now stay known.
+    this.#dedup.forgetQueue(queue, this.#leases.idsFor(queue));
+    return dropped + purged;
   }
 
   /** AMQP queues this broker declared (work, dead, ladder rungs, hold, reply). */

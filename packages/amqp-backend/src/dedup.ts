@@ -37,6 +37,13 @@ export class Dedup {
     if (this.#keys.get(key)?.id === m.id) this.#keys.delete(key);
   }
 
+  /** Forgets the ids and keys of `queue`'s messages except those of `keep` (a purge: its ids may come again). */
+  forgetQueue(queue: string, keep: ReadonlySet<string>): void {
+    const prefix = `${queue}\u0000`;
+    for (const k of this.#ids.keys()) if (k.startsWith(prefix) && !keep.has(k.slice(prefix.length))) this.#ids.delete(k);
+    for (const [k, owner] of this.#keys) if (k.startsWith(prefix) && !keep.has(owner.id)) this.#keys.delete(k);
+  }
+
   #put<V>(map: Map<string, V>, key: string, value: V): void {
     map.delete(key);
     map.set(key, value);

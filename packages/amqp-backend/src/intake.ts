@@ -124,6 +124,19 @@ export class Intake {
     ).then(() => {});
   }
 
+  /** Removes the buffered arrivals of `queue` for good (a purge): acked, so RabbitMQ drops them; returns how many. */
+  drop(queue: string): number {
+    const live = this.link.current;
+    const gone = this.#buffer.filter((a) => a.queue === queue && a.session === live);
+    this.#buffer = this.#buffer.filter((a) => a.queue !== queue || a.session !== live);
+    for (const a of gone) {
+      try {
+        a.session.acks.ack(a.msg);
+      } catch {} // dead channel: RabbitMQ has it back, and it stays (as a leased one would)
+    }
+    return gone.length;
+  }
+
   /** Messages buffered for `queue` (unacked at the broker, not yet handed out). */
   buffered(queue: string): number {
     let n = 0;

@@ -58,6 +58,13 @@ export class Leases {
     return n;
   }
 
+  /** Task ids of `queue` leased here now. */
+  idsFor(queue: string): Set<string> {
+    const ids = new Set<string>();
+    for (const h of this.#held.values()) if (h.queue === queue) ids.add(h.message.id);
+    return ids;
+  }
+
   values(): IterableIterator<Held> {
     return this.#held.values();
   }

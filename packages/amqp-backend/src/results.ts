@@ -191,6 +191,11 @@ export class AmqpResults implements ResultBackend {
   }
 
   /** True when this process already holds a final record for the task. */
+  /** Drops the id's result kept in this process (a redriven dead letter runs again and stores anew). */
+  forget(ref: TaskRef): void {
+    this.#local.forgetNow(ref);
+  }
+
   known(ref: TaskRef): boolean {
     return this.#local.getNow(ref) !== null;
   }

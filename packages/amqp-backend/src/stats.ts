@@ -1,7 +1,8 @@
-import type { DeadLetter, ErrorInfo, QueueStats } from '@celeriac/core';
+import type { DeadLetter, QueueStats } from '@celeriac/core';
 import type { Channel } from 'amqplib';
+import { letterOf } from './dead.js';
 import type { Link } from './link.js';
-import { DELAY_LEVELS, deadQueue, delayQueue, H, workQueue } from './names.js';
+import { DELAY_LEVELS, deadQueue, delayQueue, workQueue } from './names.js';
 import type { Counters } from './settler.js';
 
 /**
@@ -50,9 +51,7 @@ export async function readDeadLetters(link: Link, queue: string, limit: number):
       while (out.length < limit) {
         const msg = await ch.get(deadQueue(queue), { noAck: false });
         if (!msg) break;
-        const headers = msg.properties.headers ?? {};
-        const error = typeof headers[H.error] === 'string' && headers[H.error] ? (JSON.parse(headers[H.error] as string) as ErrorInfo) : null;
-        out.push({ raw: msg.content.toString(), reason: String(headers[H.reason] ?? ''), error, at: Number(headers[H.deadAt] ?? 0) });
+        out.push(letterOf(msg));
       }
       return out;
     });

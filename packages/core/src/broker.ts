@@ -92,6 +92,11 @@ export interface QueueStats {
 }
 
 export interface DeadLetter {
+  /**
+   * Names this dead letter within its queue's dead letters, for `redrive` and `discard`: the task
+   * id where the message parses, else an id the backend made (stable while the letter is kept).
+   */
+  id: string;
   /** The message as it was on the wire (it may not parse: that can be why it is here). */
   raw: string;
   reason: string;
@@ -116,6 +121,16 @@ export interface DeadLetter {
  *    with the reason.
  * 7. Batching lives here: `publish`, `fetch` and `renew` take many at once, and settlements issued
  *    together may share a round trip.
+ * 8. `redrive` moves each chosen dead letter back to its queue as a fresh message: attempt 1, the
+ *    same task id, ready at once, `lastError` holding the dead letter's reason (its history), and
+ *    removes it from the dead letters — each letter in one step, so a crash neither loses it nor
+ *    puts it back twice. It is delivered even though its id was seen before (publish dedup does not
+ *    apply), and any final result stored for the id in this broker's own store is removed with it,
+ *    so the new run's outcome is stored. A letter whose raw text is not a valid message stays,
+ *    refused with the parse error as its reason; an unknown id is refused as `not found`.
+ * 9. `discard` removes the named dead letters for good; unknown ids are ignored.
+ * 10. `purge` removes the queue's ready and delayed messages (not leased ones, which settle as
+ *    usual) and resolves with their number; their ids may be published again.
  */
 export interface Broker {
   readonly capabilities: BrokerCapabilities;
@@ -133,7 +148,21 @@ export interface Broker {
    * can read from the tail (memory, Redis), the oldest where it reads a queue from its head (AMQP).
    */
   deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
+  /**
+   * Puts dead letters back on their queue (rule 8): those named by `ids`, or all of them. Resolves
+   * with the ids put back and, for each one that was not, why (not found, or not a message).
+   */
+  redrive(queue: string, options?: { ids?: readonly string[] }): Promise<RedriveResult>;
+  /** Removes the dead letters named by `ids`; resolves with how many it removed (rule 9). */
+  discard(queue: string, options: { ids: readonly string[] }): Promise<number>;
+  /** Removes every ready and delayed message of the queue (not those leased now); resolves with how many (rule 10). */
+  purge(queue: string): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface RedriveResult {
+  redriven: string[];
+  refused: { id: string; reason: string }[];
 }
 
 /** Limits every backend enforces; `createApp` passes them to `connectBroker`. */

@@ -1,5 +1,5 @@
 --[[ fetch: promotes due work, then leases up to `max` ready messages, most urgent first.
-KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead:at stats
 ARGV[1] base        key prefix of the queue
 ARGV[2] max         most messages to lease (at most 1,000)
 ARGV[3] leaseMs     lease length

@@ -1,5 +1,5 @@
 --[[ publish: adds many messages to one queue, deduplicating by task id and idempotency key.
-KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead:at stats
 ARGV[1] base        key prefix of the queue, `<prefix>:{<queue>}:`
 ARGV[2] keyTtlMs    how long an idempotency key points at its first task
 ARGV[3] clientNow   the caller's clock (epoch ms) when it sent the call: etas are on that clock

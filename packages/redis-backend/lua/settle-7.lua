@@ -1,6 +1,6 @@
 --[[ settle: acks, dead-letters, retries and releases many deliveries of one queue, each fenced
 by its token. An ack or dead letter with a record stores it here, in the same atomic step.
-KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead stats
+KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead:at stats
 ARGV[1] base          key prefix of the queue
 ARGV[2] tombstoneMs   how long an id acked without a record still counts as known to publish
 ARGV[3] ttlMs         how long the records of this call are kept ('' when none has one)
@@ -92,8 +92,9 @@ for n, at in ipairs(ops) do
       if kind == 'D' then
         local raw = redis.call('HGET', KEYS[1], id) or ''
         local err = ARGV[at + 7]
-        redis.call('RPUSH', KEYS[6], '{"raw":' .. cjson.encode(raw) .. ',"reason":' .. cjson.encode(ARGV[at + 6]) ..
-          ',"error":' .. (err ~= '' and err or 'null') .. ',"at":' .. string.format('%d', now) .. '}')
+        -- Named by the id it was stored under: the task id, or an injected raw message's own id.
+        buryLetter(KEYS[6], base .. 'dead:letters', id, '{"id":' .. cjson.encode(id) .. ',"raw":' .. cjson.encode(raw) ..
+          ',"reason":' .. cjson.encode(ARGV[at + 6]) .. ',"error":' .. (err ~= '' and err or 'null') .. ',"at":' .. string.format('%d', now) .. '}', now)
         failed = failed + 1
         buried = buried + 1
       elseif kind == 'F' then
@@ -112,7 +113,7 @@ if #finished > 0 then
   redis.call('HDEL', base .. 'lapses', unpack(finished))
 end
 if #fresh > 0 then redis.call('HDEL', base .. 'lapses', unpack(fresh)) end
-if buried > 0 then trimDead(KEYS[6], now, tonumber(ARGV[6]), tonumber(ARGV[7])) end
+if buried > 0 then trimDead(KEYS[6], base .. 'dead:letters', now, tonumber(ARGV[6]), tonumber(ARGV[7])) end
 if #stored > 0 then
   local keys = {}
   for n, at in ipairs(stored) do keys[n] = base .. 'r:' .. ARGV[at + 1] end

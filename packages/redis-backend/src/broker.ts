@@ -9,10 +9,12 @@ import {
   type Published,
   type PublishOptions,
   type QueueStats,
+  type RedriveResult,
   type TaskMessage,
   type TaskRef,
 } from '@celeriac/core';
 import { quitWithin } from './connection.js';
+import { DeadLetters } from './dead.js';
 import { ProducerLink } from './producer.js';
 import { Fetcher } from './fetcher.js';
 import { KeyCache } from './keys.js';
@@ -35,7 +37,8 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
  * 2. Fetches and settles through the Fetcher and Settler (leased, fenced, batched).
  * 3. Renews many leases per round trip; reports task states and O(1) queue stats.
  * 4. Keeps each queue's dead letters within `BrokerOptions.deadLetters` (trimmed as they are
- *    pushed, and before they are counted or read).
+ *    pushed, and before they are counted or read); redrives, discards and purges through
+ *    DeadLetters (rules 8-10).
  * 5. Holds its result store on the same connection, so acks write results atomically.
  */
 export class RedisBroker implements Broker {
@@ -49,6 +52,7 @@ export class RedisBroker implements Broker {
   readonly #publisher: Publisher;
   readonly #options: BrokerOptions;
   readonly #producer: ProducerLink;
+  readonly #dead: DeadLetters;
   #closing: Promise<void> | undefined;
 
   constructor(client: Client, target: RedisTarget, options: BrokerOptions = DEFAULT_BROKER_OPTIONS) {
@@ -60,6 +64,7 @@ export class RedisBroker implements Broker {
     this.#producer = new ProducerLink(client, options.publishTimeoutMs);
     this.#publisher = new Publisher(this.#producer, this.#keys, options.maxMessageBytes);
     this.#fetcher = new Fetcher(client, this.#scripts, this.#keys, this.#settler, { cluster: target.cluster, maxMessageBytes: options.maxMessageBytes });
+    this.#dead = new DeadLetters(client, this.#scripts, options);
     this.results = new RedisResultBackend(client, this.#scripts, this.#keys, { ownsClient: false, producer: this.#producer });
   }
 
@@ -116,10 +121,20 @@ export class RedisBroker implements Broker {
     return { queue, ready: ready!, delayed: delayed!, inFlight: inFlight!, dead: dead!, completed: completed!, failed: failed! };
   }
 
-  async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
-    if (limit <= 0) return [];
-    const entries = (await this.#scripts.run('dead-letters', [this.#keys.of(queue).dead], [...this.#retention(), Math.ceil(limit)])) as string[];
-    return entries.map((text) => JSON.parse(text) as DeadLetter);
+  deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
+    return this.#dead.list(this.#keys.of(queue), limit);
+  }
+
+  redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
+    return this.#dead.redrive(this.#keys.of(queue), options.ids);
+  }
+
+  discard(queue: string, { ids }: { ids: readonly string[] }): Promise<number> {
+    return this.#dead.discard(this.#keys.of(queue), ids);
+  }
+
+  purge(queue: string): Promise<number> {
+    return this.#dead.purge(this.#keys.of(queue));
   }
 
   /** Dead-letter retention as script arguments (see lua/lib/dead.lua). */

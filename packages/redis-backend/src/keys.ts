@@ -16,7 +16,7 @@ export class QueueKeys {
   constructor(prefix: string, readonly queue: string) {
     this.base = `${prefix}:{${queue}}:`;
     const b = this.base;
-    this.main = [`${b}msg`, `${b}task`, `${b}delayed`, `${b}lease`, `${b}wake`, `${b}dead`, `${b}stats`];
+    this.main = [`${b}msg`, `${b}task`, `${b}delayed`, `${b}lease`, `${b}wake`, `${b}dead:at`, `${b}stats`];
     this.wake = `${b}wake`;
     this.channel = `${b}done`;
   }
@@ -25,8 +25,9 @@ export class QueueKeys {
     return this.main[1]!;
   }
 
-  get dead(): string {
-    return this.main[5]!;
+  /** KEYS of the dead-letter scripts: the `dead:at` zset and the `dead:letters` hash (lua/lib/dead.lua). */
+  get dead(): [string, string] {
+    return [this.main[5]!, `${this.base}dead:letters`];
   }
 
   /** KEYS of the renew script: the task records (holding tokens) and the lease set. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type Published, type PublishOptions, type QueueStats } from '../broker.js';
+import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
+import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from '../redrive.js';
 import { BackendError, LeaseLostError } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
 import { assertQueueName } from '../names.js';
@@ -25,6 +26,7 @@ interface Waiter {
  *    keeps dead letters within `BrokerOptions.deadLetters` (count and age).
  * 3. Blocks fetches on an in-process wake-up (publish, release, due time), never polling.
  * 4. Holds its own result store; acks with a settlement write it in the same synchronous step.
+ * 5. Redrives, discards and purges (rules 8-10) in synchronous steps.
  */
 export class MemoryBroker implements Broker {
   readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true, sharedDedup: true };
@@ -107,6 +109,55 @@ export class MemoryBroker implements Broker {
     return this.#queue(queue).deadLetters(Date.now(), limit);
   }
 
+  /** Rule 8. Synchronous per letter, so each move is one step: no crash can split it. */
+  async redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
+    this.#assertOpen();
+    const q = this.#queue(queue);
+    const now = Date.now();
+    const out: RedriveResult = { redriven: [], refused: [] };
+    for (const id of options.ids ?? q.deadIds(now)) {
+      const letter = q.deadLetter(id, now);
+      const next = letter ? redriveMessage(letter, queue, this.options.maxMessageBytes) : { ok: false as const, reason: DEAD_LETTER_NOT_FOUND };
+      if (!next.ok) {
+        out.refused.push({ id, reason: next.reason });
+        continue;
+      }
+      if (q.entries.has(next.message.id)) {
+        out.refused.push({ id, reason: DEAD_LETTER_QUEUED });
+        continue;
+      }
+      q.unbury(id);
+      // Whatever made the id "seen" goes, so the new run is delivered and its outcome stored.
+      this.results.forgetNow(next.message);
+      this.#tombstones.delete(`${queue}\u0000${next.message.id}`);
+      const entry: Entry = { id: next.message.id, raw: next.raw, priority: next.message.priority, state: 'pending', token: null, leaseUntil: 0, lapses: 0 };
+      q.entries.set(entry.id, entry);
+      q.enqueue(entry, now, now);
+      out.redriven.push(id);
+    }
+    if (out.redriven.length > 0) this.#wakeAll();
+    return out;
+  }
+
+  async discard(queue: string, { ids }: { ids: readonly string[] }): Promise<number> {
+    this.#assertOpen();
+    const q = this.#queue(queue);
+    return ids.filter((id) => q.unbury(id)).length;
+  }
+
+  async purge(queue: string): Promise<number> {
+    this.#assertOpen();
+    const q = this.#queue(queue);
+    q.promote(Date.now());
+    const purged = q.purge();
+    // A key still pointing at a purged task would make a new enqueue a "duplicate" of a task that never runs.
+    for (const entry of purged) {
+      const parsed = parseMessage(entry.raw);
+      if (parsed.ok && parsed.message.idempotencyKey !== null) this.results.unreserveKeyNow({ queue, key: parsed.message.idempotencyKey }, entry.id);
+    }
+    return purged.length;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#wakeAll();
@@ -133,7 +184,7 @@ export class MemoryBroker implements Broker {
       const parsed = parseMessage(entry.raw, { queue: q.name, maxBytes: this.options.maxMessageBytes });
       if (!parsed.ok) {
         q.remove(entry);
-        q.bury(entry.raw, parsed.reason, null, now);
+        q.bury(entry.id, entry.raw, parsed.reason, null, now);
         continue;
       }
       entry.state = 'active';
@@ -212,7 +263,7 @@ export class MemoryBroker implements Broker {
       case 'dead':
         q.remove(entry);
         if (step.settlement) this.results.storeNow(step.settlement);
-        q.bury(entry.raw, step.reason, step.settlement?.record.error ?? null, now);
+        q.bury(entry.id, entry.raw, step.reason, step.settlement?.record.error ?? null, now);
         break;
       case 'retry': {
         entry.raw = encodeMessage(step.next);

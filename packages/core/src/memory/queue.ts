@@ -23,12 +23,15 @@ export interface Entry {
  * 2. Delayed entries (eta, retries, releases) in a heap by due time, promoted when due.
  * 3. Leased entries in `inFlight`; when a lease lapses the entry counts the lapse and goes back
  *    ahead of the backlog of its priority (it was taken first once, and waited a lease already).
- * 4. Dead letters, kept within `deadLetters.maxCount` and `maxAgeMs` (oldest go first).
+ * 4. Dead letters by id (a Map keeps them in burial order), kept within `deadLetters.maxCount`
+ *    and `maxAgeMs` (oldest go first); taken out again by id (redrive, discard).
+ * 5. Purge: drops every ready and delayed entry, leaving leased ones to settle.
  */
 export class MemoryQueue {
   readonly entries = new Map<string, Entry>();
   readonly inFlight = new Map<string, Entry>();
-  readonly #dead = new Fifo<DeadLetter>();
+  /** Burial order: a letter buried again under the same id moves to the end. */
+  readonly #dead = new Map<string, DeadLetter>();
   readonly #ready = Array.from({ length: MAX_PRIORITY + 1 }, () => new Fifo<Entry>());
   /** Reclaimed entries (lapsed leases), served before `#ready` of the same priority. */
   readonly #reclaimed = Array.from({ length: MAX_PRIORITY + 1 }, () => new Fifo<Entry>());
@@ -114,8 +117,10 @@ export class MemoryQueue {
     this.inFlight.delete(entry.id);
   }
 
-  bury(raw: string, reason: string, error: ErrorInfo | null, at: number): void {
-    this.#dead.push({ raw, reason, error, at });
+  /** `id`: the entry's id (the task id, or the id an injected raw message was stored under). */
+  bury(id: string, raw: string, reason: string, error: ErrorInfo | null, at: number): void {
+    this.#dead.delete(id);
+    this.#dead.set(id, { id, raw, reason, error, at });
     this.failed++;
     this.#prune(at);
   }
@@ -123,7 +128,23 @@ export class MemoryQueue {
   /** The newest `limit` dead letters still within retention, oldest first. */
   deadLetters(now: number, limit: number): DeadLetter[] {
     this.#prune(now);
-    return this.#dead.tail(limit);
+    if (limit <= 0) return [];
+    return [...this.#dead.values()].slice(-limit);
+  }
+
+  deadLetter(id: string, now: number): DeadLetter | undefined {
+    this.#prune(now);
+    return this.#dead.get(id);
+  }
+
+  deadIds(now: number): string[] {
+    this.#prune(now);
+    return [...this.#dead.keys()];
+  }
+
+  /** Takes a dead letter out (redriven or discarded); false when there is none by that id. */
+  unbury(id: string): boolean {
+    return this.#dead.delete(id);
   }
 
   deadCount(now: number): number {
@@ -131,9 +152,20 @@ export class MemoryQueue {
     return this.#dead.size;
   }
 
+  /** Removes every ready and delayed entry (leased ones stay); returns them. */
+  purge(): Entry[] {
+    const out: Entry[] = [];
+    for (let e = this.take(); e; e = this.take()) out.push(e);
+    for (let e = this.#delayed.popDue(Infinity); e; e = this.#delayed.popDue(Infinity)) out.push(e);
+    for (const e of out) this.entries.delete(e.id);
+    return out;
+  }
+
   #prune(now: number): void {
     const { maxCount, maxAgeMs } = this.retention;
-    while (this.#dead.size > maxCount) this.#dead.shift();
-    for (let d = this.#dead.peek(); d && now - d.at > maxAgeMs; d = this.#dead.peek()) this.#dead.shift();
+    for (const [id, d] of this.#dead) {
+      if (this.#dead.size <= maxCount && now - d.at <= maxAgeMs) break;
+      this.#dead.delete(id);
+    }
   }
 }

@@ -79,6 +79,11 @@ export class MemoryResultBackend implements ResultBackend {
     if (++this.#writes % SWEEP_EVERY === 0) this.#sweep(now);
   }
 
+  /** Drops the final record of a task (a redriven dead letter runs again, and stores anew). */
+  forgetNow(ref: TaskRef): void {
+    this.#results.delete(taskKey(ref));
+  }
+
   async get(ref: TaskRef): Promise<TaskResult | null> {
     return this.getNow(ref);
   }
@@ -165,6 +170,11 @@ export class MemoryResultBackend implements ResultBackend {
   }
 
   async unreserveKey(ref: KeyRef, taskId: string): Promise<void> {
+    this.unreserveKeyNow(ref, taskId);
+  }
+
+  /** Gives `key` back unless it points at another task or holds an outcome (synchronous, for the memory broker's purge). */
+  unreserveKeyNow(ref: KeyRef, taskId: string): void {
     const key = keyOf(ref);
     const current = live(this.#keys.get(key), Date.now());
     if (!current || current.taskId !== taskId || current.record !== null) return;

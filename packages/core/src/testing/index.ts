@@ -8,6 +8,7 @@
 import { describeTaskRules } from './app-suite.js';
 import { describeCoordinationRules } from './coordination-suite.js';
 import { describeBrokerContract } from './broker-suite.js';
+import { describeDeadLetterRules } from './dead-letter-suite.js';
 import type { BrokerFactory, SuiteOptions } from './fixture.js';
 import { describeReliabilityRules } from './reliability-suite.js';
 import { describeStoreRules } from './store-suite.js';
@@ -15,6 +16,7 @@ import { describeStoreRules } from './store-suite.js';
 export { collect, describeBrokerContract } from './broker-suite.js';
 export { describeTaskRules } from './app-suite.js';
 export { describeCoordinationRules } from './coordination-suite.js';
+export { describeDeadLetterRules } from './dead-letter-suite.js';
 export { describeReliabilityRules } from './reliability-suite.js';
 export { describeStoreRules } from './store-suite.js';
 export type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
@@ -26,6 +28,7 @@ export { makeMessage, sleep, uniqueQueue } from './messages.js';
  */
 export function describeBroker(name: string, factory: BrokerFactory, options: SuiteOptions = {}): void {
   describeBrokerContract(name, factory, options);
+  describeDeadLetterRules(name, factory);
   describeReliabilityRules(name, factory, options);
   describeStoreRules(name, factory);
   describeCoordinationRules(name, factory, options);

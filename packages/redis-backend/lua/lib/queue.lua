@@ -4,7 +4,8 @@
 --                    the delivery's fencing token ('p0', 's5', 'r3', 'a9<token>')
 --   KEYS[3] delayed  zset id → due ms        KEYS[4] lease  zset id → lease end ms
 --   KEYS[5] wake     list: a marker while work may be ready, for blocked fetchers
---   KEYS[6] dead     list of JSON entries     KEYS[7] stats  hash: completed, failed
+--   KEYS[6] dead:at  zset of dead letters by burial (their bodies: `base .. 'dead:letters'`, lib/dead.lua)
+--   KEYS[7] stats    hash: completed, failed
 -- The ten ready lists are `base .. 'ready:' .. priority`, and `base .. 'lapses'` (hash id → count
 -- of lease lapses of the current attempt, absent when 0), in the same hash slot as the rest.
 -- State letters: p pending, s scheduled, r retrying, a active (what `state()` reports).
