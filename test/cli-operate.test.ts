@@ -99,6 +99,33 @@ describe('celeriac inspect and control commands', () => {
     expect(schedules.stdout).toMatch(new RegExp(`^every-hour-${queue}\\s+op\\.job\\s+${queue}\\s+1h\\s+UTC\\s`, 'm'));
   });
 
+  it('purge, redrive and discard from the command line', async () => {
+    const { app, queue, job } = setup();
+    await job.enqueueMany([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    const purged = await celeriac(['purge', queue, '--yes', '--broker', url]);
+    expect([purged.code, purged.stdout.trim()]).toEqual([0, `purged 2 task(s) from ${queue}`]);
+    const bad = app.task('op.bad', { input: z.object({}), retry: { maxAttempts: 1 } }, () => {
+      throw new Error('boom');
+    });
+    const w = new Worker(app, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const [x, y] = await bad.enqueueMany([{ payload: {} }, { payload: {} }]);
+    await expect(y!.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await expect(x!.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await w.stop();
+    await expect.poll(async () => (await (await app.connection()).broker.stats(queue)).dead, { timeout: 10_000 }).toBe(2);
+    const listed = await celeriac(['inspect', 'dead', queue, '--broker', url]);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+AT\s+REASON$/);
+    expect(listed.stdout).toMatch(new RegExp(`^${x!.id}\\s+\\d{4}-\\d\\d-\\d\\dT.*failed after 1 attempt\\(s\\): boom$`, 'm'));
+    const redriven = await celeriac(['redrive', queue, '--id', x!.id, '--id', 'nope', '--broker', url]);
+    expect(redriven.code).toBe(1); // one was refused
+    expect(redriven.stdout.trim().split('\n')).toEqual([`redrove 1 dead letter(s) to ${queue}`, 'refused nope: not found']);
+    expect(await (await app.connection()).broker.stats(queue)).toMatchObject({ ready: 1, dead: 1 });
+    const discarded = await celeriac(['discard', queue, '--id', y!.id, '--yes', '--json', '--broker', url]);
+    expect([discarded.code, JSON.parse(discarded.stdout)]).toEqual([0, { queue, discarded: 1 }]);
+  });
+
   it('says what is wrong: no broker, a bad subject or flag (exit 2); RabbitMQ alone refuses, naming the fix (exit 1)', async () => {
     const none = await celeriac(['inspect', 'queues']);
     expect([none.code, none.stderr.trim()]).toEqual([2, 'celeriac: give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>']);
@@ -111,6 +138,11 @@ describe('celeriac inspect and control commands', () => {
     const flag = await celeriac(['pause', 'q', '--terminate', '--broker', url]);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toMatch(/celeriac pause does not take --terminate/);
+    for (const destructive of [['purge', 'q1'], ['discard', 'q1', '--id', 'x']]) {
+      const refused = await celeriac([...destructive, '--broker', url]); // no terminal to ask on, no --yes
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/add --yes to confirm/);
+    }
     const help = await celeriac(['revoke', '--help']);
     expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/^Usage: celeriac revoke <id> \[--terminate\]/)]);
     const alone = await celeriac(['pause', uniqueQueue('op'), '--broker', AMQP_URL]);

@@ -124,6 +124,43 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
   });
 });
 
+describe.each([...BACKENDS, { name: 'amqp alone', options: () => ({ broker: AMQP_URL }) }])('dead letters through app.control on $name', ({ options }) => {
+  it('a dead letter listed by id is redriven and succeeds as attempt 1; discard and purge remove for good', async () => {
+    const queue = uniqueQueue('dl');
+    const app = createApp({ ...options(), defaultQueue: queue });
+    apps.push(app);
+    let fixed = false;
+    const attempts: number[] = [];
+    const flaky = app.task('ctl.flaky', { input: z.object({ n: z.number() }), retry: { maxAttempts: 1 } }, ({ n }, ctx) => {
+      attempts.push(ctx.attempt);
+      if (!fixed) throw new Error(`bug ${n}`);
+      return n;
+    });
+    const w = new Worker(app, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const [a, b] = await flaky.enqueueMany([{ payload: { n: 1 } }, { payload: { n: 2 } }]);
+    await expect(a!.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await expect(b!.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    // The outcome is stored before the delivery is dead-lettered (RabbitMQ): wait for both letters.
+    await expect.poll(async () => (await app.inspect.deadLetters(queue)).map((d) => d.id).sort(), { timeout: 10_000 }).toEqual([a!.id, b!.id].sort());
+    const dead = await app.inspect.deadLetters(queue);
+    expect(dead.find((d) => d.id === a!.id)!.reason).toMatch(/bug 1/);
+    fixed = true; // the bug is fixed: put the first one back
+    expect(await app.control.redrive(queue, { ids: [a!.id, 'no-such-letter'] })).toEqual({ redriven: [a!.id], refused: [{ id: 'no-such-letter', reason: 'not found' }] });
+    expect(await a!.result({ timeoutMs: 10_000 })).toBe(1);
+    expect(attempts).toEqual([1, 1, 1]); // a fresh attempt 1, not attempt 2 of 1
+    expect((await app.inspect.deadLetters(queue)).map((d) => d.id)).toEqual([b!.id]);
+    expect(await app.control.discard(queue, { ids: [b!.id] })).toBe(1);
+    expect(await app.inspect.deadLetters(queue)).toEqual([]);
+    await expect(app.control.discard(queue, { ids: [] })).rejects.toThrow(/name the dead letters/);
+    await w.stop();
+    await flaky.enqueueMany([{ payload: { n: 3 } }, { payload: { n: 4 } }, { payload: { n: 5 }, options: { delayMs: 60_000 } }]);
+    expect(await app.control.purge(queue)).toBe(3);
+    expect(await (await app.connection()).broker.stats(queue)).toMatchObject({ ready: 0, delayed: 0 });
+  });
+});
+
 describe.each(BACKENDS)('progress on $name', ({ options }) => {
   it('a handler reports progress that another app on the same stores reads while it runs, and after', async () => {
     const base = options();

@@ -60,7 +60,7 @@ export class DeadLetterQueue {
         out.refused.push({ id: letter.id, reason: next.reason });
         return 'keep';
       }
-      this.results.forget(next.message);
+      this.results.forgetNow(next.message);
       const props = { ...copyProps(msg.properties), messageId: next.message.id, priority: next.message.priority };
       try {
         await this.#bounded(this.settler.send(queue, Buffer.from(next.raw), props, 0), `republishing dead letter ${letter.id}`);

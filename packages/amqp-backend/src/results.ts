@@ -190,12 +190,16 @@ export class AmqpResults implements ResultBackend {
     return this.#published.has(ref.id) || this.#local.getNow(ref) !== null;
   }
 
-  /** True when this process already holds a final record for the task. */
   /** Drops the id's result kept in this process (a redriven dead letter runs again and stores anew). */
-  forget(ref: TaskRef): void {
+  forgetNow(ref: TaskRef): void {
     this.#local.forgetNow(ref);
   }
 
+  async forget(refs: readonly TaskRef[]): Promise<void> {
+    for (const ref of refs) this.forgetNow(ref);
+  }
+
+  /** True when this process already holds a final record for the task. */
   known(ref: TaskRef): boolean {
     return this.#local.getNow(ref) !== null;
   }

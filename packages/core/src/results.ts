@@ -82,6 +82,7 @@ export interface StoreOptions {
  *    frees the key only while it still points at `taskId` and no outcome is stored under it; for
  *    any other task id (or once an outcome is stored) it changes nothing. A claim held on the key
  *    is kept.
+ * 8. `forget` removes a task's final record and claim: `get` then answers null, `claimTask` acquires.
  */
 export interface ResultBackend {
   readonly capabilities: ResultBackendCapabilities;
@@ -97,6 +98,11 @@ export interface ResultBackend {
   reserveKey(ref: KeyRef, taskId: string, ttlMs: number): Promise<string>;
   /** Rule 7: a publish that failed gives its key back, so a later enqueue with the key publishes again. */
   unreserveKey(ref: KeyRef, taskId: string): Promise<void>;
+  /**
+   * Rule 8: removes the final records of these tasks (and their task claims), so a redriven dead
+   * letter runs again where the store is apart from the broker (`claimTask` would say `done`).
+   */
+  forget(refs: readonly TaskRef[]): Promise<void>;
   /**
    * False when this store can never learn the task's outcome (RabbitMQ alone: a task enqueued by
    * another process, whose result goes to that process); handles then fail with a clear error

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CeleriacError, consoleLogger, type App, type LogLevel, type Logger } from '@celeriac/core';
 import { loadApp } from './app-loader.js';
@@ -85,6 +86,16 @@ const workerArgs = {
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
 
+/** Asks a yes/no question on the terminal (stderr, so stdout stays the command's output). */
+async function askOnTerminal(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
 /** Runs the command; resolves with the process exit code. */
 export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
   const [command, ...rest] = argv;
@@ -96,7 +107,7 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     if (command === 'worker') return await workerCommand(rest, out);
     if (command === 'beat') return await beatCommand(rest, out);
     const operate = Object.hasOwn(OPERATE_COMMANDS, command) ? OPERATE_COMMANDS[command] : undefined;
-    if (operate) return await operate(rest, { out, err: (s) => process.stderr.write(s + '\n') });
+    if (operate) return await operate(rest, { out, err: (s) => process.stderr.write(s + '\n'), ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: askOnTerminal } : {}) });
     throw new UsageError(`unknown command "${command}"\n\n${MAIN_HELP}`);
   } catch (err) {
     if (err instanceof UsageError || err instanceof CeleriacError) {

@@ -1,4 +1,6 @@
 import type { App } from '../app.js';
+import type { RedriveResult } from '../broker.js';
+import { ValidationError } from '../errors.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
 import { assertQueueName } from '../names.js';
 import { coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
@@ -19,8 +21,8 @@ export type RevokeResult =
 /**
  * Steering a running system (`app.control`). Every change is a record in the coordination store
  * plus a version bump: workers poll the version once a second and apply what changed.
- * On a store that keeps no shared state (RabbitMQ alone) every call rejects with a
- * `ControlUnavailableError` that names the fix.
+ * On a store that keeps no shared state (RabbitMQ alone) revoke, pause and resume reject with a
+ * `ControlUnavailableError` that names the fix; redrive, discard and purge work on every broker.
  */
 export class Control {
   constructor(private readonly app: App) {}
@@ -58,6 +60,34 @@ export class Control {
     const was = await coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: KINDS.paused, id: assertQueueName(queue) });
     await coordination.bumpVersion(GLOBAL_SCOPE);
     return was;
+  }
+
+  /**
+   * Puts dead letters back on their queue as fresh tasks (attempt 1, same id, the dead reason kept
+   * as `lastError`): those named by `ids`, or all of them. A letter that is not a valid message
+   * stays, refused with why. Works on every broker (dead letters live in the broker).
+   */
+  async redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
+    const conn = await this.app.connection();
+    assertQueueName(queue);
+    if (conn.results !== conn.broker.results) {
+      // A store apart from the broker still holds the failed outcome: the task claim would say
+      // "done" and the redriven task would be skipped. Forgotten first, so no worker sees it.
+      const ids = options.ids ?? (await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id);
+      await conn.results.forget(ids.map((id) => ({ id, queue })));
+    }
+    return conn.broker.redrive(queue, options.ids === undefined ? {} : { ids: options.ids });
+  }
+
+  /** Removes the named dead letters for good; resolves with how many it removed. */
+  async discard(queue: string, options: { ids: readonly string[] }): Promise<number> {
+    if (!Array.isArray(options?.ids) || options.ids.length === 0) throw new ValidationError('INVALID_OPTIONS', 'discard: name the dead letters to remove, { ids: [...] } (see app.inspect.deadLetters)');
+    return (await this.app.connection()).broker.discard(assertQueueName(queue), { ids: options.ids });
+  }
+
+  /** Removes every ready and delayed task of `queue` (running ones finish); resolves with how many. */
+  async purge(queue: string): Promise<number> {
+    return (await this.app.connection()).broker.purge(assertQueueName(queue));
   }
 
   /** The paused queues. */

@@ -82,6 +82,11 @@ export class MemoryResultBackend implements ResultBackend {
   /** Drops the final record of a task (a redriven dead letter runs again, and stores anew). */
   forgetNow(ref: TaskRef): void {
     this.#results.delete(taskKey(ref));
+    this.#claims.delete(taskKey(ref));
+  }
+
+  async forget(refs: readonly TaskRef[]): Promise<void> {
+    for (const ref of refs) this.forgetNow(ref);
   }
 
   async get(ref: TaskRef): Promise<TaskResult | null> {

@@ -70,6 +70,18 @@ export function describeStoreRules(name: string, factory: BrokerFactory): void {
       await delivery.ack();
     });
 
+    it('forgets a final record and its claim, so a redriven task runs and stores anew (rule 8)', async () => {
+      const { ref, delivery } = await held();
+      expect(await results.store(settlement(ref, 'first try', 'failed'))).toBe(true);
+      expect(await results.claimTask(ref, 'owner-a', 5_000)).toMatchObject({ status: 'done' });
+      await results.forget([ref, { id: 'never-stored', queue: ref.queue }]);
+      expect(await results.get(ref)).toBeNull();
+      expect(await results.claimTask(ref, 'owner-b', 5_000)).toEqual({ status: 'acquired' });
+      expect(await results.store(settlement(ref, 'second try'), { owner: 'owner-b' })).toBe(true);
+      expect(await results.get(ref)).toMatchObject({ state: 'succeeded', value: 'second try' });
+      await delivery.ack();
+    });
+
     it('reserves an idempotency key for its first task id, per queue, until the reservation ends', async () => {
       const [q, other] = [uniqueQueue(), uniqueQueue()];
       const key = { queue: q, key: 'order-42' };

@@ -104,7 +104,7 @@ const INSPECT: Record<string, Command> = {
     run: async (app, [queue], values, io) => {
       const dead = await app.inspect.deadLetters(queue!, values.limit === undefined ? {} : { limit: positiveInt('--limit', values.limit) });
       if (values.json) return print(io, json(dead));
-      return print(io, formatTable(['ID', 'AT', 'REASON'], dead.map((d) => [(d as { id?: string }).id ?? '-', when(d.at), d.reason])));
+      return print(io, formatTable(['ID', 'AT', 'REASON'], dead.map((d) => [d.id, when(d.at), d.reason])));
     },
   },
   schedules: {
@@ -140,6 +140,38 @@ const CONTROL: Record<string, Command> = {
       return print(io, values.json ? json({ queue, paused: true }) : `paused ${queue}`);
     },
   },
+  purge: {
+    usage: 'celeriac purge <queue> --yes\n\nRemoves every ready and delayed task of the queue (running ones finish). Asks on a terminal without --yes.',
+    flags: ['yes'],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      if (!(await confirmed(io, values, `remove every waiting task of ${queue}?`))) return refuse(io, `purge removes tasks for good: add --yes to confirm`);
+      const count = await app.control.purge(queue!);
+      return print(io, values.json ? json({ queue, purged: count }) : `purged ${count} task(s) from ${queue}`);
+    },
+  },
+  redrive: {
+    usage: 'celeriac redrive <queue> [--id <id> …]\n\nPuts dead letters back on the queue as fresh tasks (attempt 1, same id): those named, or all.',
+    flags: ['id'],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      const result = await app.control.redrive(queue!, values.id === undefined ? {} : { ids: values.id });
+      if (values.json) return print(io, json(result), result.refused.length > 0 ? 1 : 0);
+      const lines = [`redrove ${result.redriven.length} dead letter(s) to ${queue}`, ...result.refused.map((r) => `refused ${r.id}: ${r.reason}`)];
+      return print(io, lines.join('\n'), result.refused.length > 0 ? 1 : 0);
+    },
+  },
+  discard: {
+    usage: 'celeriac discard <queue> --id <id> … [--yes]\n\nRemoves the named dead letters for good. Asks on a terminal without --yes.',
+    flags: ['id', 'yes'],
+    positionals: 1,
+    run: async (app, [queue], values, io) => {
+      if (values.id === undefined) throw new UsageError('discard: name the dead letters with --id <id> (see celeriac inspect dead <queue>)');
+      if (!(await confirmed(io, values, `remove ${values.id.length} dead letter(s) of ${queue} for good?`))) return refuse(io, 'discard removes dead letters for good: add --yes to confirm');
+      const count = await app.control.discard(queue!, { ids: values.id });
+      return print(io, values.json ? json({ queue, discarded: count }) : `discarded ${count} dead letter(s) from ${queue}`, count === 0 ? 1 : 0);
+    },
+  },
   resume: {
     usage: 'celeriac resume <queue>\n\nLets workers fetch from the queue again.',
     flags: [],
@@ -155,7 +187,10 @@ export const OPERATE_HELP = `Operating a running system (any process on the same
   inspect   queues | workers | task <id> | dead <queue> | schedules
   revoke    revoke a task (--terminate to abort it if running)
   pause     stop workers fetching from a queue
-  resume    let them fetch again`;
+  resume    let them fetch again
+  purge     remove a queue's waiting tasks (--yes)
+  redrive   put dead letters back on their queue (--id … or all)
+  discard   remove dead letters for good (--id … --yes)`;
 
 /** The operating commands by name (`celeriac inspect …`, `celeriac revoke …`), for the CLI's dispatcher. */
 export const OPERATE_COMMANDS: Record<string, (argv: string[], io: OperateIo) => Promise<number>> = {
@@ -220,6 +255,12 @@ function positiveInt(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be an integer ≥ 1 (got ${value})`);
   return n;
+}
+
+/** A destructive command goes ahead with --yes, or when a person on a terminal says yes; never silently. */
+async function confirmed(io: OperateIo, values: Values, question: string): Promise<boolean> {
+  if (values.yes) return true;
+  return io.confirm ? io.confirm(question) : false;
 }
 
 function print(io: OperateIo, text: string, code = 0): number {
