@@ -78,7 +78,7 @@ export function describeStoreRules(name: string, factory: BrokerFactory): void {
       expect(await results.get(ref)).toBeNull();
       expect(await results.claimTask(ref, 'owner-b', 5_000)).toEqual({ status: 'acquired' });
       expect(await results.store(settlement(ref, 'second try'), { owner: 'owner-b' })).toBe(true);
-      expect(await results.get(ref)).toMatchObject({ state: 'succeeded', value: 'second try' });
+      expect(await results.wait(ref, { timeoutMs: 5_000 })).toMatchObject({ state: 'succeeded', value: 'second try' });
       await delivery.ack();
     });
 
