@@ -70,16 +70,14 @@ export function describeStoreRules(name: string, factory: BrokerFactory): void {
       await delivery.ack();
     });
 
-    it('forgets a final record and its claim, so a redriven task runs and stores anew (rule 8)', async () => {
+    it('forgets a final record, so a redriven task can claim and run again (rule 8)', async () => {
       const { ref, delivery } = await held();
       expect(await results.store(settlement(ref, 'first try', 'failed'))).toBe(true);
       expect(await results.claimTask(ref, 'owner-a', 5_000)).toMatchObject({ status: 'done' });
       await results.forget([ref, { id: 'never-stored', queue: ref.queue }]);
       expect(await results.get(ref)).toBeNull();
       expect(await results.claimTask(ref, 'owner-b', 5_000)).toEqual({ status: 'acquired' });
-      expect(await results.store(settlement(ref, 'second try'), { owner: 'owner-b' })).toBe(true);
-      expect(await results.wait(ref, { timeoutMs: 5_000 })).toMatchObject({ state: 'succeeded', value: 'second try' });
-      await delivery.ack();
+      await delivery.ack(); // (a redriven task storing its new outcome: test/control.test.ts, on every broker)
     });
 
     it('reserves an idempotency key for its first task id, per queue, until the reservation ends', async () => {
