@@ -100,6 +100,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       leaseMs,
       blockMs,
       onError: (err) => this.#emitSafely('worker:error', err),
+      logger: this.#logger,
       paused: () => control.state.paused,
       pausePollMs: CONTROL_POLL_MS,
     });
