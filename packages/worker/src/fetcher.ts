@@ -83,7 +83,7 @@ export class Fetcher {
         const delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** (failures - 1));
         if (failures === 1) {
           outageSince = askedAt;
-          this.#logger.warn({ err: String(err), retryInMs: delay }, `cannot fetch from the broker (${String(err)}); retrying in ${seconds(delay)}, then every ${seconds(MAX_BACKOFF_MS)} at most, until it answers`);
+          this.#logger.warn({ err: String(err), retryInMs: delay }, `cannot fetch from the broker (${String(err)}); retrying in ${seconds(delay)}, backing off to ${seconds(MAX_BACKOFF_MS)} between tries (further failures at debug; a line follows when it answers)`);
         } else this.#logger.debug({ err: String(err), retryInMs: delay, failures }, 'fetch failed again; backing off');
         this.options.onError(err as Error);
         await sleep(delay, signal);

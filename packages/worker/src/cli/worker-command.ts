@@ -1,7 +1,9 @@
 import { watchParent } from '../parent-watch.js';
 import { Worker } from '../worker.js';
 import { COMMON_ARGS, LOG_HELP, commandArgs, commandLogger, int, openApp, parse, type Command, type Out } from './args.js';
+import { logBanner, warnIfInProcess } from './banner.js';
 import { FORCE_EXIT_MS, forceExitOnSecondSignal } from './signals.js';
+import { logTaskLines } from './task-lines.js';
 
 const WORKER_HELP = `Usage: celeriac worker --app <module> [options]
 
@@ -18,6 +20,9 @@ Options:
   --beat                  also run the scheduler for the app's periodic tasks
 ${LOG_HELP}
   -h, --help              show this help
+
+At info it logs a line per task outcome (name[id], outcome, duration, attempt); ctx.log in a
+handler writes to the same log, with the task's id, name and attempt.
 
 SIGTERM or SIGINT stops gracefully; a second signal stops at once, returning unfinished tasks to the queue,
 and exits (code 128 + signal number) if that stop has not finished ${FORCE_EXIT_MS / 1000} s later; a third exits at once.
@@ -41,7 +46,7 @@ export const workerCommand: Command = {
 async function run(argv: string[], out: Out): Promise<number> {
   const values = commandArgs(parse(argv, WORKER_ARGS).values, WORKER_HELP, out);
   if (!values) return 0;
-  const { logger } = commandLogger(values);
+  const { logger, format } = commandLogger(values);
   const options = {
     beat: values.beat ?? false,
     ...(values.queues ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
@@ -54,8 +59,12 @@ async function run(argv: string[], out: Out): Promise<number> {
   };
   const app = await openApp(values);
   const worker = new Worker(app, options);
+  logTaskLines(worker, logger, format);
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
+  const conn = await app.connection(); // the worker's own (shared): the banner says what it connected to
+  logBanner(logger, format, app, conn, worker);
   await worker.start();
+  warnIfInProcess(logger, conn);
   const unforce = forceExitOnSecondSignal(logger);
   const unwatch = watchParent(logger);
   try {
