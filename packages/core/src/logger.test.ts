@@ -1,6 +1,12 @@
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { createApp } from './app.js';
+import { Attempt } from './attempt.js';
+import { runDelivery } from './execution.js';
 import { childLogger, consoleLogger, jsonLogger, type Logger } from './logger.js';
+import { MemoryBroker } from './memory/broker.js';
+import { uniqueQueue } from './testing/messages.js';
 
 /** A logger that records its calls as they were made. */
 function recorder() {
@@ -84,5 +90,19 @@ describe('jsonLogger', () => {
     const log = jsonLogger('info', (l) => lines.push(l));
     log.info({ cyclic, big: 10n }, 'odd fields');
     expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'odd fields', cyclic: { a: 1, self: '[Circular]' }, big: '10' });
+  });
+});
+
+describe('ctx.log', () => {
+  it('is the logger the worker passes (not the app’s), bound to the task’s id, name and attempt', async () => {
+    const app = createApp({ broker: new MemoryBroker(), defaultQueue: uniqueQueue('log') });
+    const { logger, calls } = recorder();
+    const t = app.task('log.me', { input: z.object({}) }, (_, ctx) => ctx.log.info({ step: 1 }, 'from the handler'));
+    const handle = await t.enqueue({});
+    const conn = await app.connection();
+    const [delivery] = await conn.broker.fetch({ queues: [handle.queue], max: 1, leaseMs: 5_000, waitMs: 0 });
+    expect(await runDelivery(app, conn, delivery!, { attempt: new Attempt(), leaseMs: 5_000, logger })).toBe('succeeded');
+    expect(calls).toEqual([['info', { taskId: handle.id, task: 'log.me', attempt: 1, step: 1 }, 'from the handler']]);
+    await app.close();
   });
 });

@@ -4,7 +4,7 @@ import { reportProgress } from './control/progress.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { TaskContext } from './task.js';
 import { settling } from './settlement.js';
-import { childLogger } from './logger.js';
+import { childLogger, type Logger } from './logger.js';
 
 /**
  * Runs the handler with `ctx.signal` and the time limit, and records its outcome for
@@ -16,6 +16,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : control.reason instanceof TaskRevokedError ? settleRevoked(run) : release(run); // before it began
   run.emit({ type: 'task:started', message, attempt: run.attempt });
   const started = Date.now();
+  let log: Logger | undefined;
   const ctx: TaskContext = {
     id: message.id,
     task: message.task,
@@ -26,7 +27,10 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
     get signal() {
       return control.signal;
     },
-    log: childLogger(run.logger, { taskId: message.id, task: message.task, attempt: run.attempt }),
+    // Bound on first use: most handlers never log, and a pino child per task is not free.
+    get log() {
+      return (log ??= childLogger(run.logger, { taskId: message.id, task: message.task, attempt: run.attempt }));
+    },
     progress: (value) => reportProgress(run.conn, message, value, app.options.resultTtlMs, run.leaseMs),
   };
   const timeoutMs = task!.options.timeoutMs;
