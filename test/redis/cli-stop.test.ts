@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { connectRedisBroker } from '@celeriac/redis-backend';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FORCE_EXIT_MS } from '../../packages/worker/src/cli.js';
+import { FORCE_EXIT_MS } from '../../packages/worker/src/cli/signals.js';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './helpers.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 

@@ -15,7 +15,7 @@ export const KEY_BUSY_DELAY_MS = 1_000;
 
 /** Dead-letters with `reason` (stored as a failed result carrying `error`): never run, never dropped. */
 async function refuse(run: Run, error: ErrorInfo, reason: string): Promise<RunOutcome> {
-  run.emit({ type: 'task:failed', message: run.message, error, reason });
+  run.emit({ type: 'task:failed', message: run.message, attempt: run.attempt, error, reason });
   await settle(run, record(run, 'failed', { error }), reason);
   return 'failed';
 }
@@ -38,7 +38,7 @@ export function notExpired(run: Run): StepResult {
 
 async function expire(run: Run, expiresAt: number): Promise<RunOutcome> {
   const error = { name: 'TaskExpiredError', message: `task expired at ${new Date(expiresAt).toISOString()} before it ran` };
-  run.emit({ type: 'task:failed', message: run.message, error, reason: error.message });
+  run.emit({ type: 'task:failed', message: run.message, attempt: run.attempt, error, reason: error.message });
   await settle(run, record(run, 'expired', { error }));
   return 'expired';
 }
@@ -104,7 +104,7 @@ async function afterTaskClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | u
       // lease): the failure still goes to the dead-letter place, with the stored error.
       const error = record.error ?? { name: 'Error', message: 'no error was recorded' };
       const reason = `failed after ${record.attempts} attempt(s): ${error.message} (stored by an earlier delivery that ended before dead-lettering it)`;
-      run.emit({ type: 'task:failed', message: run.message, error, reason });
+      run.emit({ type: 'task:failed', message: run.message, attempt: run.attempt, error, reason });
       await settling(run).deadLetter(reason);
       return 'failed';
     }

@@ -11,14 +11,16 @@ import { attemptOf } from './retry.js';
 import { notRevoked } from './control/revocation.js';
 import type { Revocation } from './control/state.js';
 import type { Task } from './task.js';
+import type { Logger } from './logger.js';
 
 export { KEY_BUSY_DELAY_MS } from './admission.js';
 
 export type TaskEvent =
-  | { type: 'task:started'; message: TaskMessage }
-  | { type: 'task:succeeded'; message: TaskMessage; value: unknown; durationMs: number }
-  | { type: 'task:retrying'; message: TaskMessage; error: ErrorInfo; delayMs: number }
-  | { type: 'task:failed'; message: TaskMessage; error: ErrorInfo; reason: string };
+  | { type: 'task:started'; message: TaskMessage; attempt: number }
+  | { type: 'task:succeeded'; message: TaskMessage; attempt: number; value: unknown; durationMs: number }
+  | { type: 'task:retrying'; message: TaskMessage; attempt: number; error: ErrorInfo; delayMs: number; durationMs: number }
+  /** `durationMs` where the handler ran (not for a task refused before it: unknown, expired, revoked, invalid). */
+  | { type: 'task:failed'; message: TaskMessage; attempt: number; error: ErrorInfo; reason: string; durationMs?: number };
 
 /** How a delivery ended, from the worker's point of view. */
 export type RunOutcome = 'succeeded' | 'retrying' | 'failed' | 'expired' | 'revoked' | 'duplicate' | 'yielded' | 'released' | 'lost';
@@ -30,6 +32,8 @@ export interface RunOptions {
   onEvent?: (event: TaskEvent) => void;
   /** The worker's in-memory view of revocations (see control/state.ts): a revoked task is not run. */
   revoked?: (taskId: string) => Revocation | undefined;
+  /** Where `ctx.log` writes (bound to the task): the worker's logger; default the app's. */
+  logger?: Logger;
 }
 
 /** One delivery on its way through the pipeline: what the steps have learnt so far. */
@@ -47,6 +51,8 @@ export interface Run {
   /** True where results are not written with the ack: the store is another system than the broker. */
   readonly storeApart: boolean;
   readonly revoked: RunOptions['revoked'];
+  /** The logger `ctx.log` is bound from. */
+  readonly logger: Logger;
   /** Set by `knownTask`. */
   task?: Task;
   /** Set by `validPayload`: the payload as the handler gets it. */
@@ -55,7 +61,7 @@ export interface Run {
   ended?: Promise<void>;
   handlerEnded?: boolean;
   /** Set by `runHandler`, read by `settleOutcome`. */
-  outcome?: { ok: true; value: unknown; durationMs: number } | { ok: false; error: unknown };
+  outcome?: { ok: true; value: unknown; durationMs: number } | { ok: false; error: unknown; durationMs: number };
 }
 
 /** What a step says: an outcome (it settled the delivery), or `undefined` to pass the run on; a promise of either when it did I/O. */
@@ -113,7 +119,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   }
 }
 
-function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent, revoked }: RunOptions): Run {
+function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent, revoked, logger = app.logger }: RunOptions): Run {
   const message = delivery.message;
   // A listener that throws must not decide a task's fate (it would be redelivered and run again).
   const emit = (event: TaskEvent) => {
@@ -124,5 +130,5 @@ function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, lease
     }
   };
   const storeApart = conn.results !== conn.broker.results;
-  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, revoked };
+  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, revoked, logger };
 }

@@ -4,6 +4,7 @@ import { reportProgress } from './control/progress.js';
 import type { Run, RunOutcome } from './execution.js';
 import type { TaskContext } from './task.js';
 import { settling } from './settlement.js';
+import { childLogger, type Logger } from './logger.js';
 
 /**
  * Runs the handler with `ctx.signal` and the time limit, and records its outcome for
@@ -13,8 +14,9 @@ import { settling } from './settlement.js';
 export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   const { message, control, app, task } = run;
   if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : control.reason instanceof TaskRevokedError ? settleRevoked(run) : release(run); // before it began
-  run.emit({ type: 'task:started', message });
+  run.emit({ type: 'task:started', message, attempt: run.attempt });
   const started = Date.now();
+  let log: Logger | undefined;
   const ctx: TaskContext = {
     id: message.id,
     task: message.task,
@@ -25,7 +27,10 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
     get signal() {
       return control.signal;
     },
-    log: app.logger,
+    // Bound on first use: most handlers never log, and a pino child per task is not free.
+    get log() {
+      return (log ??= childLogger(run.logger, { taskId: message.id, task: message.task, attempt: run.attempt }));
+    },
     progress: (value) => reportProgress(run.conn, message, value, app.options.resultTtlMs, run.leaseMs),
   };
   const timeoutMs = task!.options.timeoutMs;
@@ -50,7 +55,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   } catch (err) {
     const reason: unknown = control.aborted ? control.reason : undefined;
     if (reason === undefined || reason instanceof TaskTimeoutError) {
-      run.outcome = { ok: false, error: reason ?? err };
+      run.outcome = { ok: false, error: reason ?? err, durationMs: Date.now() - started };
       return undefined;
     }
     if (reason instanceof LeaseLostError) {

@@ -8,27 +8,27 @@ import { backoffDelay, nextAttempt } from './retry.js';
 /** The last step: a success is stored and acked; a failure is retried with backoff or dead-lettered. */
 export async function settleOutcome(run: Run): Promise<RunOutcome> {
   const outcome = run.outcome!;
-  if (!outcome.ok) return failAttempt(run, outcome.error);
+  if (!outcome.ok) return failAttempt(run, outcome.error, outcome.durationMs);
   const { message, task, delivery } = run;
-  run.emit({ type: 'task:succeeded', message, value: outcome.value, durationMs: outcome.durationMs });
+  run.emit({ type: 'task:succeeded', message, attempt: run.attempt, value: outcome.value, durationMs: outcome.durationMs });
   // A keyed task's success is always stored: later deliveries of the key depend on it.
   if (task!.options.keepResult || message.idempotencyKey !== null) await settle(run, record(run, 'succeeded', { value: outcome.value }));
   else await settling(run).ack();
   return 'succeeded';
 }
 
-async function failAttempt(run: Run, err: unknown): Promise<RunOutcome> {
+async function failAttempt(run: Run, err: unknown, durationMs: number): Promise<RunOutcome> {
   const { message, delivery } = run;
   const error = toErrorInfo(err);
   const spent = run.attempt >= message.maxAttempts;
   if (spent || err instanceof NonRetryableError) {
     const reason = spent ? `failed after ${run.attempt} attempt(s): ${error.message}` : `non-retryable error: ${error.message}`;
-    run.emit({ type: 'task:failed', message, error, reason });
+    run.emit({ type: 'task:failed', message, attempt: run.attempt, error, reason, durationMs });
     await settle(run, record(run, 'failed', { error }), reason);
     return 'failed';
   }
   const delayMs = backoffDelay(run.task!.options.retry, run.attempt);
-  run.emit({ type: 'task:retrying', message, error, delayMs });
+  run.emit({ type: 'task:retrying', message, attempt: run.attempt, error, delayMs, durationMs });
   const at = Date.now() + delayMs;
   // A handler that really ended gives its claims back first, so its retry does not find them busy.
   if (run.handlerEnded) await releaseClaims(run);

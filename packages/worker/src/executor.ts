@@ -1,4 +1,4 @@
-import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type RunOptions, type TaskEvent } from '@celeriac/core';
+import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type Logger, type RunOptions, type TaskEvent } from '@celeriac/core';
 
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
@@ -67,6 +67,8 @@ export class Executor {
     readonly concurrency: number,
     private readonly leaseMs: number,
     private readonly onEvent: (event: TaskEvent) => void,
+    /** Where the tasks' `ctx.log` writes (the worker's logger). */
+    private readonly logger: Logger = app.logger,
   ) {}
 
   /** Handlers running now (including abandoned ones). */
@@ -162,7 +164,7 @@ export class Executor {
 
   #start(delivery: Delivery, attempt: Attempt): void {
     this.#handlers++;
-    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked })
+    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger })
       .catch((err: unknown) => {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
         this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');

@@ -179,17 +179,25 @@ describe('Fetcher', () => {
     await fetcher.stop();
   });
 
-  it('logs each failed fetch with its error and the back-off it waits', async () => {
+  it('logs an outage once as a warning with the back-off, later failures at debug, and its end once', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-    const { fetcher, logs } = await setup(async () => {
-      throw new Error('broker unreachable');
+    let failing = 3;
+    const { fetcher, logs } = await setup(async (r, real) => {
+      if (failing-- > 0) throw new Error('broker unreachable');
+      return real.fetch(r);
     });
     fetcher.start();
-    await vi.advanceTimersByTimeAsync(150);
-    expect(logs.filter((l) => l.level === 'error')).toEqual([
-      { level: 'error', fields: { err: 'Error: broker unreachable', retryInMs: 100 }, msg: 'fetch failed; backing off' },
-      { level: 'error', fields: { err: 'Error: broker unreachable', retryInMs: 200 }, msg: 'fetch failed; backing off' },
+    await vi.advanceTimersByTimeAsync(100 + 200 + 400 + BLOCK + 1); // three back-offs, then a fetch that answers (empty, after blocking)
+    const outage = logs.filter((l) => l.level !== 'debug' || l.msg.includes('again'));
+    expect(outage).toEqual([
+      { level: 'warn', fields: { err: 'Error: broker unreachable', retryInMs: 100 }, msg: expect.stringMatching(/^cannot fetch from the broker \(Error: broker unreachable\); retrying in 0\.1 s/) },
+      { level: 'debug', fields: { err: 'Error: broker unreachable', retryInMs: 200, failures: 2 }, msg: 'fetch failed again; backing off' },
+      { level: 'debug', fields: { err: 'Error: broker unreachable', retryInMs: 400, failures: 3 }, msg: 'fetch failed again; backing off' },
+      { level: 'info', fields: { downMs: 700, failedFetches: 3 }, msg: 'broker reachable again after 0.7 s' },
     ]);
+    failing = 1; // a second outage is news again
+    await vi.advanceTimersByTimeAsync(BLOCK + 1);
+    expect(logs.filter((l) => l.level === 'warn')).toHaveLength(2);
     await fetcher.stop();
   });
 

@@ -1,4 +1,4 @@
-import { BackendError, type App, type Connection, type Delivery } from '@celeriac/core';
+import { BackendError, type App, type Connection, type Delivery, type Logger } from '@celeriac/core';
 import type { Executor } from './executor.js';
 
 const MAX_BACKOFF_MS = 5_000;
@@ -9,7 +9,8 @@ const MAX_BACKOFF_MS = 5_000;
  *    blocking on the broker when idle — never polling.
  * 2. Hands each delivery to the executor.
  * 3. On broker errors, backs off exponentially (100 ms … 5 s) and tries again; a fetch that does
- *    not answer within `blockMs + leaseMs` is such an error.
+ *    not answer within `blockMs + leaseMs` is such an error. An outage is logged once as a warning
+ *    (the following failures at debug, so a long one does not flood the log), and its end once.
  * 4. Stops when aborted; deliveries that arrive after the stop are given back unstarted.
  * 5. Skips paused queues (`paused()`, the control state): while all are paused it waits, checking
  *    again every `pausePollMs`; a delivery of a queue paused while its fetch blocked is given back
@@ -30,6 +31,8 @@ export class Fetcher {
       onError: (err: Error) => void;
       paused?: () => ReadonlySet<string>;
       pausePollMs?: number;
+      /** Where the outage lines go (the worker's logger); default the app's. */
+      logger?: Logger;
     },
   ) {}
 
@@ -46,6 +49,7 @@ export class Fetcher {
   async #run(): Promise<void> {
     const signal = this.#abort.signal;
     let failures = 0;
+    let outageSince = 0;
     while (!signal.aborted) {
       await this.executor.waitForSlot(signal);
       if (signal.aborted) break;
@@ -54,10 +58,13 @@ export class Fetcher {
         await sleep(this.options.pausePollMs ?? 1_000, signal);
         continue;
       }
+      // An outage ends when the first fetch that succeeds was sent: its answer may block for blockMs.
+      const askedAt = Date.now();
       try {
         const deliveries = await this.#fetch(queues, signal);
         if (deliveries === null) break;
         const leasedAt = Date.now();
+        if (failures > 0) this.#logger.info({ downMs: askedAt - outageSince, failedFetches: failures }, `broker reachable again after ${seconds(askedAt - outageSince)}`);
         failures = 0;
         if (signal.aborted) {
           await Promise.allSettled(deliveries.map((d) => d.release()));
@@ -74,11 +81,18 @@ export class Fetcher {
         if (signal.aborted) break;
         failures++;
         const delay = Math.min(MAX_BACKOFF_MS, 100 * 2 ** (failures - 1));
-        this.app.logger.error({ err: String(err), retryInMs: delay }, 'fetch failed; backing off');
+        if (failures === 1) {
+          outageSince = askedAt;
+          this.#logger.warn({ err: String(err), retryInMs: delay }, `cannot fetch from the broker (${String(err)}); retrying in ${seconds(delay)}, backing off to ${seconds(MAX_BACKOFF_MS)} between tries (further failures at debug; a line follows when it answers)`);
+        } else this.#logger.debug({ err: String(err), retryInMs: delay, failures }, 'fetch failed again; backing off');
         this.options.onError(err as Error);
         await sleep(delay, signal);
       }
     }
+  }
+
+  get #logger(): Logger {
+    return this.options.logger ?? this.app.logger;
   }
 
   #unpaused(): readonly string[] {
@@ -111,6 +125,11 @@ export class Fetcher {
     if (signal.aborted) return null;
     throw new BackendError(`the broker did not answer a fetch within ${bound} ms (blockMs + leaseMs)`);
   }
+}
+
+/** `0.1 s`, `12 s`: a person reads seconds. */
+function seconds(ms: number): string {
+  return `${ms < 10_000 ? Math.round(ms / 100) / 10 : Math.round(ms / 1000)} s`;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -12,4 +12,4 @@ export { Scheduler } from './scheduler.js';
 export type { ScheduleInfo, SchedulerOptions } from './scheduler.js';
 export { ManualClock, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
-export { loadApp, main } from './cli.js';
+export { loadApp, main } from './cli/main.js';

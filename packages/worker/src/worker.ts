@@ -93,7 +93,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const conn = await this.#app.connection();
     if (this.#stopping) return; // stopped while connecting: start nothing
     const { concurrency, leaseMs, blockMs } = this.options;
-    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e));
+    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e), this.#logger);
     const control = new ControlWatcher(this.#app, conn, { pollMs: CONTROL_POLL_MS, boundMs: leaseMs, onChange: (state) => terminateRevoked(executor, state) });
     executor.revoked = (id) => control.state.revoked.get(id);
     const fetcher = new Fetcher(this.#app, conn, executor, {
@@ -101,6 +101,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       leaseMs,
       blockMs,
       onError: (err) => this.#emitSafely('worker:error', err),
+      logger: this.#logger,
       paused: () => control.state.paused,
       pausePollMs: CONTROL_POLL_MS,
     });

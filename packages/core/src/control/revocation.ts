@@ -15,7 +15,7 @@ export function notRevoked(run: Run): StepResult {
 /** Ends the task `revoked`: stored as its final result and acked, never retried. */
 export async function settleRevoked(run: Run): Promise<RunOutcome> {
   const error = toErrorInfo(new TaskRevokedError(run.message.id));
-  run.emit({ type: 'task:failed', message: run.message, error, reason: error.message });
+  run.emit({ type: 'task:failed', message: run.message, attempt: run.attempt, error, reason: error.message });
   await settle(run, record(run, 'revoked', { error }));
   return 'revoked';
 }

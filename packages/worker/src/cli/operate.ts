@@ -1,7 +1,8 @@
+import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CeleriacError, ControlUnavailableError, createApp, redactUrl, withTimeout, type App } from '@celeriac/core';
-import { loadApp } from '../app-loader.js';
 import { UsageError } from '../usage-error.js';
+import { openApp as openUserApp, type Command as CliCommand, type Out } from './args.js';
 import { duration, formatFields, formatTable, json, when } from './table.js';
 
 /** How long a command may take, connecting included, before it says the broker is unreachable. */
@@ -183,28 +184,48 @@ const CONTROL: Record<string, Command> = {
   },
 };
 
-export const OPERATE_HELP = `Operating a running system (any process on the same broker and store):
-  inspect   queues | workers | task <id> | dead <queue> | schedules
-  revoke    revoke a task (--terminate to abort it if running)
-  pause     stop workers fetching from a queue
-  resume    let them fetch again
-  purge     remove a queue's waiting tasks (--yes)
-  redrive   put dead letters back on their queue (--id … or all)
-  discard   remove dead letters for good (--id … --yes)`;
-
-/** The operating commands by name (`celeriac inspect …`, `celeriac revoke …`), for the CLI's dispatcher. */
-export const OPERATE_COMMANDS: Record<string, (argv: string[], io: OperateIo) => Promise<number>> = {
-  inspect: async (argv, io) => {
-    const [what, ...rest] = argv;
-    const command = what === undefined ? undefined : INSPECT[what];
-    if (!command) {
-      if (what === undefined || what === '--help' || what === '-h') return print(io, `Usage: celeriac inspect <${Object.keys(INSPECT).join(' | ')}> [options]\n\n${COMMON}`, what === undefined ? 2 : 0);
-      throw new UsageError(`unknown inspect subject "${what}": use ${Object.keys(INSPECT).join(', ')}`);
-    }
-    return runCommand(`inspect ${what}`, command, rest, io);
-  },
-  ...Object.fromEntries(Object.entries(CONTROL).map(([name, command]) => [name, (argv: string[], io: OperateIo) => runCommand(name, command, argv, io)])),
+const SUMMARIES: Record<string, string> = {
+  inspect: 'see a running system: queues | workers | task <id> | dead <queue> | schedules',
+  revoke: 'revoke a task (--terminate to abort it if running)',
+  pause: 'stop every worker fetching from a queue',
+  resume: 'let workers fetch from a queue again',
+  purge: "remove a queue's waiting tasks (--yes)",
+  redrive: 'put dead letters back on their queue (--id … or all)',
+  discard: 'remove dead letters for good (--id … --yes)',
 };
+
+async function inspect(argv: string[], io: OperateIo): Promise<number> {
+  const [what, ...rest] = argv;
+  const command = what === undefined ? undefined : INSPECT[what];
+  if (!command) {
+    if (what === undefined || what === '--help' || what === '-h') return print(io, `Usage: celeriac inspect <${Object.keys(INSPECT).join(' | ')}> [options]\n\n${COMMON}`, what === undefined ? 2 : 0);
+    throw new UsageError(`unknown inspect subject "${what}": use ${Object.keys(INSPECT).join(', ')}`);
+  }
+  return runCommand(`inspect ${what}`, command, rest, io);
+}
+
+/** The operating commands (`celeriac inspect …`, `celeriac revoke …`), for the CLI's dispatcher. */
+export const OPERATE_COMMANDS: Record<string, CliCommand> = Object.fromEntries(
+  Object.entries(SUMMARIES).map(([name, summary]) => {
+    const run = (argv: string[], io: OperateIo) => (name === 'inspect' ? inspect(argv, io) : runCommand(name, CONTROL[name]!, argv, io));
+    return [name, { summary, run: (argv: string[], out: Out) => run(argv, processIo(out)) }];
+  }),
+);
+
+/** The process's streams; a question is asked only where a person can answer it. */
+function processIo(out: Out): OperateIo {
+  return { out, err: (text) => process.stderr.write(text + '\n'), ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: askOnTerminal } : {}) };
+}
+
+/** Asks a yes/no question on the terminal (on stderr, so stdout stays the command's output). */
+async function askOnTerminal(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
+}
 
 async function runCommand(name: string, command: Command, argv: string[], io: OperateIo): Promise<number> {
   const { values, positionals } = parse(argv);
@@ -233,10 +254,7 @@ export class UnreachableError extends CeleriacError {
 }
 
 async function openApp(values: Values): Promise<App> {
-  if (values.app) {
-    if (values.broker) process.env.CELERIAC_BROKER_URL = values.broker;
-    return loadApp(values.app);
-  }
+  if (values.app) return openUserApp({ app: values.app, broker: values.broker });
   const broker = values.broker ?? process.env.CELERIAC_BROKER_URL;
   if (!broker) throw new UsageError('give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>');
   const results = values.results ?? process.env.CELERIAC_RESULTS_URL;
