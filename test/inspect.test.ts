@@ -98,6 +98,35 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     expect(await viewer.inspect.task('no-such-task')).toBeNull();
   });
 
+  it('shows a waiting task with its payload and attempts where the broker can look it up', async () => {
+    const base = options();
+    const queue = uniqueQueue('it');
+    const app = open(base, queue);
+    const t = app.task('insp.wait', { input: z.object({ to: z.string() }), retry: { maxAttempts: 4 } }, () => 1);
+    const h = await t.enqueue({ to: 'ann@example.com' });
+    const info = await open(base, queue).inspect.task(h.id);
+    if (base.broker.startsWith('amqp')) {
+      // RabbitMQ cannot look a message up by id: a waiting task is found once it runs or ends.
+      expect(info).toBeNull();
+      return;
+    }
+    const lookup = true;
+    expect(info).toEqual({
+      id: h.id,
+      queue,
+      state: 'pending',
+      task: lookup ? 'insp.wait' : null,
+      attempt: lookup ? 1 : null,
+      maxAttempts: lookup ? 4 : null,
+      payload: lookup ? { to: 'ann@example.com' } : null,
+      enqueuedAt: lookup ? expect.any(Number) : null,
+      progress: null,
+      worker: null,
+      startedAt: null,
+      finishedAt: null,
+    });
+  });
+
   it('lists the schedules a scheduler declared, with the last and next runs', async () => {
     const base = options();
     const queue = uniqueQueue('is');

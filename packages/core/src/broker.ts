@@ -140,6 +140,11 @@ export interface Broker {
   fetch(request: FetchRequest): Promise<Delivery[]>;
   /** Extends the leases of many deliveries in one round trip; `false` where the lease was lost. */
   renew(deliveries: readonly Delivery[], leaseMs: number): Promise<boolean[]>;
+  /**
+   * The message of a task not settled yet (waiting, delayed or running), or null; absent where the
+   * broker cannot look a message up by id (RabbitMQ). For `app.inspect.task`.
+   */
+  message?(ref: TaskRef): Promise<TaskMessage | null>;
   /** Where a not-yet-final task is, or `null` if the broker does not know it. */
   state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null>;
   stats(queue: string): Promise<QueueStats>;

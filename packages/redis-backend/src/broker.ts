@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_BROKER_OPTIONS,
+  parseMessage,
   type Broker,
   type BrokerOptions,
   type DeadLetter,
@@ -108,6 +109,12 @@ export class RedisBroker implements Broker {
     }
     await Promise.all(calls);
     return out;
+  }
+
+  async message(ref: TaskRef): Promise<TaskMessage | null> {
+    const raw = await this.#client.hget(this.#keys.of(ref.queue).main[0]!, ref.id);
+    const parsed = raw === null ? null : parseMessage(raw, { queue: ref.queue });
+    return parsed?.ok ? parsed.message : null;
   }
 
   async state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null> {

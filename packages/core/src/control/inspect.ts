@@ -21,7 +21,10 @@ export interface TaskInfo {
   state: TaskState;
   /** Attempts run so far once finished; null while unknown. */
   attempt: number | null;
-  /** Not known yet from the stores (null): kept in the message, which brokers cannot look up by id today. */
+  /**
+   * From the task's message while it is not settled, where the broker can look it up by id
+   * (memory, Redis; not RabbitMQ); null once it finished (results do not keep the payload).
+   */
   maxAttempts: number | null;
   payload: unknown;
   enqueuedAt: number | null;
@@ -69,7 +72,8 @@ export class Inspect {
   /**
    * One task, found by id in the given queue or else in every known queue: its state and outcome
    * from the result store and the broker, the worker running it, its progress. Null when no
-   * queue knows it (never seen, or its result expired).
+   * queue knows it (never seen, or its result expired; on RabbitMQ, also while it waits: a queue
+   * cannot be searched by id, so a task is found once it runs or ends).
    */
   async task(id: string, options: { queue?: string } = {}): Promise<TaskInfo | null> {
     const conn = await this.app.connection();
@@ -104,19 +108,21 @@ export class Inspect {
   async #lookup(id: string, queue: string, running: { worker: string; task: string; startedAt: number } | null): Promise<TaskInfo | null> {
     const conn = await this.app.connection();
     const ref = { id, queue };
-    const [record, waiting, progress] = await Promise.all([
+    const [record, waiting, progress, message] = await Promise.all([
       conn.results.get(ref),
       conn.broker.capabilities.taskStates ? conn.broker.state(ref) : Promise.resolve(null),
       readProgress(conn, ref),
+      conn.broker.message ? conn.broker.message(ref) : Promise.resolve(null),
     ]);
-    if (!record && !waiting && !running) return null;
-    const base = { id, queue, maxAttempts: null, payload: null, enqueuedAt: null, progress: progress?.value ?? null, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
+    if (!record && !waiting && !running && !message) return null;
+    const fromMessage = message && !record ? { maxAttempts: message.maxAttempts, payload: message.payload, enqueuedAt: message.createdAt } : { maxAttempts: null, payload: null, enqueuedAt: null };
+    const base = { id, queue, ...fromMessage, progress: progress?.value ?? null, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
     if (record) {
       const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
       return { ...base, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
     }
-    const state = running ? 'active' : (await revokedUnrun(conn, ref)) ? 'revoked' : waiting!;
-    return { ...base, task: running?.task ?? null, state, attempt: null, finishedAt: null };
+    const state = running ? 'active' : (await revokedUnrun(conn, ref)) ? 'revoked' : (waiting ?? 'pending');
+    return { ...base, task: message?.task ?? running?.task ?? null, state, attempt: message?.attempt ?? null, finishedAt: null };
   }
 
 }

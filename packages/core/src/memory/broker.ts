@@ -105,6 +105,12 @@ export class MemoryBroker implements Broker {
     return { queue, ready: q.readyCount, delayed: q.delayedCount, inFlight: q.inFlight.size, dead: q.deadCount(now), completed: q.completed, failed: q.failed };
   }
 
+  async message(ref: TaskRef): Promise<TaskMessage | null> {
+    const entry = this.#queues.get(ref.queue)?.entries.get(ref.id);
+    const parsed = entry ? parseMessage(entry.raw, { queue: ref.queue }) : null;
+    return parsed?.ok ? parsed.message : null;
+  }
+
   async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
     return this.#queue(queue).deadLetters(Date.now(), limit);
   }
