@@ -72,7 +72,9 @@ export interface StoreOptions {
  * 3. `wait` resolves as soon as a record for the id is stored (or at once if one exists), and with
  *    `null` after `timeoutMs`; backends with `capabilities.push` must not poll to do so.
  * 4. `claimKey` is a lease: the same owner may call it again to extend it; a different owner gets
- *    `busy` while it is held, `done` once a success is stored under the key.
+ *    `busy` while it is held, `done` once a success is stored under the key. Where the store has
+ *    `coordination`, the lease is its semaphore `key:<key>` of the queue's scope with a limit of 1
+ *    (one lease mechanism for the whole store), and storing an outcome under the key frees it.
  * 5. `claimTask` is the same lease on a task id: `done` once any final record is stored for the id,
  *    `busy` while another owner holds it. `store(s, { owner })` writes only while `owner` holds that
  *    claim (else resolves `false`, writing nothing) and releases it.

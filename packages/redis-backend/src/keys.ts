@@ -47,6 +47,11 @@ export class QueueKeys {
   idempotency(key: string): string {
     return `${this.base}k:${key}`;
   }
+
+  /** An idempotency key's claim: a semaphore of one holder, as `Coordination` keeps them (`sem:<name>`). */
+  keyClaim(key: string): string {
+    return `${this.base}sem:key:${key}`;
+  }
 }
 
 /** One QueueKeys per queue name, made once. */

@@ -105,7 +105,7 @@ export class RedisResultBackend implements ResultBackend {
 
   async claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim> {
     const keys = this.#keys.of(ref.queue);
-    return toClaim((await this.#scripts.run('claim-key', [keys.idempotency(ref.key)], [owner, Math.ceil(leaseMs)])) as string[]);
+    return toClaim((await this.#scripts.run('claim-key', [keys.idempotency(ref.key), keys.keyClaim(ref.key)], [owner, Math.ceil(leaseMs)])) as string[]);
   }
 
   /** One DEL per task (its record and claim share the queue's slot), issued together: one round trip. */
@@ -114,7 +114,7 @@ export class RedisResultBackend implements ResultBackend {
   }
 
   async releaseKey(ref: KeyRef, owner: string): Promise<void> {
-    await this.#scripts.run('release-key', [this.#keys.of(ref.queue).idempotency(ref.key)], [owner]);
+    await this.#scripts.run('release-key', [this.#keys.of(ref.queue).keyClaim(ref.key)], [owner]);
   }
 
   async close(): Promise<void> {
@@ -127,7 +127,7 @@ export class RedisResultBackend implements ResultBackend {
   }
 }
 
-/** A claim script's reply (claim-key-1.lua, claim-task-2.lua) as a KeyClaim. */
+/** A claim script's reply (claim-key-2.lua, claim-task-2.lua) as a KeyClaim. */
 function toClaim(reply: string[]): KeyClaim {
   if (reply[0] === 'done') return { status: 'done', record: JSON.parse(reply[1]!) as TaskResult };
   return reply[0] === 'busy' ? { status: 'busy' } : { status: 'acquired' };

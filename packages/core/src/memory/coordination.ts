@@ -71,12 +71,22 @@ export class MemoryCoordination implements Coordination {
 
   async acquire(ref: SemaphoreRef, holder: string, options: { limit: number; leaseMs: number }): Promise<boolean> {
     assertSemaphoreOptions(options);
+    return this.acquireNow(ref, holder, options.limit, options.leaseMs);
+  }
+
+  /** `acquire`, synchronously: the memory result store takes idempotency key claims with it. */
+  acquireNow(ref: SemaphoreRef, holder: string, limit: number, leaseMs: number): boolean {
     const now = Date.now();
     const holders = this.#holders(ref, true)!;
     for (const [h, until] of holders) if (until <= now) holders.delete(h);
-    if (!holders.has(holder) && holders.size >= options.limit) return false;
-    holders.set(holder, now + options.leaseMs);
+    if (!holders.has(holder) && holders.size >= limit) return false;
+    holders.set(holder, now + leaseMs);
     return true;
+  }
+
+  /** Frees every place of a semaphore (a stored outcome ends any claim on its key). */
+  clearNow(ref: SemaphoreRef): void {
+    this.#semaphores.delete(`${assertScope(ref.scope)}\u0000${assertSemaphoreName(ref.name)}`);
   }
 
   async renew(holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
@@ -91,6 +101,10 @@ export class MemoryCoordination implements Coordination {
   }
 
   async release(ref: SemaphoreRef, holder: string): Promise<void> {
+    this.releaseNow(ref, holder);
+  }
+
+  releaseNow(ref: SemaphoreRef, holder: string): void {
     this.#holders(ref, false)?.delete(holder);
   }
 

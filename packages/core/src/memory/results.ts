@@ -1,5 +1,6 @@
 import { BackendError } from '../errors.js';
 import { MemoryCoordination } from './coordination.js';
+import type { SemaphoreRef } from '../coordination.js';
 import type { KeyClaim, KeyRef, MarkStore, ResultBackend, Settlement, StoreOptions, TaskRef, TaskResult } from '../results.js';
 
 interface Expiring<T> {
@@ -8,11 +9,9 @@ interface Expiring<T> {
 }
 
 interface KeyRecord {
-  /** The first task published with the key; null when the key was claimed before any publish. */
-  taskId: string | null;
+  /** The first task published with the key. */
+  taskId: string;
   record: TaskResult | null;
-  owner: string | null;
-  ownerUntil: number;
 }
 
 const SWEEP_EVERY = 1_000;
@@ -69,7 +68,8 @@ export class MemoryResultBackend implements ResultBackend {
       const key = keyOf({ queue: record.queue, key: record.idempotencyKey });
       const current = live(this.#keys.get(key), now);
       const keep = current?.record?.state === 'succeeded' ? current.record : copy;
-      this.#keys.set(key, { value: { taskId: current?.taskId ?? record.id, record: keep, owner: null, ownerUntil: 0 }, expiresAt: now + keyTtlMs });
+      this.#keys.set(key, { value: { taskId: current?.taskId ?? record.id, record: keep }, expiresAt: now + keyTtlMs });
+      this.coordination.clearNow(keyClaim({ queue: record.queue, key: record.idempotencyKey })); // the outcome ends any claim
     }
     const waiters = this.#waiters.get(id);
     if (waiters) {
@@ -121,26 +121,15 @@ export class MemoryResultBackend implements ResultBackend {
     });
   }
 
+  /** A semaphore of one holder (the coordination store's), unless a success is stored under the key. */
   async claimKey(ref: KeyRef, owner: string, leaseMs: number): Promise<KeyClaim> {
-    const now = Date.now();
-    const key = keyOf(ref);
-    const entry = this.#keys.get(key);
-    const current = live(entry, now);
+    const current = live(this.#keys.get(keyOf(ref)), Date.now());
     if (current?.record?.state === 'succeeded') return { status: 'done', record: current.record };
-    if (current && current.owner !== null && current.owner !== owner && current.ownerUntil > now) return { status: 'busy' };
-    const value: KeyRecord = current ?? { taskId: null, record: null, owner: null, ownerUntil: 0 };
-    value.owner = owner;
-    value.ownerUntil = now + leaseMs;
-    this.#keys.set(key, { value, expiresAt: Math.max(entry?.expiresAt ?? 0, now + leaseMs) });
-    return { status: 'acquired' };
+    return this.coordination.acquireNow(keyClaim(ref), owner, 1, leaseMs) ? { status: 'acquired' } : { status: 'busy' };
   }
 
   async releaseKey(ref: KeyRef, owner: string): Promise<void> {
-    const current = live(this.#keys.get(keyOf(ref)), Date.now());
-    if (current?.owner === owner) {
-      current.owner = null;
-      current.ownerUntil = 0;
-    }
+    this.coordination.releaseNow(keyClaim(ref), owner);
   }
 
   async claimTask(ref: TaskRef, owner: string, leaseMs: number): Promise<KeyClaim> {
@@ -167,10 +156,8 @@ export class MemoryResultBackend implements ResultBackend {
     const now = Date.now();
     const key = keyOf(ref);
     const current = live(this.#keys.get(key), now);
-    if (current && current.taskId !== null) return current.taskId;
-    const value: KeyRecord = current ?? { taskId, record: null, owner: null, ownerUntil: 0 };
-    value.taskId = taskId;
-    this.#keys.set(key, { value, expiresAt: now + ttlMs });
+    if (current) return current.taskId;
+    this.#keys.set(key, { value: { taskId, record: null }, expiresAt: now + ttlMs });
     return taskId;
   }
 
@@ -183,9 +170,8 @@ export class MemoryResultBackend implements ResultBackend {
     const key = keyOf(ref);
     const current = live(this.#keys.get(key), Date.now());
     if (!current || current.taskId !== taskId || current.record !== null) return;
-    // A claim on the key (a delivery of another task id under it) outlives the reservation.
-    if (current.owner === null) this.#keys.delete(key);
-    else current.taskId = null;
+    // A claim on the key (a delivery of another task id under it) lives in its semaphore: it stays.
+    this.#keys.delete(key);
   }
 
   /** @internal How many task ids have a pending `wait()` (a test holds the waiter table to zero when idle). */
@@ -219,3 +205,5 @@ function live<T>(entry: Expiring<T> | undefined, now: number): T | undefined {
 
 const taskKey = (ref: TaskRef) => `${ref.queue}\u0000${ref.id}`;
 const keyOf = (ref: KeyRef) => `${ref.queue}\u0000${ref.key}`;
+/** An idempotency key's claim: a semaphore of one holder in the key's queue scope (as Redis keeps it). */
+const keyClaim = (ref: KeyRef): SemaphoreRef => ({ scope: ref.queue, name: `key:${ref.key}` });

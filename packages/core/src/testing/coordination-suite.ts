@@ -152,6 +152,21 @@ export function describeCoordinationRules(name: string, factory: BrokerFactory, 
       });
     });
 
+    describe('idempotency key claims', () => {
+      it('are the semaphore key:<key> of one holder in the queue scope (results rule 4)', async () => {
+        const c = co();
+        const queue = uniqueQueue('kc');
+        const ref = { queue, key: 'order-9' };
+        const sem = { scope: queue, name: 'key:order-9' };
+        expect(await store.claimKey(ref, 'delivery-a', 60_000)).toEqual({ status: 'acquired' });
+        expect(await c.acquire(sem, 'someone-else', { limit: 1, leaseMs: 60_000 })).toBe(false);
+        expect(await c.renew([{ ref: sem, holder: 'delivery-a' }], 60_000)).toEqual([true]);
+        await store.releaseKey(ref, 'delivery-a');
+        expect(await c.acquire(sem, 'someone-else', { limit: 1, leaseMs: 60_000 })).toBe(true);
+        expect(await store.claimKey(ref, 'delivery-a', 60_000)).toEqual({ status: 'busy' });
+      });
+    });
+
     describe('versions', () => {
       it('start at 0, go up by one per bump, per scope (rule 8)', async () => {
         const c = co();

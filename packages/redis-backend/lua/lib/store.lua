@@ -13,7 +13,7 @@ local function storeRecord(base, id, rec, ttl, keyTtl, key, success, old)
       redis.call('HSET', k, 'rec', rec, 'ok', success and '1' or '0')
     end
     redis.call('HSETNX', k, 'tid', id)
-    redis.call('HDEL', k, 'own', 'until')
+    redis.call('DEL', base .. 'sem:key:' .. key) -- the outcome ends any claim on the key
     redis.call('PEXPIRE', k, keyTtl)
   end
   return true
