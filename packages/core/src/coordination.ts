@@ -34,6 +34,12 @@ export interface StoredRecord {
   value: unknown;
 }
 
+export interface ListOptions {
+  limit?: number;
+  /** Latest to expire first (newest first among records of one TTL). */
+  latestFirst?: boolean;
+}
+
 /** The bound on `listRecords` when the caller gives none. */
 export const DEFAULT_LIST_LIMIT = 1_000;
 
@@ -49,7 +55,8 @@ export const DEFAULT_LIST_LIMIT = 1_000;
  *    is null; an expired record is never returned. Values come back as a JSON round trip.
  * 3. `getRecords` answers each id in order, `null` for a missing or expired one.
  * 4. `listRecords` returns at most `limit` (default `DEFAULT_LIST_LIMIT`) live records of a kind,
- *    soonest to expire first, records without a TTL last; never an expired one.
+ *    soonest to expire first, records without a TTL last (`latestFirst`: the reverse order, so
+ *    for records of one TTL the newest come first); never an expired one.
  * 5. `deleteRecord` resolves `true` when it removed a live record.
  * 6. `acquire` grants a place when `holder` already holds one (extending its lease) or fewer than
  *    `limit` live holders hold one; otherwise `false`. A lease ends at `leaseMs` after its last
@@ -63,7 +70,7 @@ export const DEFAULT_LIST_LIMIT = 1_000;
 export interface Coordination {
   putRecord(ref: RecordRef, value: unknown, ttlMs: number | null): Promise<void>;
   getRecords(scope: string, kind: string, ids: readonly string[]): Promise<unknown[]>;
-  listRecords(scope: string, kind: string, options?: { limit?: number }): Promise<StoredRecord[]>;
+  listRecords(scope: string, kind: string, options?: ListOptions): Promise<StoredRecord[]>;
   deleteRecord(ref: RecordRef): Promise<boolean>;
   acquire(ref: SemaphoreRef, holder: string, options: { limit: number; leaseMs: number }): Promise<boolean>;
   renew(holds: readonly Hold[], leaseMs: number): Promise<boolean[]>;

@@ -7,6 +7,7 @@ import {
   listLimit,
   type Coordination,
   type Hold,
+  type ListOptions,
   type RecordRef,
   type SemaphoreRef,
   type StoredRecord,
@@ -45,8 +46,8 @@ export class RedisCoordination implements Coordination {
     return replies.flat().map((json) => (json === null ? null : JSON.parse(json)));
   }
 
-  async listRecords(scope: string, kind: string, options?: { limit?: number }): Promise<StoredRecord[]> {
-    const reply = (await this.scripts.run('list-records', this.#kindKeys(scope, kind), [listLimit(options)])) as string[];
+  async listRecords(scope: string, kind: string, options?: ListOptions): Promise<StoredRecord[]> {
+    const reply = (await this.scripts.run('list-records', this.#kindKeys(scope, kind), [listLimit(options), options?.latestFirst ? 1 : 0])) as string[];
     const out: StoredRecord[] = [];
     for (let i = 0; i < reply.length; i += 2) out.push({ id: reply[i]!, value: JSON.parse(reply[i + 1]!) });
     return out;

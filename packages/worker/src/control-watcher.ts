@@ -1,7 +1,5 @@
 import { EMPTY_CONTROL_STATE, GLOBAL_SCOPE, MAX_REVOCATIONS, readControlState, withTimeout, type App, type Connection, type ControlState, type Coordination } from '@celeriac/core';
 
-/** How often a worker asks whether the control state changed: one GET, so pauses and revocations apply within about a second. */
-export const CONTROL_POLL_MS = 1_000;
 
 /**
  * The worker's view of the control state (paused queues, revocations), kept in memory so the
@@ -54,7 +52,7 @@ export class ControlWatcher {
     try {
       if (!force && (await this.#bounded(coordination.version(GLOBAL_SCOPE))) === this.#state.version) return this.#recovered();
       const { truncated, ...state } = await this.#bounded(readControlState(coordination));
-      if (truncated) this.app.logger.warn({ limit: MAX_REVOCATIONS }, 'more revocations are live than a worker reads; the oldest beyond the limit are not applied');
+      if (truncated) this.app.logger.warn({ limit: MAX_REVOCATIONS }, 'more revocations are live than a worker reads; the oldest beyond the limit are not applied (they are listed newest first)');
       const previous = this.#state;
       this.#state = state;
       this.#recovered();

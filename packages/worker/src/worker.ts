@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { CeleriacError, noteQueues, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
-import { CONTROL_POLL_MS, ControlWatcher } from './control-watcher.js';
+import { CeleriacError, CONTROL_POLL_MS, noteQueues, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
+import { ControlWatcher } from './control-watcher.js';
 import { Heartbeat } from './heartbeat.js';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';

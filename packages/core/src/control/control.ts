@@ -3,7 +3,7 @@ import type { RedriveResult } from '../broker.js';
 import { ValidationError } from '../errors.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
 import { assertQueueName } from '../names.js';
-import { coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
+import { CONTROL_POLL_MS, coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
 
 export interface RevokeOptions {
   /** Also abort the task if it is running: `ctx.signal` aborts with a `TaskRevokedError` (default false). */
@@ -64,19 +64,43 @@ export class Control {
 
   /**
    * Puts dead letters back on their queue as fresh tasks (attempt 1, same id, the dead reason kept
-   * as `lastError`): those named by `ids`, or all of them. A letter that is not a valid message
-   * stays, refused with why. Works on every broker (dead letters live in the broker).
+   * as `lastError`, no expiry): those named by `ids`, or all of them. A letter that is not a valid
+   * message stays, refused with why. A revocation of a redriven task is lifted (redriving is the
+   * newer decision). Works on every broker (dead letters live in the broker).
    */
   async redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
     const conn = await this.app.connection();
     assertQueueName(queue);
-    if (conn.results !== conn.broker.results) {
-      // A store apart from the broker still holds the failed outcome: the task claim would say
-      // "done" and the redriven task would be skipped. Forgotten first, so no worker sees it.
-      const ids = options.ids ?? (await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id);
-      await conn.results.forget(ids.map((id) => ({ id, queue })));
+    // Named ids always: a letter buried after this listing waits for the next redrive, rather
+    // than move without the preparation below.
+    const ids = options.ids ?? (await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id);
+    if (ids.length === 0) return { redriven: [], refused: [] };
+    const refs = ids.map((id) => ({ id, queue }));
+    const coordination = conn.results.coordination;
+    if (coordination) {
+      const lifted = await Promise.all(ids.map((id) => coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: KINDS.revoked, id })));
+      if (lifted.some(Boolean)) {
+        await coordination.bumpVersion(GLOBAL_SCOPE);
+        // Workers still hold the revocation in memory until their next poll: let them all see it go.
+        await new Promise((resolve) => setTimeout(resolve, 2 * CONTROL_POLL_MS + 500));
+      }
     }
-    return conn.broker.redrive(queue, options.ids === undefined ? {} : { ids: options.ids });
+    if (conn.results === conn.broker.results) return conn.broker.redrive(queue, { ids });
+    // A store apart from the broker still holds the failed outcome: the task claim would say "done"
+    // and the redriven task be skipped. Forgotten before the move (no worker may see it after), and
+    // put back for the letters the broker refused, which stay dead with their outcome.
+    const outcomes = await Promise.all(refs.map((ref) => conn.results.get(ref)));
+    await conn.results.forget(refs);
+    const result = await conn.broker.redrive(queue, { ids });
+    const refused = new Set(result.refused.map((r) => r.id));
+    await Promise.all(
+      outcomes.map((record) => {
+        if (!record || !refused.has(record.id)) return undefined;
+        const ttlMs = Math.max(this.app.options.resultTtlMs, record.idempotencyKey === null ? 0 : this.app.options.idempotencyTtlMs);
+        return conn.results.store({ record, ttlMs, keyTtlMs: this.app.options.idempotencyTtlMs });
+      }),
+    );
+    return result;
   }
 
   /** Removes the named dead letters for good; resolves with how many it removed. */

@@ -16,6 +16,9 @@ export const KINDS = {
   revoked: 'revoked',
 } as const;
 
+/** How often a worker asks whether the control state changed (one read), so changes apply within about a second. */
+export const CONTROL_POLL_MS = 1_000;
+
 /** How many revocations a worker reads at most; more than that live at once is logged. */
 export const MAX_REVOCATIONS = 100_000;
 
@@ -59,7 +62,8 @@ export async function readControlState(coordination: Coordination): Promise<Cont
   const version = await coordination.version(GLOBAL_SCOPE);
   const [paused, revoked] = await Promise.all([
     coordination.listRecords(GLOBAL_SCOPE, KINDS.paused),
-    coordination.listRecords(GLOBAL_SCOPE, KINDS.revoked, { limit: MAX_REVOCATIONS }),
+    // Newest first (they share one TTL): past the limit, the oldest are the ones left out.
+    coordination.listRecords(GLOBAL_SCOPE, KINDS.revoked, { limit: MAX_REVOCATIONS, latestFirst: true }),
   ]);
   return {
     version,

@@ -7,6 +7,7 @@ import {
   listLimit,
   type Coordination,
   type Hold,
+  type ListOptions,
   type RecordRef,
   type SemaphoreRef,
   type StoredRecord,
@@ -48,7 +49,7 @@ export class MemoryCoordination implements Coordination {
     });
   }
 
-  async listRecords(scope: string, kind: string, options?: { limit?: number }): Promise<StoredRecord[]> {
+  async listRecords(scope: string, kind: string, options?: ListOptions): Promise<StoredRecord[]> {
     const limit = listLimit(options);
     const records = this.#kind(scope, kind, false);
     if (!records) return [];
@@ -58,7 +59,7 @@ export class MemoryCoordination implements Coordination {
       if (entry.expiresAt > now) live.push([id, entry]);
       else records.delete(id);
     }
-    live.sort((a, b) => a[1].expiresAt - b[1].expiresAt);
+    live.sort((a, b) => (options?.latestFirst ? b[1].expiresAt - a[1].expiresAt : a[1].expiresAt - b[1].expiresAt));
     return live.slice(0, limit).map(([id, entry]) => ({ id, value: JSON.parse(entry.json) }));
   }
 

@@ -83,6 +83,8 @@ export function describeCoordinationRules(name: string, factory: BrokerFactory, 
         await c.putRecord({ scope, kind: 'q', id: 'middle' }, 0, 60_000);
         expect((await c.listRecords(scope, 'q')).map((r) => r.id)).toEqual(['soon', 'middle', 'late', 'forever']);
         expect((await c.listRecords(scope, 'q', { limit: 2 })).map((r) => r.id)).toEqual(['soon', 'middle']);
+        expect((await c.listRecords(scope, 'q', { latestFirst: true })).map((r) => r.id)).toEqual(['forever', 'late', 'middle', 'soon']);
+        expect((await c.listRecords(scope, 'q', { limit: 2, latestFirst: true })).map((r) => r.id)).toEqual(['forever', 'late']);
         await expect(c.listRecords(scope, 'q', { limit: 0 })).rejects.toThrow(ValidationError);
       });
 
