@@ -37,7 +37,7 @@ describe('notExpired', () => {
     expect(runs).toBe(0);
     const error = { name: 'TaskExpiredError', message: `task expired at ${new Date(expiresAt).toISOString()} before it ran` };
     await expect(handle.result({ timeoutMs: 100 })).rejects.toMatchObject({ state: 'expired', error });
-    expect(events).toEqual([{ type: 'task:failed', message: d.message, error, reason: error.message }]);
+    expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason: error.message }]);
   });
 });
 
@@ -88,7 +88,7 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
     const reason = 'failed after 3 attempt(s): card declined (stored by an earlier delivery that ended before dead-lettering it)';
     expect((await broker.deadLetters(queue)).map((l) => l.reason)).toEqual([reason]);
     expect(await broker.stats(queue)).toMatchObject({ ready: 0, delayed: 0, inFlight: 0 });
-    expect(events).toEqual([{ type: 'task:failed', message: d.message, error, reason }]);
+    expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason }]);
     expect(await store.get(handle)).toMatchObject({ state: 'failed', error });
   });
 
@@ -98,6 +98,6 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
     const error = { name: 'Error', message: 'no error was recorded' };
     const reason = 'failed after 3 attempt(s): no error was recorded (stored by an earlier delivery that ended before dead-lettering it)';
     expect((await broker.deadLetters(queue)).map((l) => l.reason)).toEqual([reason]);
-    expect(events).toEqual([{ type: 'task:failed', message: d.message, error, reason }]);
+    expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason }]);
   });
 });
