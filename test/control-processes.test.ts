@@ -104,7 +104,8 @@ describe('the control plane with real worker processes (Redis)', () => {
     const w = await startWorker(queue);
     const handle = await long.enqueue({});
     await expect.poll(() => handle.progress().then((p) => p?.value), { timeout: 10_000 }).toEqual({ done: 1, total: 2 });
-    expect(await app.inspect.task(handle.id)).toMatchObject({ state: 'active', worker: expect.stringContaining(String(w.child.pid)), progress: { done: 1, total: 2 } });
+    // The registry hears of a start within a fraction of a second (the worker writes soon after it).
+    await expect.poll(() => app.inspect.task(handle.id), { timeout: 5_000 }).toMatchObject({ state: 'active', worker: expect.stringContaining(String(w.child.pid)), progress: { done: 1, total: 2 } });
     await handle.revoke({ terminate: true });
     await expect(handle.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'revoked' });
     await expect.poll(() => w.lines, { timeout: 5_000 }).toContain(`aborted ${handle.id} TaskRevokedError`);

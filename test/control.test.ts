@@ -1,4 +1,4 @@
-import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, type App } from '@celeriac/core';
+import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, type App, type TaskHandle } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { Worker } from '@celeriac/worker';
@@ -35,6 +35,12 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The outcome a worker stored for a task (not what a handle infers). */
+async function storedState(handle: TaskHandle): Promise<string | undefined> {
+  const app = apps[0]!;
+  return (await (await app.connection()).results.get(handle))?.state;
+}
+
 describe.each(BACKENDS)('app.control on $name', ({ options }) => {
   /** An app with one task that records its runs, and can be told to wait for its signal. */
   function setup(base = options()) {
@@ -65,10 +71,10 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
 
   it('pause stops every worker fetching the queue while enqueueing goes on; resume lets them run', async () => {
     const { app, queue, work, runs, start } = setup();
-    await Promise.all([start(), start()]);
+    const both = await Promise.all([start(), start()]);
     await app.control.pause(queue);
     expect(await app.control.paused()).toContain(queue);
-    await sleep(1_500); // both workers have seen the pause (they poll every second)
+    await expect.poll(() => both.map((w) => w.pausedQueues), { timeout: 10_000 }).toEqual([[queue], [queue]]); // both saw it
     const handles = await work.enqueueMany(Array.from({ length: 5 }, () => ({ payload: {} })));
     await sleep(1_500);
     expect(runs).toEqual([]);
@@ -87,6 +93,7 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     const err = await revoked.result({ timeoutMs: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskFailedError);
     expect(err).toMatchObject({ state: 'revoked', error: { name: 'TaskRevokedError' } });
+    expect(await storedState(revoked)).toBe('revoked'); // a worker settled it so, not the handle's guess
     expect(await revoked.state()).toBe('revoked');
     const done = await work.enqueue({});
     expect(await done.result({ timeoutMs: 10_000 })).toBe('done');
@@ -106,6 +113,7 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     other.task('ctl.work', { input: z.object({}) }, () => void runs.push('restarted'));
     await start(other);
     await expect(delayed.result({ timeoutMs: 15_000 })).rejects.toMatchObject({ state: 'revoked' });
+    expect(await storedState(delayed)).toBe('revoked'); // the restarted worker dropped it when due
     expect(runs).toEqual([]);
   });
 
@@ -116,6 +124,7 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     await expect.poll(() => runs, { timeout: 10_000 }).toEqual([running.id]);
     await running.revoke({ terminate: true });
     await expect(running.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'revoked' });
+    expect(await storedState(running)).toBe('revoked');
     await expect.poll(() => aborts, { timeout: 5_000 }).toHaveLength(1);
     await expect.poll(() => running.state(), { timeout: 5_000 }).toBe('revoked');
     expect(aborts[0]).toBeInstanceOf(TaskRevokedError);

@@ -121,6 +121,7 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
       payload: lookup ? { to: 'ann@example.com' } : null,
       enqueuedAt: lookup ? expect.any(Number) : null,
       progress: null,
+      revoked: null,
       worker: null,
       startedAt: null,
       finishedAt: null,
@@ -135,12 +136,14 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     const name = `sched-${queue}`;
     app.schedule(name, { every: '1h', task: t, payload: {} });
     const scheduler = new Scheduler(app);
+    const before = Date.now();
     await scheduler.start();
     await scheduler.stop();
     const viewer = open(base, queue);
     const [mine] = (await viewer.inspect.schedules()).filter((s) => s.name === name);
     expect(mine).toMatchObject({ name, task: 'insp.tick', queue, expression: '1h', tz: 'UTC', periodMs: 3_600_000 });
-    expect(mine!.nextRun).toBe((Math.floor(Date.now() / 3_600_000) + 1) * 3_600_000);
+    const nextHour = (t: number) => (Math.floor(t / 3_600_000) + 1) * 3_600_000;
+    expect([nextHour(before), nextHour(Date.now())]).toContain(mine!.nextRun); // the hour may turn meanwhile
   });
 });
 
@@ -159,9 +162,8 @@ describe('app.inspect on redis: a SIGKILLed worker', () => {
     const listed = async () => (await viewer.inspect.workers()).filter((w) => w.queues.includes(queue)).map((w) => w.pid);
     expect(await listed()).toEqual([child.pid]);
     child.kill('SIGKILL');
-    const killedAt = Date.now();
-    await expect.poll(listed, { timeout: WORKER_TTL_MS + 5_000, interval: 200 }).toEqual([]);
-    expect(Date.now() - killedAt).toBeLessThanOrEqual(WORKER_TTL_MS + 5_000);
+    // Gone within three heartbeats (its record's TTL), plus a margin for a loaded machine.
+    await expect.poll(listed, { timeout: WORKER_TTL_MS + 2_000, interval: 200 }).toEqual([]);
   }, 30_000);
 });
 

@@ -31,6 +31,7 @@ import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher, UnroutableError } from './publisher.js';
 import { purgeQueues } from './purge.js';
+import { BackendError, withTimeout } from '@celeriac/core';
 import type { Options } from 'amqplib';
 import { AmqpResults } from './results.js';
 import { Retention } from './retention.js';
@@ -290,7 +291,7 @@ export class AmqpBroker implements Broker {
   }
 
   deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
-    return readDeadLetters(this.link, queue, limit);
+    return operatorBound(readDeadLetters(this.link, queue, limit), `reading the dead letters of ${queue}`);
   }
 
   redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
@@ -304,7 +305,7 @@ export class AmqpBroker implements Broker {
   /** Rule 10: this process's prefetched buffer of the queue, then what RabbitMQ holds ready (purge.ts). */
   async purge(queue: string): Promise<number> {
     const dropped = this.#intake.drop(queue);
-    const purged = await purgeQueues(this.link, queue);
+    const purged = await operatorBound(purgeQueues(this.link, queue), `purging ${queue}`);
     // Purged ids (and their keys) may be published again; those leased here now stay known.
     this.#dedup.forgetQueue(queue, this.#leases.idsFor(queue));
     return dropped + purged;
@@ -375,4 +376,11 @@ class AmqpDelivery implements Delivery {
   release(at?: number): Promise<void> {
     return this.settler.release(this, at);
   }
+}
+
+/** Operator calls (dead letters, purge) wait for RabbitMQ at most this long, then reject naming what timed out. */
+const OPERATOR_BOUND_MS = 60_000;
+
+function operatorBound<T>(call: Promise<T>, what: string): Promise<T> {
+  return withTimeout(call, OPERATOR_BOUND_MS, () => new BackendError(`RabbitMQ did not finish ${what} within ${OPERATOR_BOUND_MS / 1_000} s`));
 }

@@ -65,8 +65,10 @@ export class DeadLetterQueue {
       try {
         await this.#bounded(this.settler.send(queue, Buffer.from(next.raw), props, 0), `republishing dead letter ${letter.id}`);
       } catch (err) {
-        // Not acked, so it stays a dead letter (if the publish landed after all, the claim absorbs the copy).
-        out.refused.push({ id: letter.id, reason: `could not republish: ${(err as Error).message}` });
+        // Not acked, so it stays a dead letter. A publish that timed out may still land: with a
+        // shared store the task claim runs it once; on RabbitMQ alone it may run, and a second
+        // redrive of the letter would run it again. The reason says so, so nobody redrives blindly.
+        out.refused.push({ id: letter.id, reason: `could not confirm the republish (it may or may not be queued; check the queue before redriving it again): ${(err as Error).message}` });
         return 'keep';
       }
       ch.ack(msg);

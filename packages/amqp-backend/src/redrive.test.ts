@@ -27,7 +27,7 @@ describe('amqp: a redrive whose republish fails', () => {
     try {
       const out = await other.broker.redrive(q, { ids: [msg.id] });
       expect(out.redriven).toEqual([]);
-      expect(out.refused).toEqual([{ id: msg.id, reason: expect.stringMatching(/could not republish: .*PRECONDITION_FAILED/) }]);
+      expect(out.refused).toEqual([{ id: msg.id, reason: expect.stringMatching(/could not confirm the republish \(it may or may not be queued; check the queue before redriving it again\): .*PRECONDITION_FAILED/) }]);
       expect((await other.broker.deadLetters(q)).map((x) => [x.id, x.reason])).toEqual([[msg.id, 'boom']]);
     } finally {
       await other.close();

@@ -37,7 +37,7 @@ export { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from './red
 export type { Redriven } from './redrive.js';
 export type { Broker, BrokerCapabilities, BrokerOptions, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats, RedriveResult } from './broker.js';
 export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, StoreOptions, TaskRef, TaskResult, TaskState } from './results.js';
-export { assertQueueName, assertTaskName, queueNamePattern, taskNamePattern } from './names.js';
+export { assertQueueName, assertTaskId, assertTaskName, queueNamePattern, taskIdPattern, taskNamePattern } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';
 export { attemptOf, backoffDelay, nextAttempt } from './retry.js';

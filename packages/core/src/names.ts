@@ -6,6 +6,13 @@ const QUEUE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$/;
 const TASK_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$/;
 
 export const queueNamePattern = QUEUE_NAME;
+/** Task ids as enqueue makes (UUIDs) or accepts them (`enqueue(…, { id })`). */
+export const taskIdPattern = /^[A-Za-z0-9_.:-]{1,200}$/;
+
+export function assertTaskId(id: string): string {
+  if (typeof id !== 'string' || !taskIdPattern.test(id)) throw new ValidationError('INVALID_NAME', `invalid task id ${JSON.stringify(id)}: a task id is 1–200 characters from A–Z a–z 0–9 _ . : -`);
+  return id;
+}
 export const taskNamePattern = TASK_NAME;
 
 export function assertQueueName(name: string): string {

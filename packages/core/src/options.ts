@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from './errors.js';
 import { DEFAULT_BROKER_OPTIONS } from './broker.js';
 import { MAX_PRIORITY } from './envelope.js';
-import { queueNamePattern } from './names.js';
+import { queueNamePattern, taskIdPattern } from './names.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -35,7 +35,7 @@ export type TaskOptions = z.output<typeof taskOptionsSchema>;
 export const enqueueOptionsSchema = z
   .object({
     /** Your own task id (e.g. to make a retried HTTP request enqueue once); default: a random UUID. */
-    id: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:-]+$/, 'must use A–Z a–z 0–9 _ . : -').optional(),
+    id: z.string().min(1).max(200).regex(taskIdPattern, 'must use A–Z a–z 0–9 _ . : -').optional(),
     idempotencyKey: z.string().min(1).max(512).optional(),
     delayMs: int(0).optional(),
     eta: epochMs.optional(),

@@ -8,6 +8,8 @@ const REDRIVE_CHUNK = 100;
 const DISCARD_CHUNK = 1_000;
 /** Messages a purge call takes from each ready list and from the delayed set (11 places). */
 const PURGE_CHUNK = 200;
+/** 10,000 rounds of 200: two million tasks per purge call at most. */
+const MAX_PURGE_ROUNDS = 10_000;
 
 /**
  * The operator's side of a Redis queue's dead letters (rules 8-10 of the Broker contract).
@@ -47,13 +49,15 @@ export class DeadLetters {
     return removed;
   }
 
+  /** In chunks (each one script); bounded by MAX_PURGE_ROUNDS so a producer outpacing it cannot keep it going forever. */
   async purge(keys: QueueKeys): Promise<number> {
     let removed = 0;
-    for (;;) {
+    for (let round = 0; round < MAX_PURGE_ROUNDS; round++) {
       const [n, more] = (await this.scripts.run('purge', keys.main, [keys.base, PURGE_CHUNK])) as [number, number];
       removed += n;
-      if (more === 0) return removed;
+      if (more === 0) break;
     }
+    return removed;
   }
 
   async #redriveChunk(keys: QueueKeys, ids: string[], out: RedriveResult): Promise<void> {

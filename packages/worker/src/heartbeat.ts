@@ -4,13 +4,17 @@ import { GLOBAL_SCOPE, HEARTBEAT_MS, REGISTRY, WORKER_TTL_MS, withTimeout, type 
 import type { Executor } from './executor.js';
 import { VERSION } from './version.js';
 
+/** How soon after a task starts the registry hears of it (one write for all that start meanwhile). */
+const SOON_MS = 200;
+
 /**
  * The worker's record in the registry (`app.inspect.workers()`).
  * 1. Written at start and every `HEARTBEAT_MS` with a TTL of three heartbeats, so a killed worker
  *    drops out within three heartbeats; a stopped one removes its record at once.
  * 2. Carries what an operator asks first: host, pid, queues, concurrency, the tasks running now,
  *    counts of tasks processed and failed.
- * 3. Every write is bounded (one heartbeat); failures are logged once, recovery too. None where
+ * 3. Also written shortly after tasks start (`soon`, coalesced), so a running task shows at once.
+ * 4. Every write is bounded (one heartbeat); failures are logged once, recovery too. None where
  *    the store keeps no coordination state (RabbitMQ alone).
  */
 export class Heartbeat {
@@ -19,6 +23,7 @@ export class Heartbeat {
   failed = 0;
   readonly #startedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
+  #soon: NodeJS.Timeout | undefined;
   #failing = false;
 
   constructor(
@@ -35,9 +40,24 @@ export class Heartbeat {
     this.#timer.unref?.();
   }
 
+  /**
+   * A write shortly after a task starts (coalesced: at most one per `SOON_MS`), so the registry
+   * shows a running task within a fraction of a second, not a heartbeat later.
+   */
+  soon(): void {
+    if (!this.coordination || this.#soon || this.#timer === undefined) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      void this.#beat();
+    }, SOON_MS);
+    this.#soon.unref?.();
+  }
+
   /** Stops beating and removes the record (bounded), so the worker leaves the registry at once. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    clearTimeout(this.#soon);
+    this.#timer = undefined;
     if (!this.coordination) return;
     const removal = this.coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.workers, id: this.id });
     await withTimeout(removal, HEARTBEAT_MS, () => new Error('timed out')).catch((err: unknown) =>

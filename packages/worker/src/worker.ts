@@ -38,8 +38,9 @@ export interface WorkerEvents {
 function terminateRevoked(executor: Executor, state: ControlState): void {
   if (state.revoked.size === 0) return;
   for (const [delivery] of executor.unsettled()) {
-    const id = delivery.message.id;
-    if (state.revoked.get(id)?.terminate) executor.abort(delivery, new TaskRevokedError(id));
+    const { id, queue } = delivery.message;
+    const revocation = state.revoked.get(id);
+    if (revocation?.terminate && (revocation.queue === null || revocation.queue === queue)) executor.abort(delivery, new TaskRevokedError(id));
   }
 }
 
@@ -78,6 +79,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return this.options.queues ?? this.#app.queues;
   }
 
+  /** The queues this worker is told are paused (`app.control.pause`), as of its last control poll. */
+  get pausedQueues(): string[] {
+    const paused = this.#parts?.control.state.paused;
+    return paused ? this.queues.filter((q) => paused.has(q)) : [];
+  }
+
   /** Tasks running right now. */
   get running(): number {
     return this.#parts?.executor.running ?? 0;
@@ -108,6 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
     const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
+    this.on('task:started', () => heartbeat.soon());
     this.on('task:succeeded', () => heartbeat.processed++);
     this.on('task:failed', () => {
       heartbeat.processed++;

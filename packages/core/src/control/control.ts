@@ -2,7 +2,7 @@ import type { App } from '../app.js';
 import type { RedriveResult } from '../broker.js';
 import { ValidationError } from '../errors.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
-import { assertQueueName } from '../names.js';
+import { assertQueueName, assertTaskId } from '../names.js';
 import { CONTROL_POLL_MS, coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
 
 export interface RevokeOptions {
@@ -33,6 +33,7 @@ export class Control {
    * A task a worker starts within about a second of the revoke may still start (`terminate` ends it).
    */
   async revoke(id: string, options: RevokeOptions = {}): Promise<RevokeResult> {
+    assertTaskId(id);
     const conn = await this.app.connection();
     const coordination = coordinationOf(conn, 'revoke');
     if (options.queue !== undefined) {

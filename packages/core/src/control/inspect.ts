@@ -6,8 +6,8 @@ import { assertQueueName } from '../names.js';
 import { nextTick } from '../schedule.js';
 import type { TaskState } from '../results.js';
 import { readProgress } from './progress.js';
-import { REGISTRY, runningOn, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
-import { coordinationOf, readControlState, revokedUnrun } from './state.js';
+import { MAX_LISTED, REGISTRY, runningOn, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
+import { coordinationOf, readControlState, revocationOf, revokedUnrun, type Revocation } from './state.js';
 
 export interface QueueInfo extends QueueStats {
   paused: boolean;
@@ -32,6 +32,8 @@ export interface TaskInfo {
   result?: unknown;
   error?: ErrorInfo;
   progress: unknown;
+  /** The revocation, when the task was revoked (it may not have ended yet). */
+  revoked: Revocation | null;
   /** The worker running it now, and since when. */
   worker: string | null;
   startedAt: number | null;
@@ -57,7 +59,7 @@ export class Inspect {
   async queues(): Promise<QueueInfo[]> {
     const conn = await this.app.connection();
     const coordination = coordinationOf(conn, 'inspect.queues');
-    const [known, control] = await Promise.all([coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues), readControlState(coordination)]);
+    const [known, control] = await Promise.all([coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues, { limit: MAX_LISTED.queues }), readControlState(coordination)]);
     const names = [...new Set([...known.map((r) => r.id), ...control.paused])].sort();
     const stats = await Promise.all(names.map((q) => conn.broker.stats(q)));
     return stats.map((s) => ({ ...s, paused: control.paused.has(s.queue) }));
@@ -65,7 +67,7 @@ export class Inspect {
 
   /** The workers alive now (a killed one drops out within three heartbeats), by id. */
   async workers(): Promise<WorkerInfo[]> {
-    const records = await coordinationOf(await this.app.connection(), 'inspect.workers').listRecords(GLOBAL_SCOPE, REGISTRY.workers);
+    const records = await coordinationOf(await this.app.connection(), 'inspect.workers').listRecords(GLOBAL_SCOPE, REGISTRY.workers, { limit: MAX_LISTED.workers });
     return records.map((r) => r.value as WorkerInfo).sort((a, b) => a.id.localeCompare(b.id));
   }
 
@@ -78,7 +80,7 @@ export class Inspect {
   async task(id: string, options: { queue?: string } = {}): Promise<TaskInfo | null> {
     const conn = await this.app.connection();
     const coordination = coordinationOf(conn, 'inspect.task');
-    const queues = options.queue !== undefined ? [assertQueueName(options.queue)] : (await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues)).map((r) => r.id);
+    const queues = options.queue !== undefined ? [assertQueueName(options.queue)] : (await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.queues, { limit: MAX_LISTED.queues })).map((r) => r.id);
     const running = await runningOn(coordination, id);
     const found = await Promise.all(queues.map((queue) => this.#lookup(id, queue, running?.queue === queue ? running : null)));
     return found.find((t) => t !== null) ?? null;
@@ -87,7 +89,7 @@ export class Inspect {
   /** Declared schedules (by the schedulers that run them), with their last and next runs. */
   async schedules(): Promise<ScheduleRuns[]> {
     const conn = await this.app.connection();
-    const declared = (await coordinationOf(conn, 'inspect.schedules').listRecords(GLOBAL_SCOPE, REGISTRY.schedules)).map((r) => r.value as ScheduleDeclaration);
+    const declared = (await coordinationOf(conn, 'inspect.schedules').listRecords(GLOBAL_SCOPE, REGISTRY.schedules, { limit: MAX_LISTED.schedules })).map((r) => r.value as ScheduleDeclaration);
     const marks = conn.results.marks;
     const now = Date.now();
     return Promise.all(
@@ -108,15 +110,17 @@ export class Inspect {
   async #lookup(id: string, queue: string, running: { worker: string; task: string; startedAt: number } | null): Promise<TaskInfo | null> {
     const conn = await this.app.connection();
     const ref = { id, queue };
-    const [record, waiting, progress, message] = await Promise.all([
+    const [record, waiting, progress, message, revocation] = await Promise.all([
       conn.results.get(ref),
       conn.broker.capabilities.taskStates ? conn.broker.state(ref) : Promise.resolve(null),
       readProgress(conn, ref),
       conn.broker.message ? conn.broker.message(ref) : Promise.resolve(null),
+      revocationOf(conn.results.coordination, id),
     ]);
     if (!record && !waiting && !running && !message) return null;
     const fromMessage = message && !record ? { maxAttempts: message.maxAttempts, payload: message.payload, enqueuedAt: message.createdAt } : { maxAttempts: null, payload: null, enqueuedAt: null };
-    const base = { id, queue, ...fromMessage, progress: progress?.value ?? null, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
+    const revoked = revocation && (revocation.queue === null || revocation.queue === queue) ? revocation : null;
+    const base = { id, queue, ...fromMessage, progress: progress?.value ?? null, revoked, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
     if (record) {
       const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
       return { ...base, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };

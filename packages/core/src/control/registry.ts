@@ -7,6 +7,9 @@ import { GLOBAL_SCOPE, type Coordination } from '../coordination.js';
  */
 export const REGISTRY = { queues: 'queues', workers: 'workers', schedules: 'schedules' } as const;
 
+/** How many of each a listing reads at most: far above real deployments, yet bounded. */
+export const MAX_LISTED = { queues: 100_000, workers: 10_000, schedules: 10_000 } as const;
+
 /** How often a worker refreshes its record; it lives three heartbeats, so a killed worker vanishes within that. */
 export const HEARTBEAT_MS = 2_000;
 export const WORKER_TTL_MS = 3 * HEARTBEAT_MS;
@@ -84,7 +87,7 @@ export function noteQueues(app: App, coordination: Coordination | null, queues: 
 
 /** The worker running task `id` now (its registry record lists it), if any. */
 export async function runningOn(coordination: Coordination, id: string): Promise<(ActiveTask & { worker: string }) | null> {
-  for (const { value } of await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.workers)) {
+  for (const { value } of await coordination.listRecords(GLOBAL_SCOPE, REGISTRY.workers, { limit: MAX_LISTED.workers })) {
     const w = value as WorkerInfo;
     const active = w.active.find((a) => a.id === id);
     if (active) return { worker: w.id, ...active };

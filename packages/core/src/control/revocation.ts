@@ -8,7 +8,9 @@ import { record, settle } from '../settlement.js';
  * this step costs no round trip.
  */
 export function notRevoked(run: Run): StepResult {
-  if (run.revoked?.(run.message.id) === undefined) return undefined;
+  const revocation = run.revoked?.(run.message.id);
+  // A revocation that named a queue applies there only (task ids are unique per queue).
+  if (revocation === undefined || (revocation.queue !== null && revocation.queue !== run.message.queue)) return undefined;
   return settleRevoked(run);
 }
 

@@ -1,6 +1,6 @@
 import type { Connection } from '../app.js';
 import type { TaskRef } from '../results.js';
-import { runningOn } from './registry.js';
+import { MAX_LISTED, runningOn } from './registry.js';
 import { GLOBAL_SCOPE, type Coordination } from '../coordination.js';
 import { ControlUnavailableError } from '../errors.js';
 
@@ -61,7 +61,7 @@ export function coordinationOf(conn: Connection, feature: string): Coordination 
 export async function readControlState(coordination: Coordination): Promise<ControlState & { truncated: boolean }> {
   const version = await coordination.version(GLOBAL_SCOPE);
   const [paused, revoked] = await Promise.all([
-    coordination.listRecords(GLOBAL_SCOPE, KINDS.paused),
+    coordination.listRecords(GLOBAL_SCOPE, KINDS.paused, { limit: MAX_LISTED.queues }),
     // Newest first (they share one TTL): past the limit, the oldest are the ones left out.
     coordination.listRecords(GLOBAL_SCOPE, KINDS.revoked, { limit: MAX_REVOCATIONS, latestFirst: true }),
   ]);
@@ -81,15 +81,23 @@ export async function revocationOf(coordination: Coordination | null, id: string
 }
 
 /**
- * Whether a revoked task will end `revoked` without running: it has no result yet, and it is not
- * running (a running task revoked without `terminate` finishes). Running is the broker's `active`
- * state where it tracks states, else the worker registry.
+ * How long after a revoke every worker has surely seen it (two control polls) and a task it had
+ * started shows in the registry (a worker writes its record soon after each start): from then on,
+ * a revoked task that is not running and has no outcome will never run.
+ */
+export const REVOCATION_SETTLED_MS = 2 * CONTROL_POLL_MS + 2_000;
+
+/**
+ * Whether a revoked task will end `revoked` without running, so a handle can say so at once: no
+ * outcome is stored, the revocation is older than `REVOCATION_SETTLED_MS`, and the task is not
+ * running (the broker's `active` state where it tracks states, else the worker registry). Before
+ * that, a worker that had not seen the revoke may have started it: the handle waits for its outcome.
  */
 export async function revokedUnrun(conn: Connection, ref: TaskRef): Promise<boolean> {
   const coordination = conn.results.coordination;
   const [stored, revocation] = await Promise.all([conn.results.get(ref), revocationOf(coordination, ref.id)]);
-  if (stored || !revocation) return false;
-  if (revocation.terminate) return true;
+  if (stored || !revocation || (revocation.queue !== null && revocation.queue !== ref.queue)) return false;
+  if (Date.now() - revocation.at < REVOCATION_SETTLED_MS) return false;
   const active = conn.broker.capabilities.taskStates ? (await conn.broker.state(ref)) === 'active' : (await runningOn(coordination!, ref.id)) !== null;
   return !active;
 }

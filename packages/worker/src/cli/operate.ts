@@ -48,7 +48,14 @@ interface Command {
   flags: readonly (keyof typeof ARGS)[];
   positionals: number;
   run: Run;
+  /** A destructive command: the question asked on a terminal without --yes (before any work or time limit). */
+  confirm?: (positionals: string[], values: Values) => string;
+  /** Its time limit, when longer than `OPERATE_TIMEOUT_MS` (work proportional to a queue's size). */
+  timeoutMs?: number;
 }
+
+/** The time limit of commands whose work grows with a queue (purge, redrive, discard). */
+export const BULK_TIMEOUT_MS = 120_000;
 
 const INSPECT: Record<string, Command> = {
   queues: {
@@ -92,6 +99,7 @@ const INSPECT: Record<string, Command> = {
         ['started', when(task.startedAt)],
         ['finished', when(task.finishedAt)],
         ['progress', task.progress === null ? '-' : JSON.stringify(task.progress)],
+        ['revoked', task.revoked ? `${when(task.revoked.at)}${task.revoked.terminate ? ' (terminate)' : ''}` : '-'],
       ];
       if ('result' in task) fields.push(['result', JSON.stringify(task.result)]);
       if (task.error) fields.push(['error', `${task.error.name}: ${task.error.message}`]);
@@ -145,8 +153,9 @@ const CONTROL: Record<string, Command> = {
     usage: 'celeriac purge <queue> --yes\n\nRemoves every ready and delayed task of the queue (running ones finish). Asks on a terminal without --yes.',
     flags: ['yes'],
     positionals: 1,
+    confirm: ([queue]) => `remove every waiting task of ${queue}?`,
+    timeoutMs: BULK_TIMEOUT_MS,
     run: async (app, [queue], values, io) => {
-      if (!(await confirmed(io, values, `remove every waiting task of ${queue}?`))) return refuse(io, `purge removes tasks for good: add --yes to confirm`);
       const count = await app.control.purge(queue!);
       return print(io, values.json ? json({ queue, purged: count }) : `purged ${count} task(s) from ${queue}`);
     },
@@ -155,6 +164,7 @@ const CONTROL: Record<string, Command> = {
     usage: 'celeriac redrive <queue> [--id <id> …]\n\nPuts dead letters back on the queue as fresh tasks (attempt 1, same id): those named, or all.',
     flags: ['id'],
     positionals: 1,
+    timeoutMs: BULK_TIMEOUT_MS,
     run: async (app, [queue], values, io) => {
       const result = await app.control.redrive(queue!, values.id === undefined ? {} : { ids: values.id });
       if (values.json) return print(io, json(result), result.refused.length > 0 ? 1 : 0);
@@ -166,9 +176,10 @@ const CONTROL: Record<string, Command> = {
     usage: 'celeriac discard <queue> --id <id> … [--yes]\n\nRemoves the named dead letters for good. Asks on a terminal without --yes.',
     flags: ['id', 'yes'],
     positionals: 1,
+    confirm: ([queue], values) => `remove ${values.id?.length ?? 0} dead letter(s) of ${queue} for good?`,
+    timeoutMs: BULK_TIMEOUT_MS,
     run: async (app, [queue], values, io) => {
       if (values.id === undefined) throw new UsageError('discard: name the dead letters with --id <id> (see celeriac inspect dead <queue>)');
-      if (!(await confirmed(io, values, `remove ${values.id.length} dead letter(s) of ${queue} for good?`))) return refuse(io, 'discard removes dead letters for good: add --yes to confirm');
       const count = await app.control.discard(queue!, { ids: values.id });
       return print(io, values.json ? json({ queue, discarded: count }) : `discarded ${count} dead letter(s) from ${queue}`, count === 0 ? 1 : 0);
     },
@@ -234,9 +245,14 @@ async function runCommand(name: string, command: Command, argv: string[], io: Op
     if (values[flag] !== undefined && !command.flags.includes(flag)) throw new UsageError(`celeriac ${name} does not take --${flag}\n\nUsage: ${command.usage}`);
   }
   if (positionals.length !== command.positionals) throw new UsageError(`celeriac ${name} takes ${command.positionals || 'no'} argument(s), got ${positionals.length}\n\nUsage: ${command.usage}`);
+  // Asked before anything starts (a person may take their time), never silently assumed.
+  if (command.confirm && !values.yes && !(await io.confirm?.(command.confirm(positionals, values)))) {
+    return refuse(io, `celeriac ${name} removes for good: add --yes to confirm`);
+  }
   const app = await openApp(values);
+  const timeoutMs = command.timeoutMs ?? OPERATE_TIMEOUT_MS;
   try {
-    return await withTimeout(command.run(app, positionals, values, io), OPERATE_TIMEOUT_MS, () => new UnreachableError(values));
+    return await withTimeout(command.run(app, positionals, values, io), timeoutMs, () => new UnreachableError(values, timeoutMs));
   } catch (err) {
     if (err instanceof ControlUnavailableError) return refuse(io, err.message);
     throw err;
@@ -247,9 +263,9 @@ async function runCommand(name: string, command: Command, argv: string[], io: Op
 
 /** The broker or store did not answer in time: exit 2, naming where it looked. */
 export class UnreachableError extends CeleriacError {
-  constructor(values: Values) {
+  constructor(values: Values, timeoutMs: number) {
     const url = values.broker ?? process.env.CELERIAC_BROKER_URL;
-    super('BACKEND', `no answer from the broker or store${url ? ` at ${redactUrl(url)}` : ''} within ${OPERATE_TIMEOUT_MS / 1_000} s: is it running, and is the URL right?`);
+    super('BACKEND', `no answer from the broker or store${url ? ` at ${redactUrl(url)}` : ''} within ${timeoutMs / 1_000} s: is it running, and is the URL right?`);
   }
 }
 
@@ -273,12 +289,6 @@ function positiveInt(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be an integer ≥ 1 (got ${value})`);
   return n;
-}
-
-/** A destructive command goes ahead with --yes, or when a person on a terminal says yes; never silently. */
-async function confirmed(io: OperateIo, values: Values, question: string): Promise<boolean> {
-  if (values.yes) return true;
-  return io.confirm ? io.confirm(question) : false;
 }
 
 function print(io: OperateIo, text: string, code = 0): number {
