@@ -56,6 +56,10 @@ export class Executor {
   #suspect: Delivery | undefined;
   /** Ends a suspect's wait for the others after `leaseMs` (one timer for the head of the line). */
   #suspectTimer: NodeJS.Timeout | undefined;
+  /** Tasks that ended here (their outcome stored): for the worker registry, counted without events. */
+  readonly ended = { processed: 0, failed: 0 };
+  /** Told when a handler starts (the worker registry writes soon after). */
+  onStart: () => void = () => {};
   /** The worker's view of revocations (its ControlWatcher); none by default. */
   revoked: NonNullable<RunOptions['revoked']> = () => undefined;
   #slotWaiters: (() => void)[] = [];
@@ -164,7 +168,15 @@ export class Executor {
 
   #start(delivery: Delivery, attempt: Attempt): void {
     this.#handlers++;
+    this.onStart();
     runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger })
+      .then((outcome) => {
+        if (outcome === 'succeeded') this.ended.processed++;
+        else if (outcome === 'failed' || outcome === 'expired' || outcome === 'revoked') {
+          this.ended.processed++;
+          this.ended.failed++;
+        }
+      })
       .catch((err: unknown) => {
         // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
         this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');

@@ -19,8 +19,6 @@ const SOON_MS = 200;
  */
 export class Heartbeat {
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
-  processed = 0;
-  failed = 0;
   readonly #startedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
@@ -74,8 +72,8 @@ export class Heartbeat {
       queues: [...this.queues],
       concurrency: this.executor.concurrency,
       active,
-      processed: this.processed,
-      failed: this.failed,
+      processed: this.executor.ended.processed,
+      failed: this.executor.ended.failed,
       startedAt: this.#startedAt,
       lastSeen: now,
       version: VERSION,

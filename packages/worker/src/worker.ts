@@ -115,12 +115,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
     const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
-    this.on('task:started', () => heartbeat.soon());
-    this.on('task:succeeded', () => heartbeat.processed++);
-    this.on('task:failed', () => {
-      heartbeat.processed++;
-      heartbeat.failed++;
-    });
+    executor.onStart = () => heartbeat.soon();
     this.#parts = { executor, fetcher, leases, scheduler, control, heartbeat };
     noteQueues(this.#app, conn.results.coordination, this.queues);
     await Promise.all([control.start(), heartbeat.start()]); // pauses and revocations apply from the first fetch
