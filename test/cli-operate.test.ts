@@ -127,6 +127,38 @@ describe('celeriac inspect and control commands', () => {
     expect([discarded.code, JSON.parse(discarded.stdout)]).toEqual([0, { queue, discarded: 1 }]);
   });
 
+  it('every inspect and control command prints JSON with --json', async () => {
+    const { app, queue, job } = setup();
+    const name = `json-${queue}`;
+    app.schedule(name, { every: '1h', task: job, payload: { n: 0 } });
+    const scheduler = new Scheduler(app);
+    await scheduler.start();
+    await scheduler.stop();
+    const bad = app.task('op.bad-json', { input: z.object({}), retry: { maxAttempts: 1 } }, () => {
+      throw new Error('boom');
+    });
+    const w = new Worker(app, { queues: [queue], blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const dead = await bad.enqueue({});
+    await expect(dead.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await w.stop();
+    await expect.poll(async () => (await (await app.connection()).broker.stats(queue)).dead, { timeout: 10_000 }).toBe(1);
+    const waiting = await job.enqueue({ n: 1 });
+    const run = async (...args: string[]) => {
+      const r = await celeriac([...args, '--json', '--broker', url]);
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout) as unknown;
+    };
+    expect(await run('inspect', 'dead', queue)).toEqual([expect.objectContaining({ id: dead.id, reason: 'failed after 1 attempt(s): boom', at: expect.any(Number) })]);
+    expect(((await run('inspect', 'schedules')) as { name: string }[]).find((s) => s.name === name)).toMatchObject({ name, task: 'op.job', queue, expression: '1h', nextRun: expect.any(Number) });
+    expect(await run('pause', queue)).toEqual({ queue, paused: true });
+    expect(await run('resume', queue)).toEqual({ queue, paused: false, wasPaused: true });
+    expect(await run('revoke', waiting.id)).toEqual({ id: waiting.id, status: 'revoked' });
+    expect(await run('redrive', queue, '--id', dead.id)).toEqual({ redriven: [dead.id], refused: [] });
+    expect(await run('purge', queue, '--yes')).toEqual({ queue, purged: 2 }); // the waiting one and the redriven one
+  });
+
   it('says what is wrong: no broker, a bad subject or flag (exit 2); RabbitMQ alone refuses, naming the fix (exit 1)', async () => {
     const none = await celeriac(['inspect', 'queues']);
     expect([none.code, none.stderr.trim()]).toEqual([2, 'celeriac: give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>']);

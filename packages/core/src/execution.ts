@@ -30,8 +30,8 @@ export interface RunOptions {
   attempt: Attempt;
   leaseMs: number;
   onEvent?: (event: TaskEvent) => void;
-  /** The worker's in-memory view of revocations (see control/state.ts): a revoked task is not run. */
-  revoked?: (taskId: string) => Revocation | undefined;
+  /** The worker's in-memory view of revocations by task id (see control/state.ts): a revoked task is not run. */
+  revoked?: ReadonlyMap<string, Revocation>;
   /** Where `ctx.log` writes (bound to the task): the worker's logger; default the app's. */
   logger?: Logger;
 }

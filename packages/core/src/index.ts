@@ -36,7 +36,7 @@ export { DEFAULT_BROKER_OPTIONS } from './broker.js';
 export { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from './redrive.js';
 export type { Redriven } from './redrive.js';
 export type { Broker, BrokerCapabilities, BrokerOptions, DeadLetter, Delivery, FetchRequest, Published, PublishOptions, QueueStats, RedriveResult } from './broker.js';
-export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, ResultBackendCapabilities, Settlement, StoreOptions, TaskRef, TaskResult, TaskState } from './results.js';
+export type { FinalState, KeyClaim, KeyRef, MarkStore, ResultBackend, Store, ResultBackendCapabilities, Settlement, StoreOptions, TaskRef, TaskResult, TaskState } from './results.js';
 export { assertQueueName, assertTaskId, assertTaskName, queueNamePattern, taskIdPattern, taskNamePattern } from './names.js';
 export { enqueueOptionsSchema, parseOptions, retryPolicySchema, taskOptionsSchema } from './options.js';
 export type { EnqueueOptions, RetryPolicy, TaskOptions } from './options.js';

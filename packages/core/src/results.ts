@@ -132,3 +132,9 @@ export interface KeyRef {
   queue: string;
   key: string;
 }
+
+/**
+ * The store as the control plane sees it: results, claims, marks and `coordination` (one
+ * contract; `ResultBackend` is its older name and stays).
+ */
+export type Store = ResultBackend;

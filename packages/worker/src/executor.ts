@@ -1,4 +1,4 @@
-import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type Logger, type RunOptions, type TaskEvent } from '@celeriac/core';
+import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type Logger, type RunOptions, type RunOutcome, type TaskEvent } from '@celeriac/core';
 
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
@@ -61,7 +61,7 @@ export class Executor {
   /** Told when a handler starts (the worker registry writes soon after). */
   onStart: () => void = () => {};
   /** The worker's view of revocations (its ControlWatcher); none by default. */
-  revoked: NonNullable<RunOptions['revoked']> = () => undefined;
+  revoked: NonNullable<RunOptions['revoked']> = new Map();
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
 
@@ -170,18 +170,22 @@ export class Executor {
     this.#handlers++;
     this.onStart();
     runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger })
-      .then((outcome) => {
-        if (outcome === 'succeeded') this.ended.processed++;
-        else if (outcome === 'failed' || outcome === 'expired' || outcome === 'revoked') {
-          this.ended.processed++;
-          this.ended.failed++;
-        }
-      })
-      .catch((err: unknown) => {
-        // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
-        this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
-      })
+      .then(
+        (outcome) => this.#count(outcome),
+        (err: unknown) => {
+          // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
+          this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
+        },
+      )
       .finally(() => this.#done(delivery, attempt));
+  }
+
+  #count(outcome: RunOutcome): void {
+    if (outcome === 'succeeded') this.ended.processed++;
+    else if (outcome === 'failed' || outcome === 'expired' || outcome === 'revoked') {
+      this.ended.processed++;
+      this.ended.failed++;
+    }
   }
 
   /**

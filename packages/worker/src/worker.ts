@@ -101,8 +101,14 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.#stopping) return; // stopped while connecting: start nothing
     const { concurrency, leaseMs, blockMs } = this.options;
     const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e), this.#logger);
-    const control = new ControlWatcher(this.#app, conn, { pollMs: CONTROL_POLL_MS, boundMs: leaseMs, onChange: (state) => terminateRevoked(executor, state) });
-    executor.revoked = (id) => control.state.revoked.get(id);
+    const control = new ControlWatcher(this.#app, conn, {
+      pollMs: CONTROL_POLL_MS,
+      boundMs: leaseMs,
+      onChange: (state) => {
+        executor.revoked = state.revoked;
+        terminateRevoked(executor, state);
+      },
+    });
     const fetcher = new Fetcher(this.#app, conn, executor, {
       queues: this.queues,
       leaseMs,

@@ -8,7 +8,8 @@ import { record, settle } from '../settlement.js';
  * this step costs no round trip.
  */
 export function notRevoked(run: Run): StepResult {
-  const revocation = run.revoked?.(run.message.id);
+  const revoked = run.revoked;
+  const revocation = revoked === undefined || revoked.size === 0 ? undefined : revoked.get(run.message.id);
   // A revocation that named a queue applies there only (task ids are unique per queue).
   if (revocation === undefined || (revocation.queue !== null && revocation.queue !== run.message.queue)) return undefined;
   return settleRevoked(run);
