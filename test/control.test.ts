@@ -1,37 +1,14 @@
 import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, type App, type TaskHandle } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
-import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { Worker } from '@celeriac/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
-import { CLUSTER_URL, ensureCluster, removeClusterPrefix } from './redis/cluster.js';
-import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+import { controlBackends } from './support/control-backends.js';
 
 // app.control on every broker that keeps shared state: pause and resume, revoke (before start,
 // while delayed, across a worker restart, with terminate), and RabbitMQ alone refusing clearly.
-const prefix = uniquePrefix('control');
-beforeAll(() => ensureCluster(), 120_000);
-afterAll(() => Promise.all([removePrefix(prefix), removeClusterPrefix(prefix)]));
-
-const BACKENDS = [
-  { name: 'memory', options: () => ({ broker: `memory://control-${uniqueQueue('m')}` }) },
-  { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
-  { name: 'redis-cluster', options: () => ({ broker: urlWith(prefix, CLUSTER_URL) }) },
-  { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
-] as const;
-
-const apps: App[] = [];
-const workers: Worker[] = [];
-afterEach(async () => {
-  for (const w of workers.splice(0)) await w.stop({ graceMs: 1_000 });
-  for (const a of apps.splice(0)) {
-    const { broker } = await a.connection();
-    const amqp = broker as Partial<AmqpBroker>;
-    if (amqp.declaredQueues) await amqp.link!.withChannel(async (ch) => void (await Promise.all([...amqp.declaredQueues!].map((n) => ch.deleteQueue(n).catch(() => {})))));
-    await a.close();
-  }
-});
+const { backends: BACKENDS, apps, workers } = controlBackends('control');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

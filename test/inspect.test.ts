@@ -2,39 +2,17 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ControlUnavailableError, createApp, WORKER_TTL_MS, type App } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
-import type { AmqpBroker } from '@celeriac/amqp-backend';
 import { Scheduler, Worker } from '@celeriac/worker';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
-import { CLUSTER_URL, ensureCluster, removeClusterPrefix } from './redis/cluster.js';
-import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+import { urlWith } from './redis/helpers.js';
+import { controlBackends } from './support/control-backends.js';
 
 // app.inspect from another app on the same stores (as `celeriac inspect` runs): queues found
 // without a list, the worker registry (a stopped worker leaves at once, a killed one within three
 // heartbeats), one task through its life, the schedules a scheduler declared.
-const prefix = uniquePrefix('inspect');
-beforeAll(() => ensureCluster(), 120_000);
-afterAll(() => Promise.all([removePrefix(prefix), removeClusterPrefix(prefix)]));
-
-const BACKENDS = [
-  { name: 'memory', options: () => ({ broker: `memory://inspect-${uniqueQueue('m')}` }) },
-  { name: 'redis', options: () => ({ broker: urlWith(prefix) }) },
-  { name: 'redis-cluster', options: () => ({ broker: urlWith(prefix, CLUSTER_URL) }) },
-  { name: 'amqp+redis', options: () => ({ broker: AMQP_URL, results: urlWith(prefix) }) },
-] as const;
-
-const apps: App[] = [];
-const workers: Worker[] = [];
-afterEach(async () => {
-  for (const w of workers.splice(0)) await w.stop({ graceMs: 1_000 });
-  for (const a of apps.splice(0)) {
-    const { broker } = await a.connection();
-    const amqp = broker as Partial<AmqpBroker>;
-    if (amqp.declaredQueues) await amqp.link!.withChannel(async (ch) => void (await Promise.all([...amqp.declaredQueues!].map((n) => ch.deleteQueue(n).catch(() => {})))));
-    await a.close();
-  }
-});
+const { prefix, backends: BACKENDS, apps, workers } = controlBackends('inspect');
 
 function open(options: object, queue: string): App {
   const app = createApp({ ...(options as { broker: string }), defaultQueue: queue });

@@ -1,4 +1,5 @@
 import type { Link } from './link.js';
+import { onQueue } from './stats.js';
 import { DELAY_LEVELS, delayQueue, workQueue } from './names.js';
 
 /**
@@ -14,12 +15,6 @@ export async function purgeQueues(link: Link, queue: string): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-// A purge of a missing queue closes its channel with 404: one throwaway channel each (as stats.ts).
-async function purgeIfExists(link: Link, name: string): Promise<number> {
-  try {
-    return await link.withChannel(async (ch) => (await ch.purgeQueue(name)).messageCount);
-  } catch (err) {
-    if (/NOT_FOUND|404/.test(String((err as Error).message))) return 0;
-    throw err;
-  }
+function purgeIfExists(link: Link, name: string): Promise<number> {
+  return onQueue(link, async (ch) => (await ch.purgeQueue(name)).messageCount, 0);
 }

@@ -29,23 +29,31 @@ export async function readStats(link: Link, queue: string, local: { ready: numbe
   };
 }
 
-// A passive declare of a missing queue closes its channel with 404: one throwaway channel each.
-async function count(link: Link, name: string): Promise<number> {
+/**
+ * Runs `work` on a throwaway channel; `absent` when it touched a queue that does not exist (a
+ * passive declare, a get or a purge of a missing queue closes its channel with 404).
+ */
+export async function onQueue<T>(link: Link, work: (ch: Channel) => Promise<T>, absent: T): Promise<T> {
   try {
-    return await link.withChannel(async (ch) => (await ch.checkQueue(name)).messageCount);
+    return await link.withChannel(work);
   } catch (err) {
-    if (/NOT_FOUND|404/.test(String((err as Error).message))) return 0;
+    if (/NOT_FOUND|404/.test(String((err as Error).message))) return absent;
     throw err;
   }
+}
+
+function count(link: Link, name: string): Promise<number> {
+  return onQueue(link, async (ch) => (await ch.checkQueue(name)).messageCount, 0);
 }
 
 /**
  * Reads up to `limit` dead letters, oldest first, without removing them: `basic.get` without ack
  * on a throwaway channel whose close hands them all back in place.
  */
-export async function readDeadLetters(link: Link, queue: string, limit: number): Promise<DeadLetter[]> {
-  try {
-    return await link.withChannel(async (ch: Channel) => {
+export function readDeadLetters(link: Link, queue: string, limit: number): Promise<DeadLetter[]> {
+  return onQueue(
+    link,
+    async (ch) => {
       await ch.checkQueue(deadQueue(queue));
       const out: DeadLetter[] = [];
       while (out.length < limit) {
@@ -54,9 +62,7 @@ export async function readDeadLetters(link: Link, queue: string, limit: number):
         out.push(letterOf(msg));
       }
       return out;
-    });
-  } catch (err) {
-    if (/NOT_FOUND|404/.test(String((err as Error).message))) return [];
-    throw err;
-  }
+    },
+    [],
+  );
 }
