@@ -1,4 +1,4 @@
-import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, type App, type TaskHandle } from '@celeriac/core';
+import { ControlUnavailableError, createApp, TaskFailedError, TaskRevokedError, ValidationError, type App, type TaskHandle } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { Worker } from '@celeriac/worker';
 import { describe, expect, it } from 'vitest';
@@ -92,6 +92,44 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     await expect(delayed.result({ timeoutMs: 15_000 })).rejects.toMatchObject({ state: 'revoked' });
     expect(await storedState(delayed)).toBe('revoked'); // the restarted worker dropped it when due
     expect(runs).toEqual([]);
+  });
+
+  it('a revocation that names a queue applies there only; a bad task id is refused', async () => {
+    const { app, queue, work, runs, start } = setup();
+    const other = createApp({ ...options(), defaultQueue: uniqueQueue('ctl') });
+    apps.push(other);
+    const sameIdElsewhere = other.task('ctl.work', { input: z.object({}) }, () => void runs.push('elsewhere'));
+    await app.control.revoke('order-77', { queue });
+    const here = await work.enqueue({}, { id: 'order-77' });
+    const there = await sameIdElsewhere.enqueue({}, { id: 'order-77' });
+    await start();
+    const w2 = new Worker(other, { queues: [there.queue], blockMs: 200 });
+    workers.push(w2);
+    await w2.start();
+    await expect(here.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'revoked' });
+    await there.result({ timeoutMs: 10_000 });
+    expect(runs).toEqual(['elsewhere']);
+    await expect(app.control.revoke('')).rejects.toThrow(/invalid task id ""/);
+    await expect(app.control.revoke('has space')).rejects.toThrow(ValidationError);
+  });
+
+  it('a redrive lifts the revocation of the task it puts back', async () => {
+    const { app, queue, runs, start } = setup();
+    let fail = true;
+    const flaky = app.task('ctl.flaky-revoked', { input: z.object({}), retry: { maxAttempts: 1 } }, (_, ctx) => {
+      runs.push(ctx.id);
+      if (fail) throw new Error('not yet');
+      return 'ok';
+    });
+    await start();
+    const h = await flaky.enqueue({});
+    await expect(h.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await h.revoke(); // the operator revoked it, then changed their mind and redrove it
+    await expect.poll(async () => (await app.inspect.deadLetters(queue)).length, { timeout: 10_000 }).toBe(1);
+    fail = false;
+    expect(await app.control.redrive(queue)).toEqual({ redriven: [h.id], refused: [] });
+    expect(await h.result({ timeoutMs: 15_000 })).toBe('ok');
+    expect(runs).toEqual([h.id, h.id]);
   });
 
   it('terminate aborts a running task with TaskRevokedError; it ends revoked and is not retried', async () => {
