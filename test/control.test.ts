@@ -132,6 +132,29 @@ describe.each(BACKENDS)('app.control on $name', ({ options }) => {
     expect(runs).toEqual([h.id, h.id]);
   });
 
+  it('a redrive lifts no revocation of a task that is not its dead letter, nor one naming another queue', async () => {
+    const { app, queue, work, runs, start } = setup();
+    const delayed = await work.enqueue({}, { delayMs: 1_500 });
+    await delayed.revoke();
+    await app.control.revoke('same-id', { queue: 'other-queue' });
+    const result = await app.control.redrive(queue, { ids: [delayed.id, 'same-id'] });
+    expect(result.refused.map((r) => r.id).sort()).toEqual([delayed.id, 'same-id'].sort());
+    await start();
+    await expect(delayed.result({ timeoutMs: 15_000 })).rejects.toMatchObject({ state: 'revoked' });
+    expect(runs).toEqual([]);
+    const revoked = await (await app.connection()).results.coordination!.getRecords('*', 'revoked', ['same-id']);
+    expect(revoked).toEqual([expect.objectContaining({ queue: 'other-queue' })]);
+  });
+
+  it('result() of a task revoked while it waits far ahead says revoked once that is sure, not at its eta', async () => {
+    const { work, start } = setup();
+    await start();
+    const later = await work.enqueue({}, { delayMs: 120_000 });
+    await later.revoke();
+    const err = await later.result({ timeoutMs: 20_000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ state: 'revoked', error: { name: 'TaskRevokedError' } });
+  });
+
   it('terminate aborts a running task with TaskRevokedError; it ends revoked and is not retried', async () => {
     const { work, runs, aborts, start } = setup();
     await start();

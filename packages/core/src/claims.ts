@@ -86,7 +86,7 @@ export async function releaseClaims(run: Run): Promise<void> {
   const held = run.control.claims.filter((c): c is HeldClaim => !c.done && 'release' in c);
   await Promise.all(
     held.map((c) =>
-      withinLease(run, `releasing the ${c.kind} claim`, c.release()).catch((err: unknown) => run.app.logger.warn({ taskId: run.message.id, claim: c.kind, err: String(err) }, 'could not release a claim; it lapses with its lease')),
+      withinLease(run, `releasing the ${c.kind} claim`, c.release()).catch((err: unknown) => run.logger.warn({ taskId: run.message.id, claim: c.kind, err: String(err) }, 'could not release a claim; it lapses with its lease')),
     ),
   );
 }

@@ -101,10 +101,16 @@ export function listLimit(options?: { limit?: number }): number {
   return limit;
 }
 
-/** A semaphore name: any text of 1–512 characters (it follows the scope's hash tag inside a key). */
+/** Semaphore names the store keeps for itself: an idempotency key's claim is `key:<key>`. */
+export const RESERVED_SEMAPHORE_PREFIX = 'key:';
+
+/** A semaphore name: any text of 1–512 characters (it follows the scope's hash tag inside a key), not starting with `key:`. */
 export function assertSemaphoreName(name: string): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 512) {
     throw new ValidationError('INVALID_NAME', `invalid semaphore name ${JSON.stringify(name)}: use 1–512 characters`);
+  }
+  if (name.startsWith(RESERVED_SEMAPHORE_PREFIX)) {
+    throw new ValidationError('INVALID_NAME', `invalid semaphore name ${JSON.stringify(name)}: names starting with "${RESERVED_SEMAPHORE_PREFIX}" are the idempotency key claims'`);
   }
   return name;
 }

@@ -291,3 +291,22 @@ describe('idempotency keys outlive what depends on them', () => {
     expect(again).toMatchObject({ id: first.id, duplicate: true });
   });
 });
+
+describe('ctx', () => {
+  it('works destructured and spread: signal, log and progress are there either way', async () => {
+    const { app, broker, queue } = setup();
+    const seen: Record<string, string[]> = {};
+    const t = app.task('ctx.shape', { input: z.object({}) }, async (_, ctx) => {
+      const { signal, log, progress, id, attempt } = ctx;
+      const spread = { ...ctx, extra: 1 };
+      seen.destructured = [typeof signal.aborted, typeof log.info, typeof progress, typeof id, typeof attempt];
+      seen.spread = [typeof spread.signal?.aborted, typeof spread.log?.info, typeof spread.progress, typeof spread.id, String(spread.extra)];
+      await progress({ done: 1 }); // detached: still records for this task
+      return 'ok';
+    });
+    const h = await t.enqueue({});
+    expect(await run(app, await fetchOne(broker, queue))).toBe('succeeded');
+    expect(seen).toEqual({ destructured: ['boolean', 'function', 'function', 'string', 'number'], spread: ['boolean', 'function', 'function', 'string', '1'] });
+    expect((await h.progress())?.value).toEqual({ done: 1 });
+  });
+});

@@ -101,11 +101,11 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
     throw new Error('celeriac bug: the pipeline ended without settling the delivery');
   } catch (err) {
     if (err instanceof LeaseLostError) {
-      app.logger.warn({ taskId: delivery.message.id }, err.message);
+      run.logger.warn({ taskId: delivery.message.id }, err.message);
       return 'lost';
     }
     if (err instanceof StoreStalledError) {
-      app.logger.warn({ taskId: delivery.message.id }, err.message);
+      run.logger.warn({ taskId: delivery.message.id }, err.message);
       // Given back while the lease is ours: no lapse is counted, another worker (or we) runs it.
       await settling(run).release();
       return 'released';
@@ -126,7 +126,7 @@ function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, lease
     try {
       onEvent?.(event);
     } catch (err) {
-      app.logger.error({ taskId: message.id, event: event.type, err: String(err) }, 'a task event listener threw; the task goes on');
+      logger.error({ taskId: message.id, event: event.type, err: String(err) }, 'a task event listener threw; the task goes on');
     }
   };
   const storeApart = conn.results !== conn.broker.results;

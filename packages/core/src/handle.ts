@@ -1,5 +1,5 @@
 import { ControlUnavailableError, ResultTimeoutError, TaskFailedError, TaskRevokedError, toErrorInfo, ValidationError } from './errors.js';
-import { revokedUnrun } from './control/state.js';
+import { REVOCATION_SETTLED_MS, revocationOf, revokedUnrun } from './control/state.js';
 import type { ResultBackend } from './results.js';
 import type { Connection } from './app.js';
 import type { RevokeResult } from './control/control.js';
@@ -62,17 +62,24 @@ export class TaskHandle<R = unknown> implements TaskRef {
     const conn = Number.isFinite(limit) ? await withTimeout(connecting, limit, () => new ResultTimeoutError(this.id, limit)) : await connecting;
     const { results } = conn;
     this.#assertKnowable(results);
-    // A revoked task that is not running will not run: say so now, not when (or if) a worker drops it.
-    if (await revokedUnrun(conn, this)) throw new TaskFailedError(this.id, 'revoked', toErrorInfo(new TaskRevokedError(this.id)));
+    // A revoked task that is not running will not run: say so once that is sure (`revokedUnrun`),
+    // not when (or if) a worker drops it. Until then the wait is cut at that moment to look again.
+    const revocation = await revocationOf(results.coordination, this.id);
+    let settledAt = revocation ? revocation.at + REVOCATION_SETTLED_MS : Infinity;
     for (;;) {
+      if (Date.now() >= settledAt) {
+        if (await revokedUnrun(conn, this)) throw new TaskFailedError(this.id, 'revoked', toErrorInfo(new TaskRevokedError(this.id)));
+        settledAt = Infinity; // running (or done): its outcome comes as for any task
+      }
       const left = limit - (Date.now() - started);
-      const slice = Math.max(0, Math.min(left, MAX_TIMER_MS));
+      const slice = Math.max(0, Math.min(left, MAX_TIMER_MS, settledAt - Date.now()));
       const record = await results.wait(this, { timeoutMs: slice, ...(options.signal ? { signal: options.signal } : {}) });
       if (record) {
         if (record.state === 'succeeded') return record.value as R;
         throw new TaskFailedError(this.id, record.state, record.error ?? null);
       }
       if (options.signal?.aborted) throw options.signal.reason;
+      if (Date.now() >= settledAt) continue;
       if (Date.now() - started >= limit) throw new ResultTimeoutError(this.id, limit);
     }
   }

@@ -16,7 +16,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : control.reason instanceof TaskRevokedError ? settleRevoked(run) : release(run); // before it began
   run.emit({ type: 'task:started', message, attempt: run.attempt });
   const started = Date.now();
-  const ctx = new HandlerContext(run);
+  const ctx = handlerContext(run);
   const timeoutMs = task!.options.timeoutMs;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => control.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);
   const work = Promise.resolve().then(() => task!.handler(run.input, ctx));
@@ -71,43 +71,29 @@ function toJson(value: unknown, task: string): unknown {
 }
 
 /**
- * `ctx` as a handler gets it. A class, so a task costs one small object: `signal`, `log` and
- * `progress` are getters on the prototype, made on first use (most handlers use none). Each
- * returns a value that works detached, so `async (input, { signal, progress }) => …` works.
+ * `ctx` as a handler gets it: `signal`, `log` and `progress` are made on first use (most handlers
+ * use none), as own getters, so destructuring and spreading `ctx` both work.
  */
-class HandlerContext implements TaskContext {
-  readonly id: string;
-  readonly task: string;
-  readonly queue: string;
-  readonly attempt: number;
-  readonly maxAttempts: number;
-  readonly idempotencyKey: string | null;
-  readonly #run: Run;
-  #log: Logger | undefined;
-  #progress: ((value: unknown) => Promise<void>) | undefined;
-
-  constructor(run: Run) {
-    const { message } = run;
-    this.#run = run;
-    this.id = message.id;
-    this.task = message.task;
-    this.queue = message.queue;
-    this.attempt = run.attempt;
-    this.maxAttempts = message.maxAttempts;
-    this.idempotencyKey = message.idempotencyKey;
-  }
-
-  get signal(): AbortSignal {
-    return this.#run.control.signal;
-  }
-
-  /** Bound to the task on first use (a pino child per task is not free). */
-  get log(): Logger {
-    return (this.#log ??= childLogger(this.#run.logger, { taskId: this.id, task: this.task, attempt: this.attempt }));
-  }
-
-  get progress(): (value: unknown) => Promise<void> {
-    const run = this.#run;
-    return (this.#progress ??= (value) => reportProgress(run.conn, run.message, value, run.app.options.resultTtlMs, run.leaseMs));
-  }
+function handlerContext(run: Run): TaskContext {
+  const { message, attempt } = run;
+  let log: Logger | undefined;
+  let progress: ((value: unknown) => Promise<void>) | undefined;
+  return {
+    id: message.id,
+    task: message.task,
+    queue: message.queue,
+    attempt,
+    maxAttempts: message.maxAttempts,
+    idempotencyKey: message.idempotencyKey,
+    get signal() {
+      return run.control.signal;
+    },
+    // Bound to the task on first use: a pino child per task is not free.
+    get log() {
+      return (log ??= childLogger(run.logger, { taskId: message.id, task: message.task, attempt }));
+    },
+    get progress() {
+      return (progress ??= (value: unknown) => reportProgress(run.conn, message, value, run.app.options.resultTtlMs, run.leaseMs));
+    },
+  };
 }

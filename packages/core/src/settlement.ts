@@ -68,7 +68,7 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
     // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.
     if (err instanceof LeaseLostError && !run.storeApart && result.state === 'succeeded' && result.idempotencyKey !== null) {
       await withinLease(run, 'storing the outcome of a stale owner', conn.results.store(settlement)).catch((stall: unknown) =>
-        app.logger.warn({ taskId: run.message.id, err: String(stall) }, 'could not record the success of a stale owner under its key; the key runs again'),
+        run.logger.warn({ taskId: run.message.id, err: String(stall) }, 'could not record the success of a stale owner under its key; the key runs again'),
       );
     }
     throw err;

@@ -14,13 +14,17 @@ if ARGV[2] == '1' then
 else
   ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'LIMIT', 0, tonumber(ARGV[1]))
 end
-if #ids == 0 then return {} end
-local values = redis.call('HMGET', KEYS[1], unpack(ids))
 local out = {}
-for i = 1, #ids do
-  if values[i] then
-    out[#out + 1] = ids[i]
-    out[#out + 1] = values[i]
+-- HMGET in chunks: Lua's unpack() takes at most a few thousand values.
+for from = 1, #ids, 1000 do
+  local chunk = {}
+  for i = from, math.min(from + 999, #ids) do chunk[#chunk + 1] = ids[i] end
+  local values = redis.call('HMGET', KEYS[1], unpack(chunk))
+  for i = 1, #chunk do
+    if values[i] then
+      out[#out + 1] = chunk[i]
+      out[#out + 1] = values[i]
+    end
   end
 end
 return out

@@ -111,7 +111,7 @@ export class Executor {
   #dropClaims([delivery, running]: [Delivery, Running]): void {
     if (running.claimsDropped) return;
     running.claimsDropped = true;
-    this.app.logger.warn(
+    this.logger.warn(
       { taskId: delivery.message.id },
       'a handler that ignored its abort signal still runs past its bound; its store claims (idempotency key, task) are no longer renewed and lapse, so another delivery may run the task',
     );
@@ -129,7 +129,7 @@ export class Executor {
     });
     if (suspect && (this.#suspect || this.#suspects.length > 0)) {
       // Given back at once, unrun (a release: no lapse), with no claim taken: for another worker.
-      void delivery.release().catch((err: unknown) => this.app.logger.warn({ taskId: delivery.message.id, err: String(err) }, 'could not give back a second suspect; it comes back when its lease lapses'));
+      void delivery.release().catch((err: unknown) => this.logger.warn({ taskId: delivery.message.id, err: String(err) }, 'could not give back a second suspect; it comes back when its lease lapses'));
       return;
     }
     this.#active.set(delivery, { attempt, startedAt: Date.now(), leaseUntil: leasedAt + this.leaseMs });
@@ -174,7 +174,7 @@ export class Executor {
         (outcome) => this.#count(outcome),
         (err: unknown) => {
           // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
-          this.app.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
+          this.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
         },
       )
       .finally(() => this.#done(delivery, attempt));

@@ -1,4 +1,4 @@
-import type { App } from '../app.js';
+import type { App, Connection } from '../app.js';
 import type { RedriveResult } from '../broker.js';
 import { ValidationError } from '../errors.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
@@ -72,36 +72,53 @@ export class Control {
   async redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
     const conn = await this.app.connection();
     assertQueueName(queue);
-    // Named ids always: a letter buried after this listing waits for the next redrive, rather
-    // than move without the preparation below.
-    const ids = options.ids ?? (await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id);
+    // The letters there are now; named ids that are not among them are the broker's to refuse,
+    // and nothing below touches them (their revocations, their outcomes).
+    const dead = new Set((await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id));
+    const ids = options.ids ?? [...dead];
     if (ids.length === 0) return { redriven: [], refused: [] };
-    const refs = ids.map((id) => ({ id, queue }));
-    const coordination = conn.results.coordination;
-    if (coordination) {
-      const lifted = await Promise.all(ids.map((id) => coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: KINDS.revoked, id })));
-      if (lifted.some(Boolean)) {
-        await coordination.bumpVersion(GLOBAL_SCOPE);
-        // Workers still hold the revocation in memory until their next poll: let them all see it go.
-        await new Promise((resolve) => setTimeout(resolve, 2 * CONTROL_POLL_MS + 500));
-      }
-    }
+    const letters = ids.filter((id) => dead.has(id));
+    await this.#liftRevocations(conn, queue, letters);
     if (conn.results === conn.broker.results) return conn.broker.redrive(queue, { ids });
     // A store apart from the broker still holds the failed outcome: the task claim would say "done"
     // and the redriven task be skipped. Forgotten before the move (no worker may see it after), and
-    // put back for the letters the broker refused, which stay dead with their outcome.
+    // put back for every letter still dead afterwards (refused, or the move failed midway).
+    const refs = letters.map((id) => ({ id, queue }));
     const outcomes = await Promise.all(refs.map((ref) => conn.results.get(ref)));
     await conn.results.forget(refs);
-    const result = await conn.broker.redrive(queue, { ids });
-    const refused = new Set(result.refused.map((r) => r.id));
-    await Promise.all(
-      outcomes.map((record) => {
-        if (!record || !refused.has(record.id)) return undefined;
-        const ttlMs = Math.max(this.app.options.resultTtlMs, record.idempotencyKey === null ? 0 : this.app.options.idempotencyTtlMs);
-        return conn.results.store({ record, ttlMs, keyTtlMs: this.app.options.idempotencyTtlMs });
-      }),
-    );
-    return result;
+    let result: RedriveResult | undefined;
+    try {
+      result = await conn.broker.redrive(queue, { ids });
+      return result;
+    } finally {
+      const moved = new Set(result?.redriven ?? []);
+      await Promise.all(
+        outcomes.map((record) => {
+          if (!record || moved.has(record.id)) return undefined;
+          const ttlMs = Math.max(this.app.options.resultTtlMs, record.idempotencyKey === null ? 0 : this.app.options.idempotencyTtlMs);
+          return conn.results.store({ record, ttlMs, keyTtlMs: this.app.options.idempotencyTtlMs });
+        }),
+      );
+    }
+  }
+
+  /**
+   * Redriving is the newer decision: the revocations of the letters being redriven (for this queue,
+   * or for any) are lifted, and the call waits until every worker has polled the change, so none
+   * settles the redriven task as revoked from its memory.
+   */
+  async #liftRevocations(conn: Connection, queue: string, ids: readonly string[]): Promise<void> {
+    const coordination = conn.results.coordination;
+    if (!coordination || ids.length === 0) return;
+    const revocations = (await coordination.getRecords(GLOBAL_SCOPE, KINDS.revoked, ids)) as (Revocation | null)[];
+    const lift = ids.filter((_, i) => revocations[i] && (revocations[i]!.queue === null || revocations[i]!.queue === queue));
+    if (lift.length === 0) return;
+    try {
+      await Promise.all(lift.map((id) => coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: KINDS.revoked, id })));
+    } finally {
+      await coordination.bumpVersion(GLOBAL_SCOPE);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2 * CONTROL_POLL_MS + 500));
   }
 
   /** Removes the named dead letters for good; resolves with how many it removed. */

@@ -72,6 +72,7 @@ export class MemoryCoordination implements Coordination {
 
   async acquire(ref: SemaphoreRef, holder: string, options: { limit: number; leaseMs: number }): Promise<boolean> {
     assertSemaphoreOptions(options);
+    assertSemaphoreName(ref.name);
     return this.acquireNow(ref, holder, options.limit, options.leaseMs);
   }
 
@@ -87,12 +88,13 @@ export class MemoryCoordination implements Coordination {
 
   /** Frees every place of a semaphore (a stored outcome ends any claim on its key). */
   clearNow(ref: SemaphoreRef): void {
-    this.#semaphores.delete(`${assertScope(ref.scope)}\u0000${assertSemaphoreName(ref.name)}`);
+    this.#semaphores.delete(semaphoreKey(ref));
   }
 
   async renew(holds: readonly Hold[], leaseMs: number): Promise<boolean[]> {
     const now = Date.now();
     return holds.map(({ ref, holder }) => {
+      assertSemaphoreName(ref.name);
       const holders = this.#holders(ref, false);
       const until = holders?.get(holder);
       if (until === undefined || until <= now) return false;
@@ -102,11 +104,14 @@ export class MemoryCoordination implements Coordination {
   }
 
   async release(ref: SemaphoreRef, holder: string): Promise<void> {
+    assertSemaphoreName(ref.name);
     this.releaseNow(ref, holder);
   }
 
   releaseNow(ref: SemaphoreRef, holder: string): void {
-    this.#holders(ref, false)?.delete(holder);
+    const holders = this.#holders(ref, false);
+    holders?.delete(holder);
+    if (holders?.size === 0) this.#semaphores.delete(semaphoreKey(ref)); // released claims leave nothing behind
   }
 
   async bumpVersion(scope: string): Promise<number> {
@@ -127,7 +132,7 @@ export class MemoryCoordination implements Coordination {
   }
 
   #holders(ref: SemaphoreRef, create: boolean): Map<string, number> | undefined {
-    const key = `${assertScope(ref.scope)}\u0000${assertSemaphoreName(ref.name)}`;
+    const key = semaphoreKey(ref);
     let holders = this.#semaphores.get(key);
     if (!holders && create) this.#semaphores.set(key, (holders = new Map()));
     return holders;
@@ -145,3 +150,6 @@ export class MemoryCoordination implements Coordination {
     }
   }
 }
+
+/** A semaphore's map key (names are checked by the public calls; key claims come from the store itself). */
+const semaphoreKey = (ref: SemaphoreRef) => `${assertScope(ref.scope)}\u0000${ref.name}`;

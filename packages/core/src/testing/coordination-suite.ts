@@ -88,6 +88,15 @@ export function describeCoordinationRules(name: string, factory: BrokerFactory, 
         await expect(c.listRecords(scope, 'q', { limit: 0 })).rejects.toThrow(ValidationError);
       });
 
+      it('lists more records than one script call can unpack at once (8,000+)', async () => {
+        const c = co();
+        const scope = uniqueQueue('co');
+        const ids = Array.from({ length: 8_100 }, (_, i) => `r-${i}`);
+        for (let i = 0; i < ids.length; i += 1_000) await Promise.all(ids.slice(i, i + 1_000).map((id) => c.putRecord({ scope, kind: 'big', id }, 1, 60_000)));
+        expect(await c.listRecords(scope, 'big', { limit: 10_000 })).toHaveLength(8_100);
+        expect(await c.listRecords(scope, 'big', { limit: 10_000, latestFirst: true })).toHaveLength(8_100);
+      }, 60_000);
+
       it('reads many ids in one call, in order', async () => {
         const c = co();
         const scope = uniqueQueue('co');
@@ -155,17 +164,18 @@ export function describeCoordinationRules(name: string, factory: BrokerFactory, 
     });
 
     describe('idempotency key claims', () => {
-      it('are the semaphore key:<key> of one holder in the queue scope (results rule 4)', async () => {
+      it('are semaphores the store reserves (key:<key>): user semaphores cannot take their names', async () => {
         const c = co();
         const queue = uniqueQueue('kc');
-        const ref = { queue, key: 'order-9' };
-        const sem = { scope: queue, name: 'key:order-9' };
+        const ref = { queue, key: 'k'.repeat(512) }; // the longest key enqueue accepts
         expect(await store.claimKey(ref, 'delivery-a', 60_000)).toEqual({ status: 'acquired' });
-        expect(await c.acquire(sem, 'someone-else', { limit: 1, leaseMs: 60_000 })).toBe(false);
-        expect(await c.renew([{ ref: sem, holder: 'delivery-a' }], 60_000)).toEqual([true]);
+        expect(await store.claimKey(ref, 'delivery-b', 60_000)).toEqual({ status: 'busy' });
         await store.releaseKey(ref, 'delivery-a');
-        expect(await c.acquire(sem, 'someone-else', { limit: 1, leaseMs: 60_000 })).toBe(true);
-        expect(await store.claimKey(ref, 'delivery-a', 60_000)).toEqual({ status: 'busy' });
+        expect(await store.claimKey(ref, 'delivery-b', 60_000)).toEqual({ status: 'acquired' });
+        expect(await store.claimKey({ queue, key: 'order-9' }, 'delivery-c', 60_000)).toEqual({ status: 'acquired' });
+        const reserved = { scope: queue, name: 'key:order-9' };
+        await expect(c.acquire(reserved, 'someone-else', { limit: 1, leaseMs: 60_000 })).rejects.toThrow(/are the idempotency key claims/);
+        await expect(c.renew([{ ref: reserved, holder: 'delivery-c' }], 60_000)).rejects.toThrow(/are the idempotency key claims/);
       });
     });
 
