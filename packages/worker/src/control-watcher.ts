@@ -1,4 +1,4 @@
-import { EMPTY_CONTROL_STATE, GLOBAL_SCOPE, MAX_REVOCATIONS, readControlState, withTimeout, type App, type Connection, type ControlState, type Coordination, type Logger } from '@celeriac/core';
+import { EMPTY_CONTROL_STATE, GLOBAL_SCOPE, MAX_REVOCATIONS, readControlState, withTimeout, type App, type Connection, type ControlState, type Coordination } from '@celeriac/core';
 
 
 /**
@@ -21,7 +21,6 @@ export class ControlWatcher {
     private readonly app: App,
     conn: Connection,
     private readonly options: { pollMs: number; boundMs: number; onChange: (state: ControlState, previous: ControlState) => void },
-    private readonly logger: Logger = app.logger,
   ) {
     this.#coordination = conn.results.coordination;
   }
@@ -53,13 +52,13 @@ export class ControlWatcher {
     try {
       if (!force && (await this.#bounded(coordination.version(GLOBAL_SCOPE))) === this.#state.version) return this.#recovered();
       const { truncated, ...state } = await this.#bounded(readControlState(coordination));
-      if (truncated) this.logger.warn({ limit: MAX_REVOCATIONS }, 'more revocations are live than a worker reads; the oldest beyond the limit are not applied (they are listed newest first)');
+      if (truncated) this.app.logger.warn({ limit: MAX_REVOCATIONS }, 'more revocations are live than a worker reads; the oldest beyond the limit are not applied (they are listed newest first)');
       const previous = this.#state;
       this.#state = state;
       this.#recovered();
       if (!this.#stopped) this.options.onChange(state, previous);
     } catch (err) {
-      if (!this.#failing) this.logger.warn({ err: String(err), retryInMs: this.options.pollMs }, 'could not read the control state (pauses, revocations); keeping the last one');
+      if (!this.#failing) this.app.logger.warn({ err: String(err), retryInMs: this.options.pollMs }, 'could not read the control state (pauses, revocations); keeping the last one');
       this.#failing = true;
     }
   }
@@ -67,7 +66,7 @@ export class ControlWatcher {
   #recovered(): void {
     if (!this.#failing) return;
     this.#failing = false;
-    this.logger.info('control state readable again');
+    this.app.logger.info('control state readable again');
   }
 
   #bounded<T>(call: Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { GLOBAL_SCOPE, HEARTBEAT_MS, REGISTRY, WORKER_TTL_MS, withTimeout, type App, type Coordination, type Logger, type WorkerInfo } from '@celeriac/core';
+import { GLOBAL_SCOPE, HEARTBEAT_MS, REGISTRY, WORKER_TTL_MS, withTimeout, type App, type Coordination, type WorkerInfo } from '@celeriac/core';
 import type { Executor } from './executor.js';
 import { VERSION } from './version.js';
 
@@ -32,7 +32,6 @@ export class Heartbeat {
     private readonly coordination: Coordination | null,
     private readonly executor: Executor,
     private readonly queues: readonly string[],
-    private readonly logger: Logger = app.logger,
   ) {}
 
   async start(): Promise<void> {
@@ -65,7 +64,7 @@ export class Heartbeat {
     if (!this.coordination) return;
     const removal = this.coordination.deleteRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.workers, id: this.id });
     await withTimeout(removal, HEARTBEAT_MS, () => new Error('timed out')).catch((err: unknown) =>
-      this.logger.warn({ worker: this.id, err: String(err) }, 'could not remove this worker from the registry; it drops out within three heartbeats'),
+      this.app.logger.warn({ worker: this.id, err: String(err) }, 'could not remove this worker from the registry; it drops out within three heartbeats'),
     );
   }
 
@@ -95,10 +94,10 @@ export class Heartbeat {
     const write = this.coordination!.putRecord({ scope: GLOBAL_SCOPE, kind: REGISTRY.workers, id: this.id }, this.info(), WORKER_TTL_MS);
     try {
       await withTimeout(write, HEARTBEAT_MS, () => new Error(`the store did not answer within ${HEARTBEAT_MS} ms`));
-      if (this.#failing) this.logger.info({ worker: this.id }, 'worker registry heartbeat written again');
+      if (this.#failing) this.app.logger.info({ worker: this.id }, 'worker registry heartbeat written again');
       this.#failing = false;
     } catch (err) {
-      if (!this.#failing) this.logger.warn({ worker: this.id, err: String(err) }, 'could not write the worker registry heartbeat; retrying every heartbeat');
+      if (!this.#failing) this.app.logger.warn({ worker: this.id, err: String(err) }, 'could not write the worker registry heartbeat; retrying every heartbeat');
       this.#failing = true;
     }
   }

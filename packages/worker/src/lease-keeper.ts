@@ -1,4 +1,4 @@
-import { LeaseLostError, type App, type Claim, type Connection, type Delivery, type Logger } from '@celeriac/core';
+import { LeaseLostError, type App, type Claim, type Connection, type Delivery } from '@celeriac/core';
 import type { Executor, Running } from './executor.js';
 
 /**
@@ -33,8 +33,6 @@ export class LeaseKeeper {
     private readonly conn: Connection,
     private readonly executor: Executor,
     private readonly leaseMs: number,
-    /** Where its warnings go: the worker's logger (the app's by default). */
-    private readonly logger: Logger = app.logger,
   ) {
     this.#periodMs = Math.max(10, Math.floor(leaseMs / 3));
     this.#roundMs = Math.max(1, Math.floor(this.#periodMs * 0.9));
@@ -72,7 +70,7 @@ export class LeaseKeeper {
           // Settling (or settled): the renewal raced the ack, whose own answer says whether the lease was lost.
           else if (!running.attempt.settling) this.#lose(d, 'lease lost while running (the message went to another consumer); aborting this attempt');
         }),
-      (err: unknown) => this.logger.warn({ err: String(err) }, 'lease renewal failed; retrying on the next tick'),
+      (err: unknown) => this.app.logger.warn({ err: String(err) }, 'lease renewal failed; retrying on the next tick'),
     );
     await this.#bounded(round, 'lease renewal');
     this.#leasesBusy = false;
@@ -92,7 +90,7 @@ export class LeaseKeeper {
             if (ok) claim.validUntil = Math.max(claim.validUntil, sentAt + this.leaseMs);
             else this.#lose(d, `${claim.kind} claim taken over by another delivery; aborting this attempt`);
           },
-          (err: unknown) => this.logger.warn({ taskId: d.message.id, err: String(err) }, `${claim.kind} claim renewal failed; retrying on the next tick`),
+          (err: unknown) => this.app.logger.warn({ taskId: d.message.id, err: String(err) }, `${claim.kind} claim renewal failed; retrying on the next tick`),
         ),
       ),
     );
@@ -107,7 +105,7 @@ export class LeaseKeeper {
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), this.#roundMs)));
     const timedOut = await Promise.race([round.then(() => false), late]);
     clearTimeout(timer);
-    if (timedOut) this.logger.warn({ afterMs: this.#roundMs }, `${what} did not answer in time; the next tick tries again`);
+    if (timedOut) this.app.logger.warn({ afterMs: this.#roundMs }, `${what} did not answer in time; the next tick tries again`);
   }
 
   /** Sets the watchdog for the earliest local deadline (minus the margin) among live attempts. */
@@ -141,7 +139,7 @@ export class LeaseKeeper {
   }
 
   #lose(d: Delivery, why: string): void {
-    this.logger.warn({ taskId: d.message.id }, why);
+    this.app.logger.warn({ taskId: d.message.id }, why);
     this.executor.abort(d, new LeaseLostError(d.message.id));
   }
 }

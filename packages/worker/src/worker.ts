@@ -108,7 +108,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         executor.revoked = state.revoked;
         terminateRevoked(executor, state);
       },
-    }, this.#logger);
+    });
     const fetcher = new Fetcher(this.#app, conn, executor, {
       queues: this.queues,
       leaseMs,
@@ -118,9 +118,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       paused: () => control.state.paused,
       pausePollMs: CONTROL_POLL_MS,
     });
-    const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs, this.#logger);
+    const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
-    const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues, this.#logger);
+    const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
     executor.onStart = () => heartbeat.soon();
     this.#parts = { executor, fetcher, leases, scheduler, control, heartbeat };
     noteQueues(this.#app, conn.results.coordination, this.queues);
