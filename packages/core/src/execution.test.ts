@@ -6,7 +6,7 @@ import type { Delivery } from './broker.js';
 import { runDelivery, type RunOutcome } from './execution.js';
 import { MemoryBroker } from './memory/broker.js';
 import { MemoryResultBackend } from './memory/results.js';
-import { makeMessage, sleep, uniqueQueue } from './testing/messages.js';
+import { gate, makeMessage, sleep, uniqueQueue } from './testing/messages.js';
 
 const LEASE = 30_000;
 const apps: App[] = [];
@@ -46,12 +46,6 @@ function lapsed(d: Delivery, lapses: number, message = d.message): Delivery {
     deadLetter: (reason, s) => d.deadLetter(reason, s),
     release: (at) => d.release(at),
   };
-}
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
 }
 
 describe('deliveries that died unsettled count as attempts (attemptOf)', () => {

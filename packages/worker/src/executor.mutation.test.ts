@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, LeaseLostError, MemoryBroker, type App, type Delivery, type Logger } from '@celeriac/core';
-import { uniqueQueue } from '@celeriac/core/testing';
+import { gate, uniqueQueue } from '@celeriac/core/testing';
 import { Executor } from './executor.js';
 
 // What the executor promises the worker: slots held while a handler really runs, waits that end,
@@ -12,12 +12,6 @@ const apps: App[] = [];
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
 });
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
 
 async function setup(concurrency = 1) {
   const broker = new MemoryBroker();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { createApp, LeaseLostError, MemoryBroker, MemoryResultBackend, type App, type Delivery, type Logger } from '@celeriac/core';
-import { uniqueQueue } from '@celeriac/core/testing';
+import { stallable, uniqueQueue } from '@celeriac/core/testing';
 import { Executor } from './executor.js';
 import { LeaseKeeper } from './lease-keeper.js';
 
@@ -11,23 +11,6 @@ import { LeaseKeeper } from './lease-keeper.js';
 const LEASE = 3_000; // ticks every 1 s, rounds bounded at 900 ms, give up 500 ms before a lapse
 const FAKE: Parameters<typeof vi.useFakeTimers>[0] = { toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] };
 
-/** A real backend behind a switch: while `stalled`, the named methods never answer; `calls` counts them. */
-function stallable<T extends object>(target: T, methods: readonly string[]) {
-  const state = { stalled: false, calls: 0 };
-  const proxy = new Proxy(target, {
-    get(t, prop) {
-      const value: unknown = Reflect.get(t, prop, t);
-      if (typeof value !== 'function') return value;
-      if (!methods.includes(String(prop))) return value.bind(t);
-      return (...args: unknown[]) => {
-        state.calls++;
-        return state.stalled ? new Promise(() => {}) : value.apply(t, args);
-      };
-    },
-  });
-  return { proxy, state };
-}
-
 const apps: App[] = [];
 afterEach(async () => {
   vi.useRealTimers();
@@ -36,12 +19,13 @@ afterEach(async () => {
 
 async function setup() {
   const real = new MemoryBroker();
-  const broker = stallable(real, ['renew']);
-  const store = stallable(new MemoryResultBackend(), ['claimKey']);
+  const broker = { target: real, state: stallable(real, ['renew']) };
+  const storeTarget = new MemoryResultBackend();
+  const store = { target: storeTarget, state: stallable(storeTarget, ['claimKey']) };
   const queue = uniqueQueue('lkm');
   const warnings: { fields: object; msg: string }[] = [];
   const logger: Logger = { debug() {}, info() {}, error() {}, warn: (fields, msg) => void warnings.push({ fields: fields as object, msg: msg ?? '' }) };
-  const app = createApp({ broker: broker.proxy, results: store.proxy, defaultQueue: queue, logger });
+  const app = createApp({ broker: broker.target, results: store.target, defaultQueue: queue, logger });
   apps.push(app);
   const aborts: { id: string; at: number; reason: unknown }[] = [];
   const finish = new Map<string, () => void>();
@@ -84,7 +68,7 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     expect(store.state.calls).toBeGreaterThanOrEqual(1 + 14); // the claim, then ~one renewal a second
     // Nobody else can take the message, nor the key.
     expect(await real.fetch({ queues: [queue], max: 1, leaseMs: LEASE, waitMs: 0 })).toEqual([]);
-    expect((await store.proxy.claimKey({ queue, key: 'invoice-7' }, 'someone-else', LEASE)).status).toBe('busy');
+    expect((await store.target.claimKey({ queue, key: 'invoice-7' }, 'someone-else', LEASE)).status).toBe('busy');
     finish.get(h.id)!();
     expect(await executor.waitIdle(10_000)).toBe(true);
     keeper.stop();
@@ -100,8 +84,8 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     await settle();
     keeper.start();
     // The claim is taken over behind the worker's back (as after a partition that outlived it).
-    await store.proxy.releaseKey({ queue, key: 'invoice-8' }, d.token);
-    expect((await store.proxy.claimKey({ queue, key: 'invoice-8' }, 'other-delivery', 60_000)).status).toBe('acquired');
+    await store.target.releaseKey({ queue, key: 'invoice-8' }, d.token);
+    expect((await store.target.claimKey({ queue, key: 'invoice-8' }, 'other-delivery', 60_000)).status).toBe('acquired');
     await vi.advanceTimersByTimeAsync(1_000);
     expect(aborts).toEqual([{ id: d.message.id, at: t0 + 1_000, reason: expect.any(LeaseLostError) }]);
     expect(warnings.map((w) => w.msg)).toContain('idempotency key claim taken over by another delivery; aborting this attempt');
@@ -237,9 +221,9 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     const h = await t.enqueue({}, { idempotencyKey: 'k-err' });
     executor.run(await take(), Date.now());
     await settle();
-    const claimKey = store.proxy.claimKey.bind(store.proxy);
+    const claimKey = store.target.claimKey.bind(store.target);
     let failOnce = true;
-    const spy = vi.spyOn(store.proxy, 'claimKey').mockImplementation((...args) => {
+    const spy = vi.spyOn(store.target, 'claimKey').mockImplementation((...args) => {
       if (failOnce) {
         failOnce = false;
         return Promise.reject(new Error('store connection reset'));
@@ -292,10 +276,10 @@ describe('LeaseKeeper (mutation-tested guarantees)', () => {
     expect(await real.stats(queue)).toMatchObject({ inFlight: 0, delayed: 1 });
     expect(executor.running).toBe(1); // …but the handler still runs
     await vi.advanceTimersByTimeAsync(LEASE / 2);
-    expect((await store.proxy.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('busy');
+    expect((await store.target.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('busy');
     // Renewed for a lease more (its timeoutMs is shorter), then left to lapse with its lease.
     await vi.advanceTimersByTimeAsync(3 * LEASE);
-    expect((await store.proxy.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('acquired');
+    expect((await store.target.claimKey({ queue, key: 'slow-key' }, 'the-retry', LEASE)).status).toBe('acquired');
     release();
     await settle();
     expect(executor.running).toBe(0);

@@ -1,31 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { createApp, LeaseLostError, MemoryBroker, MemoryResultBackend, type App, type Delivery, type ResultBackend } from '@celeriac/core';
-import { uniqueQueue } from '@celeriac/core/testing';
+import { stallable, uniqueQueue } from '@celeriac/core/testing';
 import { Executor } from './executor.js';
 import { LeaseKeeper } from './lease-keeper.js';
 
 const LEASE = 3_000; // renewals every 1 s, rounds bounded at 900 ms, abort 500 ms before a lease lapses
-
-/**
- * A real backend behind a switch: while `stalled`, the named methods never answer (what a client
- * sees through a silent partition); `calls` counts them.
- */
-function stallable<T extends object>(target: T, methods: readonly string[]) {
-  const state = { stalled: false, calls: 0 };
-  const proxy = new Proxy(target, {
-    get(t, prop) {
-      const value: unknown = Reflect.get(t, prop, t);
-      if (typeof value !== 'function') return value;
-      if (!methods.includes(String(prop))) return value.bind(t);
-      return (...args: unknown[]) => {
-        state.calls++;
-        return state.stalled ? new Promise(() => {}) : value.apply(t, args);
-      };
-    },
-  });
-  return { proxy, state };
-}
 
 /** The delivery's own methods, as a plain object (to replace one of them). */
 function cutOff(d: Delivery): Delivery {
@@ -49,9 +29,9 @@ afterEach(async () => {
 /** A worker's executor and lease keeper, without the fetch loop: the test hands deliveries over. */
 async function setup(options: { broker?: MemoryBroker; results?: ResultBackend; wrapBroker?: boolean } = {}) {
   const real = options.broker ?? new MemoryBroker();
-  const broker = stallable(real, ['renew']);
+  const broker = { target: real, state: stallable(real, ['renew']) };
   const queue = uniqueQueue('lk');
-  const app = createApp({ broker: broker.proxy, ...(options.results ? { results: options.results } : {}), defaultQueue: queue });
+  const app = createApp({ broker: broker.target, ...(options.results ? { results: options.results } : {}), defaultQueue: queue });
   apps.push(app);
   const aborts: { at: number; reason: unknown }[] = [];
   const started = { count: 0 };
@@ -129,8 +109,9 @@ describe('LeaseKeeper', () => {
 
   it("renews the broker's leases while the store stalls, and gives up on the store's claims in time", async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-    const store = stallable(new MemoryResultBackend(), ['claimKey', 'claimTask']);
-    const { real, queue, broker, t, executor, keeper, aborts, take } = await setup({ results: store.proxy });
+    const storeTarget = new MemoryResultBackend();
+    const store = { target: storeTarget, state: stallable(storeTarget, ['claimKey', 'claimTask']) };
+    const { real, queue, broker, t, executor, keeper, aborts, take } = await setup({ results: store.target });
     await t.enqueue({}, { idempotencyKey: 'k' });
     const t0 = Date.now();
     executor.run(await take(), t0);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp, MemoryBroker, type App } from '@celeriac/core';
-import { makeMessage, sleep } from '@celeriac/core/testing';
+import { gate, makeMessage, sleep } from '@celeriac/core/testing';
 import { Worker } from './worker.js';
 
 const apps: App[] = [];
@@ -14,13 +14,6 @@ function newApp() {
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
 });
-
-/** A promise with its resolver, to hold handlers at a point the test chooses. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -20,7 +20,8 @@ export { describeDeadLetterRules } from './dead-letter-suite.js';
 export { describeReliabilityRules } from './reliability-suite.js';
 export { describeStoreRules } from './store-suite.js';
 export type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
-export { makeMessage, sleep, uniqueQueue } from './messages.js';
+export { gate, makeMessage, sleep, uniqueQueue } from './messages.js';
+export { stallable } from './stall.js';
 
 /**
  * Runs the whole conformance suite (contract, leases and limits, result-store claims, task rules)

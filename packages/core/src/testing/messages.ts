@@ -28,3 +28,10 @@ export function makeMessage(queue: string, overrides: Partial<TaskMessage> = {})
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A promise the test opens when it wants a handler (or anything waiting on `opened`) to go on. */
+export function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}

@@ -10,6 +10,9 @@ import { uniqueQueue } from './messages.js';
 // Server-free set-ups for the tests of the delivery pipeline's steps (admission, running,
 // settlement, claims). Internal to core's tests: not exported from `@celeriac/core/testing`.
 
+export { stallable } from './stall.js';
+export { gate } from './messages.js';
+
 export const LEASE = 30_000;
 
 export interface LogLine {
@@ -55,23 +58,6 @@ export function pipelineSetup(options: { storeApart?: boolean; resultTtlMs?: num
   return { app, broker, store, queue, logs, warnings, events, fetchOne, run };
 }
 
-/**
- * A real object whose named methods hang while `stalled` (a store that stops answering). The methods
- * are replaced on the object itself, so it keeps its identity: a broker's own store stays its own.
- */
-export function stallable<T extends object>(target: T, methods: readonly (keyof T & string)[]) {
-  const state = { stalled: false, calls: 0 };
-  for (const name of methods) {
-    const real = (target[name] as (...args: unknown[]) => unknown).bind(target);
-    const stalling = (...args: unknown[]) => {
-      state.calls++;
-      return state.stalled ? new Promise(() => {}) : real(...args);
-    };
-    Object.defineProperty(target, name, { value: stalling, configurable: true, writable: true });
-  }
-  return state;
-}
-
 /** `d` with some of its settlement calls replaced (to look at the world at the moment of one, or to refuse it). */
 export function intercept(d: Delivery, calls: Partial<Pick<Delivery, 'ack' | 'retry' | 'deadLetter' | 'release'>>): Delivery {
   return {
@@ -85,9 +71,3 @@ export function intercept(d: Delivery, calls: Partial<Pick<Delivery, 'ack' | 're
   };
 }
 
-/** A promise the test opens when it wants a handler to go on. */
-export function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { open, opened };
-}
