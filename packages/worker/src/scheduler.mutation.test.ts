@@ -53,6 +53,22 @@ function recording(clock: ManualClock) {
 
 const settle = () => new Promise((r) => setTimeout(r, 30));
 
+/**
+ * An app sharing a broker with another whose scheduler (its clock ahead) already ran a 15-minute
+ * schedule up to T0 + 60 min: the marks say so, this app has not run anything.
+ */
+async function afterASchedulerAhead() {
+  const broker = new MemoryBroker();
+  const ahead = setup({ broker });
+  ahead.app.schedule('quarter', { every: '15m', task: ahead.report, payload: { kind: 'q' } });
+  const fast = new Scheduler(ahead.app, { clock: new ManualClock(T0) });
+  await fast.runDue(T0);
+  await fast.runDue(T0 + 60 * MIN);
+  const behind = setup({ broker });
+  behind.app.schedule('quarter', { every: '15m', task: behind.report, payload: { kind: 'q' } });
+  return behind;
+}
+
 describe('Scheduler (mutation-tested guarantees)', () => {
   it("keeps each schedule's last run apart: a restarted scheduler knows each one's own", async () => {
     const broker = new MemoryBroker();
@@ -75,14 +91,7 @@ describe('Scheduler (mutation-tested guarantees)', () => {
   });
 
   it('never names as next run a tick that already ran (a mark from a scheduler whose clock is ahead)', async () => {
-    const broker = new MemoryBroker();
-    const ahead = setup({ broker });
-    ahead.app.schedule('quarter', { every: '15m', task: ahead.report, payload: { kind: 'q' } });
-    const fast = new Scheduler(ahead.app, { clock: new ManualClock(T0) });
-    await fast.runDue(T0);
-    await fast.runDue(T0 + 60 * MIN);
-    const behind = setup({ broker });
-    behind.app.schedule('quarter', { every: '15m', task: behind.report, payload: { kind: 'q' } });
+    const behind = await afterASchedulerAhead();
     const slow = new Scheduler(behind.app, { clock: new ManualClock(T0 + 40 * MIN) });
     expect(await slow.runDue(T0 + 40 * MIN)).toBe(0);
     expect(slow.describe(T0 + 40 * MIN)[0]).toMatchObject({ lastRun: T0 + 60 * MIN, nextRun: T0 + 75 * MIN });
@@ -124,14 +133,7 @@ describe('Scheduler (mutation-tested guarantees)', () => {
   });
 
   it('does not wake for a tick another scheduler (its clock ahead) already ran', async () => {
-    const broker = new MemoryBroker();
-    const ahead = setup({ broker });
-    ahead.app.schedule('quarter', { every: '15m', task: ahead.report, payload: { kind: 'q' } });
-    const fast = new Scheduler(ahead.app, { clock: new ManualClock(T0) });
-    await fast.runDue(T0);
-    await fast.runDue(T0 + 60 * MIN);
-    const behind = setup({ broker });
-    behind.app.schedule('quarter', { every: '15m', task: behind.report, payload: { kind: 'q' } });
+    const behind = await afterASchedulerAhead();
     const clock = recording(new ManualClock(T0 + 40 * MIN));
     const slow = new Scheduler(behind.app, { clock, maxSleepMs: 24 * 60 * MIN, single: true });
     await slow.start();
