@@ -63,23 +63,20 @@ export class TaskHandle<R = unknown> implements TaskRef {
     const { results } = conn;
     this.#assertKnowable(results);
     // A revoked task that is not running will not run: say so once that is sure (`revokedUnrun`),
-    // not when (or if) a worker drops it. Until then the wait is cut at that moment to look again.
-    const revocation = await revocationOf(results.coordination, this.id);
-    let settledAt = revocation ? revocation.at + REVOCATION_SETTLED_MS : Infinity;
+    // not when (or if) a worker drops it. Most tasks end before a revoke could be sure, so the
+    // revocation is looked up only if no outcome came by then: no extra round trip for them.
+    let checkAt = started + REVOCATION_SETTLED_MS;
     for (;;) {
-      if (Date.now() >= settledAt) {
-        if (await revokedUnrun(conn, this)) throw new TaskFailedError(this.id, 'revoked', toErrorInfo(new TaskRevokedError(this.id)));
-        settledAt = Infinity; // running (or done): its outcome comes as for any task
-      }
+      if (Date.now() >= checkAt) checkAt = await this.#revokedCheck(conn);
       const left = limit - (Date.now() - started);
-      const slice = Math.max(0, Math.min(left, MAX_TIMER_MS, settledAt - Date.now()));
+      const slice = Math.max(0, Math.min(left, MAX_TIMER_MS, checkAt - Date.now()));
       const record = await results.wait(this, { timeoutMs: slice, ...(options.signal ? { signal: options.signal } : {}) });
       if (record) {
         if (record.state === 'succeeded') return record.value as R;
         throw new TaskFailedError(this.id, record.state, record.error ?? null);
       }
       if (options.signal?.aborted) throw options.signal.reason;
-      if (Date.now() >= settledAt) continue;
+      if (Date.now() >= checkAt) continue;
       if (Date.now() - started >= limit) throw new ResultTimeoutError(this.id, limit);
     }
   }
@@ -93,6 +90,16 @@ export class TaskHandle<R = unknown> implements TaskRef {
     if (record) return record.state;
     if (await revokedUnrun(conn, this)) return 'revoked';
     return (broker.capabilities.taskStates ? await broker.state(this) : null) ?? 'pending';
+  }
+
+  /** Throws when the task was surely revoked unrun; else when to look again (its revoke becomes sure), or never. */
+  async #revokedCheck(conn: Connection): Promise<number> {
+    const revocation = await revocationOf(conn.results.coordination, this.id);
+    if (!revocation) return Infinity;
+    const sureAt = revocation.at + REVOCATION_SETTLED_MS;
+    if (Date.now() < sureAt) return sureAt;
+    if (await revokedUnrun(conn, this)) throw new TaskFailedError(this.id, 'revoked', toErrorInfo(new TaskRevokedError(this.id)));
+    return Infinity; // running (or done): its outcome comes as for any task
   }
 
   /** A store that can never learn this task's outcome must say so, not report `pending` forever. */
