@@ -1,7 +1,8 @@
 import { DEAD_LETTER_QUEUED } from '@celeriac/core';
 import { collect, makeMessage, sleep, uniqueQueue } from '@celeriac/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisFixture, type RedisFixture } from './helpers.js';
+import { Redis } from 'ioredis';
+import { REDIS_URL, redisFixture, type RedisFixture } from './helpers.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 
@@ -32,4 +33,34 @@ describe('redis: dead letters of an id that is queued again', () => {
     expect((await broker.deadLetters(q)).map((d) => [d.id, d.reason])).toEqual([[msg.id, 'second death']]);
     expect((await broker.stats(q)).dead).toBe(1);
   });
+});
+
+describe('redis: a full dead-letter place', () => {
+  let fx: RedisFixture;
+  beforeAll(async () => {
+    fx = await redisFixture('deadmany');
+  });
+  afterAll(async () => fx?.close());
+
+  it('lists more letters than one script call can unpack at once (8,500 of the 10,000 retention keeps)', async () => {
+    const q = uniqueQueue('dm');
+    // Written straight into the layout lib/dead.lua keeps (burying 8,500 through fetches would take minutes).
+    const base = `${fx.prefix}:{${q}}:`;
+    const redis = new Redis(REDIS_URL);
+    try {
+      const now = Date.now();
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < 8_500; i++) {
+        const id = `dead-${i}`;
+        pipeline.zadd(`${base}dead:at`, (now * 1000 + i).toString(), id);
+        pipeline.hset(`${base}dead:letters`, id, JSON.stringify({ id, raw: '{}', reason: 'r', error: null, at: now }));
+      }
+      await pipeline.exec();
+    } finally {
+      redis.disconnect();
+    }
+    const letters = await fx.broker.deadLetters(q, 10_000);
+    expect(letters).toHaveLength(8_500);
+    expect([letters[0]!.id, letters.at(-1)!.id]).toEqual(['dead-0', 'dead-8499']);
+  }, 60_000);
 });
