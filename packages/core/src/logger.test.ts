@@ -106,3 +106,16 @@ describe('ctx.log', () => {
     await app.close();
   });
 });
+
+describe('consoleLogger on a closed pipe', () => {
+  it('loses the lines, never the process, when the reader of stderr goes away (EPIPE)', async () => {
+    const { spawn } = await import('node:child_process');
+    const script = "const { consoleLogger } = await import('@celeriac/core'); const log = consoleLogger('info'); for (let i = 0; i < 20000; i++) log.info('line ' + i); await new Promise((r) => setTimeout(r, 200)); process.stdout.write('alive');";
+    const child = spawn(process.execPath, ['--conditions=@celeriac/source', '--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stderr.once('data', () => child.stderr.destroy()); // the reader goes away after the first line
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect([code, out]).toEqual([0, 'alive']);
+  }, 30_000);
+});

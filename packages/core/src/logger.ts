@@ -20,7 +20,18 @@ const noop = () => {};
 /** Says nothing: the default, so tests and libraries stay quiet unless asked. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
-const toStderr = (line: string) => process.stderr.write(line + '\n');
+let stderrGuarded = false;
+/**
+ * Writes a line to stderr. A reader that went away (a log shipper restarting, `| head`) makes the
+ * stream emit EPIPE: the lost line is the only cost, never the process (and the tasks it holds).
+ */
+const toStderr = (line: string) => {
+  if (!stderrGuarded) {
+    stderrGuarded = true;
+    process.stderr.on('error', () => {});
+  }
+  process.stderr.write(line + '\n');
+};
 
 /** A small line logger for the `celeriac` command and examples: `level message {fields}` on stderr. */
 export function consoleLogger(level: LogLevel = 'info', write: (line: string) => void = toStderr): Logger {

@@ -266,3 +266,29 @@ describe('robustness', () => {
     expect(() => new Worker(app, { queues: ['ok', 'bad}{'] })).toThrow(/queues\.1: must be a valid queue name/);
   });
 });
+
+describe('signals', () => {
+  it('listens for SIGTERM before the start has finished, so a signal during it stops gracefully', async () => {
+    const broker = new MemoryBroker();
+    const app = createApp({ broker, defaultQueue: 'sig' });
+    apps.push(app);
+    const schedule = app.task('sig.tick', { input: z.object({}) }, () => 1);
+    app.schedule('sig.every', { every: '1h', task: schedule, payload: {} });
+    // The scheduler's start waits on the store's marks: held here until the test lets it go.
+    const marks = broker.results.marks;
+    const held = gate();
+    const getMark = marks.getMark.bind(marks);
+    marks.getMark = async (name) => {
+      await held.opened;
+      return getMark(name);
+    };
+    const before = process.listenerCount('SIGTERM');
+    const worker = new Worker(app, { queues: ['sig'], beat: true, handleSignals: true, blockMs: 50 });
+    const starting = worker.start();
+    await expect.poll(() => process.listenerCount('SIGTERM')).toBe(before + 1); // fetching already, start not done
+    held.open();
+    await starting;
+    await worker.stop({ graceMs: 100 });
+    expect(process.listenerCount('SIGTERM')).toBe(before);
+  });
+});

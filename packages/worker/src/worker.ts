@@ -123,13 +123,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
     executor.onStart = () => heartbeat.soon();
     this.#parts = { executor, fetcher, leases, scheduler, control, heartbeat };
+    // Listening before anything runs: a signal during the rest of the start stops gracefully
+    // (the stop waits for the start), instead of killing a process that may hold tasks.
+    if (this.options.handleSignals) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, this.#onSignal);
     noteQueues(this.#app, conn.results.coordination, this.queues);
     await Promise.all([control.start(), heartbeat.start()]); // pauses and revocations apply from the first fetch
     if (this.#stopping) return;
     leases.start();
     fetcher.start();
     await scheduler?.start();
-    if (this.options.handleSignals) for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, this.#onSignal);
     this.#logger.info({ queues: this.queues, concurrency }, 'worker started');
   }
 

@@ -63,11 +63,11 @@ async function run(argv: string[], out: Out): Promise<number> {
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
   const conn = await app.connection(); // the worker's own (shared): the banner says what it connected to
   logBanner(logger, format, app, conn, worker);
-  await worker.start();
-  warnIfInProcess(logger, conn);
-  const unforce = forceExitOnSecondSignal(logger);
-  const unwatch = watchParent(logger);
+  const unforce = forceExitOnSecondSignal(logger); // before the start: a second signal during it still ends the process
   try {
+    await worker.start();
+    warnIfInProcess(logger, conn);
+    const unwatch = watchParent(logger);
     await stopped;
     unwatch();
     await app.close();
