@@ -60,7 +60,6 @@ export class DeadLetterQueue {
         out.refused.push({ id: letter.id, reason: next.reason });
         return 'keep';
       }
-      this.results.forgetNow(next.message);
       const props = { ...copyProps(msg.properties), messageId: next.message.id, priority: next.message.priority };
       try {
         await this.#bounded(this.settler.send(queue, Buffer.from(next.raw), props, 0), `republishing dead letter ${letter.id}`);
@@ -71,6 +70,9 @@ export class DeadLetterQueue {
         out.refused.push({ id: letter.id, reason: `could not confirm the republish (it may or may not be queued; check the queue before redriving it again): ${(err as Error).message}` });
         return 'keep';
       }
+      // Only once it is back: a letter that stays dead keeps its outcome. An outcome newer than the
+      // letter (the redriven task already ran here) is kept too.
+      this.results.forgetOutcomeBefore(next.message, letter.at);
       ch.ack(msg);
       out.redriven.push(letter.id);
       return wanted && seen.size === wanted.size ? 'stop' : 'taken';

@@ -195,6 +195,12 @@ export class AmqpResults implements ResultBackend {
     this.#local.forgetNow(ref);
   }
 
+  /** `forgetNow`, only for an outcome stored at or before `at` (the dead letter's burial), not a newer one. */
+  forgetOutcomeBefore(ref: TaskRef, at: number): void {
+    const record = this.#local.getNow(ref);
+    if (record && record.finishedAt <= at) this.#local.forgetNow(ref);
+  }
+
   async forget(refs: readonly TaskRef[]): Promise<void> {
     for (const ref of refs) this.forgetNow(ref);
   }
