@@ -41,12 +41,20 @@ export async function connectResults(url: string): Promise<ResultBackend> {
   return mod.connectResults(url);
 }
 
-/** The URL with any password replaced, for messages and logs. */
+/** Query parameters that carry secrets (TLS key passphrases, tokens): shown as `***`. */
+const SECRET_PARAMS = /pass|secret|token|key$/i;
+
+/**
+ * The URL with its secrets replaced, for messages and logs: the password, a user name that stands
+ * alone (a token such as `redis://<token>@host`), and query parameters like `passphrase=`.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
-    return u.toString();
+    else if (u.username) u.username = '***';
+    for (const name of [...u.searchParams.keys()]) if (SECRET_PARAMS.test(name) && name !== 'key') u.searchParams.set(name, '***');
+    return u.toString().replace(/%2A%2A%2A/g, '***');
   } catch {
     return '(unparseable URL)';
   }
