@@ -48,7 +48,7 @@ export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
 export { connectBroker, connectResults, redactUrl } from './connect.js';
 export { withTimeout } from './timeout.js';
 export type { BackendModule } from './connect.js';
-export { childLogger, consoleLogger, jsonLogger, silentLogger } from './logger.js';
+export { childLogger, consoleLogger, jsonLogger, levelEnabled, silentLogger } from './logger.js';
 export type { LogLevel, Logger } from './logger.js';
 export { MemoryBroker } from './memory/broker.js';
 export { MemoryResultBackend } from './memory/results.js';

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { createApp } from './app.js';
 import { Attempt } from './attempt.js';
 import { runDelivery } from './execution.js';
-import { childLogger, consoleLogger, jsonLogger, type Logger } from './logger.js';
+import { childLogger, consoleLogger, jsonLogger, levelEnabled, silentLogger, type Logger } from './logger.js';
 import { MemoryBroker } from './memory/broker.js';
 import { uniqueQueue } from './testing/messages.js';
 
@@ -118,4 +118,19 @@ describe('consoleLogger on a closed pipe', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect([code, out]).toEqual([0, 'alive']);
   }, 30_000);
+});
+
+describe('levelEnabled', () => {
+  it('says which levels write, for this module loggers, pino-like ones and children; a child of an off level is a no-op', () => {
+    const lines: string[] = [];
+    const info = consoleLogger('info', (l) => lines.push(l));
+    expect([levelEnabled(info, 'debug'), levelEnabled(info, 'info'), levelEnabled(info, 'error')]).toEqual([false, true, true]);
+    const child = childLogger(info, { taskId: 't' });
+    expect([levelEnabled(child, 'debug'), levelEnabled(child, 'info')]).toEqual([false, true]);
+    child.debug({ big: 'x' }, 'unseen');
+    child.info('seen');
+    expect(lines).toHaveLength(1);
+    const pinoLike = { ...silentLogger, isLevelEnabled: (l: string) => l === 'warn' } as Logger;
+    expect([levelEnabled(pinoLike, 'warn'), levelEnabled(pinoLike, 'info')]).toEqual([true, false]);
+  });
 });

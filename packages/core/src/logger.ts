@@ -53,18 +53,30 @@ export function jsonLogger(level: LogLevel = 'info', write: (line: string) => vo
 }
 
 /**
+ * Whether `logger` writes lines at `level`: pino's `isLevelEnabled` where it has one; for this
+ * module's loggers, whether the method is more than a no-op. Lets callers skip building lines nobody
+ * will see (on a per-task path, that is work per task).
+ */
+export function levelEnabled(logger: Logger, level: Method): boolean {
+  const pino = logger as Logger & { isLevelEnabled?: (level: string) => boolean };
+  return typeof pino.isLevelEnabled === 'function' ? pino.isLevelEnabled(level) : logger[level] !== noop;
+}
+
+/**
  * `logger` with `bindings` on every line: its own `child` where it has one (pino), else a wrapper
  * that merges them into each call's fields (a call's own fields win, as in pino).
  */
 export function childLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
   if (typeof logger.child === 'function') return logger.child(bindings);
-  const bind =
-    (method: Method) =>
-    (obj: object | string, msg?: string): void => {
-      if (typeof obj === 'string') logger[method]({ ...bindings }, obj);
-      else if (msg === undefined) logger[method]({ ...bindings, ...obj });
-      else logger[method]({ ...bindings, ...obj }, msg);
-    };
+  const bind = (method: Method) =>
+    // A level that is off stays a no-op: no fields are merged for a line nobody sees.
+    !levelEnabled(logger, method)
+      ? noop
+      : (obj: object | string, msg?: string): void => {
+          if (typeof obj === 'string') logger[method]({ ...bindings }, obj);
+          else if (msg === undefined) logger[method]({ ...bindings, ...obj });
+          else logger[method]({ ...bindings, ...obj }, msg);
+        };
   return { debug: bind('debug'), info: bind('info'), warn: bind('warn'), error: bind('error') };
 }
 

@@ -1,4 +1,4 @@
-import type { Logger, TaskEvent } from '@celeriac/core';
+import { levelEnabled, type Logger, type TaskEvent } from '@celeriac/core';
 import type { Worker } from '../worker.js';
 import type { LogFormat } from './args.js';
 
@@ -11,10 +11,13 @@ import type { LogFormat } from './args.js';
  */
 export function logTaskLines(worker: Worker, logger: Logger, format: LogFormat): void {
   const fields = format === 'json' ? (facts: object) => facts : () => ({});
-  worker.on('task:started', (e) => logger.debug(fields(factsOf(e)), `${label(e)} started (${attempt(e)})`));
-  worker.on('task:succeeded', (e) => {
-    logger.info(fields({ ...factsOf(e), durationMs: e.durationMs }), `${label(e)} succeeded in ${seconds(e.durationMs)} (${attempt(e)})`);
-  });
+  // A level that is off gets no listener: no per-task work for lines nobody sees.
+  if (levelEnabled(logger, 'debug')) worker.on('task:started', (e) => logger.debug(fields(factsOf(e)), `${label(e)} started (${attempt(e)})`));
+  if (levelEnabled(logger, 'info')) {
+    worker.on('task:succeeded', (e) => {
+      logger.info(fields({ ...factsOf(e), durationMs: e.durationMs }), `${label(e)} succeeded in ${seconds(e.durationMs)} (${attempt(e)})`);
+    });
+  }
   worker.on('task:retrying', (e) => {
     const error = `${e.error.name}: ${e.error.message}`;
     const facts = { ...factsOf(e), durationMs: e.durationMs, error, retryInMs: e.delayMs };
