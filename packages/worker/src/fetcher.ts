@@ -1,4 +1,4 @@
-import { BackendError, type App, type Connection, type Delivery, type Logger } from '@celeriac/core';
+import { BackendError, withTimeout, type App, type Connection, type Delivery, type Logger } from '@celeriac/core';
 import type { Executor } from './executor.js';
 
 const MAX_BACKOFF_MS = 5_000;
@@ -67,7 +67,9 @@ export class Fetcher {
         if (failures > 0) this.#logger.info({ downMs: askedAt - outageSince, failedFetches: failures }, `broker reachable again after ${seconds(askedAt - outageSince)}`);
         failures = 0;
         if (signal.aborted) {
-          await Promise.allSettled(deliveries.map((d) => d.release()));
+          // Given back unstarted, for at most a lease: a broker gone silent must not hold up the stop
+          // (what was not given back returns when its lease lapses).
+          await withTimeout(Promise.allSettled(deliveries.map((d) => d.release())), this.options.leaseMs, () => new Error('release timed out')).catch(() => {});
           break;
         }
         const paused = this.options.paused?.();
