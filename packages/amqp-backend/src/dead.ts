@@ -15,10 +15,20 @@ export function letterOf(msg: Message): DeadLetter {
   const headers = msg.properties.headers ?? {};
   const raw = msg.content.toString();
   const at = Number(headers[H.deadAt] ?? 0);
-  const error = typeof headers[H.error] === 'string' && headers[H.error] ? (JSON.parse(headers[H.error] as string) as ErrorInfo) : null;
+  const error = errorHeader(headers[H.error]);
   const parsed = parseMessage(raw);
   const id = parsed.ok ? parsed.message.id : `raw-${createHash('sha256').update(`${at}\n${raw}`).digest('hex').slice(0, 24)}`;
   return { id, raw, reason: String(headers[H.reason] ?? ''), error, at };
+}
+
+/** The letter's error header; one that is not JSON (written by hand, or garbled) is kept as its text, never a reason to fail a listing. */
+function errorHeader(value: unknown): ErrorInfo | null {
+  if (typeof value !== 'string' || value === '') return null;
+  try {
+    return JSON.parse(value) as ErrorInfo;
+  } catch {
+    return { name: 'Error', message: value };
+  }
 }
 
 /**
