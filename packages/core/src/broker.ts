@@ -145,6 +145,12 @@ export interface Broker {
    * broker cannot look a message up by id (RabbitMQ). For `app.inspect.task`.
    */
   message?(ref: TaskRef): Promise<TaskMessage | null>;
+  /**
+   * Up to `limit` waiting messages of `queue`, without taking them: `ready` in the order a fetch
+   * would take them, `delayed` soonest eta first. Absent where the broker cannot list waiting
+   * messages without consuming them (RabbitMQ). For `app.inspect.queue` and the dashboard.
+   */
+  peek?(queue: string, options: { state: 'ready' | 'delayed'; limit: number }): Promise<TaskMessage[]>;
   /** Where a not-yet-final task is, or `null` if the broker does not know it. */
   state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null>;
   stats(queue: string): Promise<QueueStats>;

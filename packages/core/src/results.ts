@@ -23,6 +23,14 @@ export interface TaskResult {
   attempts: number;
   finishedAt: number;
   idempotencyKey: string | null;
+  /** The task's payload, as the last attempt received it (for inspection). Absent in records older than 0.2. */
+  payload?: unknown;
+  /** When the task was first enqueued (its message's `createdAt`). */
+  enqueuedAt?: number;
+  /** When the last attempt started. */
+  startedAt?: number;
+  /** The id of the worker that ran the last attempt (as the worker registry names it), when a worker ran it. */
+  worker?: string;
 }
 
 /** A final outcome to store, with how long to keep it and its idempotency record. */

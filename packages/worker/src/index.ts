@@ -13,3 +13,6 @@ export type { ScheduleInfo, SchedulerOptions } from './scheduler.js';
 export { ManualClock, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { loadApp, main } from './cli/main.js';
+export { QUEUE_STATES, TASK_OUTCOMES, deadLettersTotal, queuePaused, queueTasks, taskDuration, taskRetries, tasksTotal, workersOnline } from './metric-definitions.js';
+export type { QueueState, TaskOutcome } from './metric-definitions.js';
+export { assertBindable, hasBearer, isLoopback } from './http-access.js';

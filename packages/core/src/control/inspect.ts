@@ -6,11 +6,36 @@ import { assertQueueName } from '../names.js';
 import { nextTick } from '../schedule.js';
 import type { TaskState } from '../results.js';
 import { readProgress } from './progress.js';
-import { MAX_LISTED, REGISTRY, runningOn, scheduleMarkName, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
+import { MAX_LISTED, REGISTRY, runningOn, scheduleMarkName, type ActiveTask, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
 import { coordinationOf, readControlState, revocationOf, revokedUnrun, type Revocation } from './state.js';
 
 export interface QueueInfo extends QueueStats {
   paused: boolean;
+}
+
+/** A task waiting in a queue, as `inspect.queue` lists it. */
+export interface QueuedTask {
+  id: string;
+  task: string;
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  payload: unknown;
+  enqueuedAt: number;
+  /** When it becomes ready (delayed tasks and retries), else null. */
+  eta: number | null;
+  /** The error of the attempt before, for a retry (or the dead reason, for a redriven task). */
+  lastError: ErrorInfo | null;
+}
+
+/** One queue in detail: its counts, the head of its ready tasks, its delayed tasks and the tasks running now. */
+export interface QueueDetail extends QueueInfo {
+  /** The next tasks a fetch would take, up to the limit; null where the broker cannot list them (RabbitMQ). */
+  readyTasks: QueuedTask[] | null;
+  /** Delayed tasks (and retries waiting for their backoff), soonest first; null where the broker cannot list them. */
+  delayedTasks: QueuedTask[] | null;
+  /** Tasks running now, by the workers' registry records. */
+  running: (ActiveTask & { worker: string })[];
 }
 
 export interface TaskInfo {
@@ -84,6 +109,13 @@ export class Inspect {
     const running = await runningOn(coordination, id);
     const found = await Promise.all(queues.map((queue) => this.#lookup(id, queue, running?.queue === queue ? running : null)));
     return found.find((t) => t !== null) ?? null;
+  }
+
+  /** One queue in detail (see `QueueDetail`): up to `limit` (default 50) tasks of each list. */
+  async queue(queue: string, options: { limit?: number } = {}): Promise<QueueDetail> {
+    void queue;
+    void options;
+    throw new Error('inspect.queue: not built yet');
   }
 
   /** Declared schedules (by the schedulers that run them), with their last and next runs. */

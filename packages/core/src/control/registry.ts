@@ -21,6 +21,19 @@ export interface ActiveTask {
   startedAt: number;
 }
 
+/** What one worker ended (or retried) of one task in one queue since it started; counts only grow. */
+export interface TaskCounts {
+  queue: string;
+  task: string;
+  succeeded: number;
+  /** Ended failed (retries used up, or an error that is not retried): these go to the dead letters. */
+  failed: number;
+  /** Attempts that failed and were retried (each counts once). */
+  retried: number;
+  expired: number;
+  revoked: number;
+}
+
 /** A worker's record, as `app.inspect.workers()` returns it. */
 export interface WorkerInfo {
   id: string;
@@ -32,6 +45,11 @@ export interface WorkerInfo {
   /** Tasks that ended (succeeded, failed, expired, revoked) in this worker since it started. */
   processed: number;
   failed: number;
+  /**
+   * The same, split by queue and task and by outcome (retries too), for the dashboard's rates and
+   * metrics. Absent in records of workers older than 0.2.
+   */
+  counts?: TaskCounts[];
   startedAt: number;
   lastSeen: number;
   version: string;
