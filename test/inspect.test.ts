@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ControlUnavailableError, createApp, WORKER_TTL_MS, type App } from '@celeriac/core';
-import { uniqueQueue } from '@celeriac/core/testing';
+import { gate, uniqueQueue } from '@celeriac/core/testing';
 import { Scheduler, Worker } from '@celeriac/worker';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -110,10 +110,9 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     const base = options();
     const queue = uniqueQueue('iqd');
     const app = open(base, queue);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    const stall = gate();
     const t = app.task('insp.q', { input: z.object({ n: z.number() }), retry: { maxAttempts: 5 } }, async ({ n }) => {
-      if (n === 0) await gate;
+      if (n === 0) await stall.opened;
       return n;
     });
     const stalled = await t.enqueue({ n: 0 });
@@ -154,7 +153,7 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     await viewer.control.resume(queue);
     await expect(viewer.inspect.queue(queue, { limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
     await expect(viewer.inspect.queue('no spaces')).rejects.toMatchObject({ code: 'INVALID_NAME' });
-    release();
+    stall.open();
     expect(await stalled.result({ timeoutMs: 10_000 })).toBe(0);
   });
 

@@ -1,19 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  DEFAULT_BROKER_OPTIONS,
-  peekedMessages,
-  peekOptions,
-  type Broker,
-  type BrokerOptions,
-  type DeadLetter,
-  type Delivery,
-  type FetchRequest,
-  type PeekOptions,
-  type Published,
-  type PublishOptions,
-  type QueueStats,
-  type RedriveResult,
-} from '../broker.js';
+import { DEFAULT_BROKER_OPTIONS, peekedMessages, peekOptions, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type PeekOptions, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
 import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from '../redrive.js';
 import { BackendError, LeaseLostError } from '../errors.js';
