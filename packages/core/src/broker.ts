@@ -131,6 +131,9 @@ export interface DeadLetter {
  * 9. `discard` removes the named dead letters for good; unknown ids are ignored.
  * 10. `purge` removes the queue's ready and delayed messages (not leased ones, which settle as
  *    usual) and resolves with their number; their ids may be published again.
+ * 11. `peek`, where a broker has it, lists without taking: no lease, nothing moved that a fetch
+ *    would not move first; `ready` in rule 2's order, `delayed` by due time; leased messages in
+ *    neither; a message that fails validation is left out (fetch dead-letters it, rule 6).
  */
 export interface Broker {
   readonly capabilities: BrokerCapabilities;
