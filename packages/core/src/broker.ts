@@ -184,11 +184,14 @@ export interface PeekOptions {
   limit: number;
 }
 
-/** `peek`'s options, checked (every backend's `peek` starts here): errors name the field and what it takes. */
-export function peekOptions(options: PeekOptions): PeekOptions {
+/**
+ * `peek`'s options, checked (every backend's `peek` starts here; `caller` names the call in the
+ * errors, which name the field and what it takes).
+ */
+export function peekOptions(options: PeekOptions, caller = 'peek'): PeekOptions {
   const { state, limit } = options ?? ({} as Partial<PeekOptions>);
-  if (state !== 'ready' && state !== 'delayed') throw new ValidationError('INVALID_OPTIONS', `peek state must be "ready" or "delayed" (got ${JSON.stringify(state) ?? 'nothing'})`);
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('INVALID_OPTIONS', `peek limit must be an integer ≥ 1 (got ${String(limit)})`);
+  if (state !== 'ready' && state !== 'delayed') throw new ValidationError('INVALID_OPTIONS', `${caller} state must be "ready" or "delayed" (got ${JSON.stringify(state) ?? 'nothing'})`);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('INVALID_OPTIONS', `${caller} limit must be an integer ≥ 1 (got ${String(limit)})`);
   return { state, limit: Math.min(limit, MAX_PEEK) };
 }
 
