@@ -135,7 +135,8 @@ describe.each(backends)('dashboard API on $name', ({ name, options }) => {
     await expect.poll(() => summary(url, queue), { timeout: 5_000 }).toMatchObject({ paused: true });
     const waiting = await double.enqueue({ n: 5 });
     expect(await post(url, `api/tasks/${waiting.id}/revoke`, { queue })).toEqual({ status: 200, body: { id: waiting.id, status: 'revoked' } });
-    expect((await api<TaskView>(url, `api/tasks/${waiting.id}`)).body.task.revoked).toMatchObject({ queue, terminate: false });
+    // RabbitMQ cannot look a waiting message up by id: the task is found once a worker settles it.
+    if (name !== 'amqp+redis') expect((await api<TaskView>(url, `api/tasks/${waiting.id}`)).body.task.revoked).toMatchObject({ queue, terminate: false });
     expect(await post(url, `api/queues/${queue}/resume`)).toEqual({ status: 200, body: { queue, paused: false, was: true } });
     expect(await app.control.paused()).not.toContain(queue);
     await expect.poll(async () => (await api<TaskView>(url, `api/tasks/${waiting.id}`)).body.task?.state, { timeout: 10_000 }).toBe('revoked');
