@@ -383,10 +383,16 @@ describe('dashboard HTTP rules', () => {
     const dashboard = createDashboard(app, { queues: [queue] });
     const raw404 = { close: () => dashboard.close() };
     served.push(raw404);
-    const server = createServer((req, res) => {
+    const server = createServer(async (req, res) => {
       const mount = '/admin/queues';
       if (req.url === mount || req.url!.startsWith(`${mount}/`)) {
         Object.assign(req, { originalUrl: req.url, url: req.url!.slice(mount.length) || '/' });
+        // As express.json() in front of the mount: the body is read and parsed before the handler runs.
+        if (req.headers['content-type'] === 'application/json') {
+          let text = '';
+          for await (const chunk of req) text += String(chunk);
+          Object.assign(req, { body: JSON.parse(text) as unknown });
+        }
         return dashboard.handler(req, res);
       }
       res.writeHead(404).end('not the dashboard');
@@ -401,6 +407,8 @@ describe('dashboard HTTP rules', () => {
     }
     expect(JSON.parse((await raw(url, 'admin/queues/api/queues')).text)).toMatchObject({ queues: [expect.objectContaining({ queue })] });
     expect((await raw(url, 'admin/queues/assets/app.js')).status).toBe(200);
+    const discard = await raw(url, `admin/queues/api/queues/${queue}/discard`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ids: ['gone'] }) });
+    expect([discard.status, JSON.parse(discard.text)]).toEqual([200, { queue, discarded: 0 }]);
     expect((await raw(url, 'api/queues')).status).toBe(404);
 
     // A basePath given outright: taken off req.url when the server did not strip it, and HTML-escaped in the page.
