@@ -86,6 +86,8 @@ describe.each(backends)('dashboard API on $name', ({ name, options }) => {
     expect(done).toMatchObject({ state: 'succeeded', result: 42, payload: { n: 21 } });
     expect(await api(url, 'api/tasks/no-such-task')).toEqual({ status: 404, body: { error: { code: 'NOT_FOUND', message: expect.stringContaining('no-such-task not found') } } });
 
+    // Where the store is apart (RabbitMQ + Redis) the outcome is stored before the letter is buried.
+    await expect.poll(async () => (await app.inspect.deadLetters(queue)).length, { timeout: 5_000 }).toBe(2);
     const dead = (await api<DeadLettersView>(url, `api/queues/${queue}/dead`)).body;
     expect(dead.queue).toBe(queue);
     const letter = dead.letters.find((l) => l.id === bad!.id);
