@@ -369,8 +369,8 @@ class AmqpDelivery implements Delivery {
     return this.settler.retry(this, next, at);
   }
 
-  deadLetter(reason: string, settlement?: Settlement): Promise<void> {
-    return this.settler.deadLetter(this, reason, settlement);
+  deadLetter(reason: string, settlement?: Settlement, error?: ErrorInfo | null): Promise<void> {
+    return this.settler.deadLetter(this, reason, settlement, error ?? settlement?.record.error ?? null);
   }
 
   release(at?: number): Promise<void> {

@@ -62,11 +62,11 @@ export class Settler {
     this.leases.finish(h);
   }
 
-  async deadLetter({ token, message }: Ref, reason: string, settlement: Settlement | undefined): Promise<void> {
+  async deadLetter({ token, message }: Ref, reason: string, settlement: Settlement | undefined, error: ErrorInfo | null): Promise<void> {
     const h = await this.leases.begin(token, message.id);
     await this.#guard(h, async () => {
       if (settlement) await this.results.deliver(settlement, h.msg.properties.replyTo as string | undefined, h.session);
-      await this.bury(h.queue, h.msg, reason, settlement?.record.error ?? null);
+      await this.bury(h.queue, h.msg, reason, error);
     });
     this.leases.finish(h);
     bump(this.counters.failed, h.queue);

@@ -75,8 +75,12 @@ export interface Delivery {
    * last error and the eta are core's rule, not the backend's), ready at epoch ms `at`.
    */
   retry(next: TaskMessage, at: number): Promise<void>;
-  /** Moves the message to the dead-letter place with `reason`; stores the settlement as for `ack`. */
-  deadLetter(reason: string, settlement?: Settlement): Promise<void>;
+  /**
+   * Moves the message to the dead-letter place with `reason`; stores the settlement as for `ack`.
+   * The letter keeps `error` (default: the settlement's), which a caller whose store is apart
+   * from the broker passes without a settlement.
+   */
+  deadLetter(reason: string, settlement?: Settlement, error?: ErrorInfo | null): Promise<void>;
   /** Gives the message back unchanged (same attempt), ready at `at` (default: now). */
   release(at?: number): Promise<void>;
 }

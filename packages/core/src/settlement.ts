@@ -62,7 +62,7 @@ export async function settle(run: Run, result: TaskResult, deadReason?: string):
   const withAck = run.storeApart ? undefined : settlement;
   try {
     if (deadReason === undefined) await settling(run).ack(withAck);
-    else await settling(run).deadLetter(deadReason, withAck);
+    else await settling(run).deadLetter(deadReason, withAck, result.error ?? null);
   } catch (err) {
     // The handler of a keyed task did take effect: record the success under its key even though
     // the lease moved on, so the delivery that now owns the message reuses it instead of re-running.

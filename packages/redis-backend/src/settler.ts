@@ -180,9 +180,10 @@ export class RedisDelivery implements Delivery {
     return this.#submit(['R', Math.trunc(at), encodeMessage(next)]);
   }
 
-  deadLetter(reason: string, settlement?: Settlement): Promise<void> {
+  deadLetter(reason: string, settlement?: Settlement, lastError?: ErrorInfo | null): Promise<void> {
     const record = settlement?.record;
-    const error = record?.error ? JSON.stringify(record.error) : '';
+    const kept = lastError ?? record?.error;
+    const error = kept ? JSON.stringify(kept) : '';
     const stored = record ? [JSON.stringify(record), record.idempotencyKey ?? '', record.state] : ['', '', ''];
     return this.#submit(['D', ...stored, reason, error], settlement);
   }

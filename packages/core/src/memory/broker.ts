@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULT_BROKER_OPTIONS, peekedMessages, peekOptions, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type PeekOptions, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
 import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from '../redrive.js';
-import { BackendError, LeaseLostError } from '../errors.js';
+import { BackendError, LeaseLostError, type ErrorInfo } from '../errors.js';
 import type { Settlement, TaskRef } from '../results.js';
 import { assertQueueName } from '../names.js';
 import { MemoryQueue, type Entry } from './queue.js';
@@ -279,7 +279,7 @@ export class MemoryBroker implements Broker {
       case 'dead':
         q.remove(entry);
         if (step.settlement) this.results.storeNow(step.settlement);
-        q.bury(entry.id, entry.raw, step.reason, step.settlement?.record.error ?? null, now);
+        q.bury(entry.id, entry.raw, step.reason, step.error, now);
         break;
       case 'retry': {
         entry.raw = encodeMessage(step.next);
@@ -298,7 +298,7 @@ export class MemoryBroker implements Broker {
 
 type Settle =
   | { kind: 'ack'; settlement: Settlement | undefined }
-  | { kind: 'dead'; reason: string; settlement: Settlement | undefined }
+  | { kind: 'dead'; reason: string; settlement: Settlement | undefined; error: ErrorInfo | null }
   | { kind: 'retry'; next: TaskMessage; at: number }
   | { kind: 'release'; at: number | undefined };
 
@@ -318,8 +318,8 @@ class MemoryDelivery implements Delivery {
     this.broker.settle(this, { kind: 'retry', next, at });
   }
 
-  async deadLetter(reason: string, settlement?: Settlement): Promise<void> {
-    this.broker.settle(this, { kind: 'dead', reason, settlement });
+  async deadLetter(reason: string, settlement?: Settlement, error?: ErrorInfo | null): Promise<void> {
+    this.broker.settle(this, { kind: 'dead', reason, settlement, error: error ?? settlement?.record.error ?? null });
   }
 
   async release(at?: number): Promise<void> {

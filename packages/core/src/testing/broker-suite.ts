@@ -222,12 +222,14 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       const record = resultFor(msg, 'failed', { error: { name: 'Error', message: 'nope' } });
       if (broker.results === results) await d!.deadLetter('failed after 3 attempt(s): nope', { record, ttlMs: 60_000, keyTtlMs: 60_000 });
       else {
+        // A store apart from the broker: the outcome is stored first, the letter still keeps its error.
         await results.store({ record, ttlMs: 60_000, keyTtlMs: 60_000 });
-        await d!.deadLetter('failed after 3 attempt(s): nope');
+        await d!.deadLetter('failed after 3 attempt(s): nope', undefined, record.error);
       }
       const dead = await broker.deadLetters(q);
       expect(dead).toHaveLength(1);
       expect(dead[0]!.reason).toContain('nope');
+      expect(dead[0]!.error).toMatchObject({ name: 'Error', message: 'nope' });
       expect(JSON.parse(dead[0]!.raw)).toMatchObject({ id: msg.id });
       expect((await broker.stats(q)).dead).toBe(1);
       expect(await results.get(msg)).toMatchObject({ state: 'failed' });

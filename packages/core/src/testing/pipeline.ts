@@ -66,7 +66,7 @@ export function intercept(d: Delivery, calls: Partial<Pick<Delivery, 'ack' | 're
     lapses: d.lapses,
     ack: calls.ack ?? ((s) => d.ack(s)),
     retry: calls.retry ?? ((next, at) => d.retry(next, at)),
-    deadLetter: calls.deadLetter ?? ((reason, s) => d.deadLetter(reason, s)),
+    deadLetter: calls.deadLetter ?? ((reason, s, e) => d.deadLetter(reason, s, e)),
     release: calls.release ?? ((at) => d.release(at)),
   };
 }
