@@ -2,6 +2,7 @@ import { CeleriacError } from '@celeriac/core';
 import { UsageError } from '../usage-error.js';
 import type { Command, Out } from './args.js';
 import { beatCommand } from './beat-command.js';
+import { lazyCommand } from './lazy-command.js';
 import { OPERATE_COMMANDS } from './operate.js';
 import { workerCommand } from './worker-command.js';
 
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, Command> = {
   worker: workerCommand,
   beat: beatCommand,
   ...OPERATE_COMMANDS,
+  dashboard: lazyCommand('dashboard', '@celeriac/dashboard', 'dashboardCommand', 'serve the web dashboard, its JSON API and /metrics (@celeriac/dashboard)'),
 };
 
 const MAIN_HELP = `celeriac — typed distributed task queue

@@ -263,13 +263,21 @@ async function runCommand(name: string, command: Command, argv: string[], io: Op
 
 /** The broker or store did not answer in time: exit 2, naming where it looked. */
 export class UnreachableError extends CeleriacError {
-  constructor(values: Values, timeoutMs: number) {
+  constructor(values: ConnectionFlags, timeoutMs: number) {
     const url = values.broker ?? process.env.CELERIAC_BROKER_URL;
     super('BACKEND', `no answer from the broker or store${url ? ` at ${redactUrl(url)}` : ''} within ${timeoutMs / 1_000} s: is it running, and is the URL right?`);
   }
 }
 
-async function openApp(values: Values): Promise<App> {
+/** The connection flags every operating command takes (and the dashboard): `--app`, or `--broker` and `--results`. */
+export interface ConnectionFlags {
+  app?: string | undefined;
+  broker?: string | undefined;
+  results?: string | undefined;
+}
+
+/** The user's app (`--app`), or an app of no tasks on `--broker`/`--results` (or their variables): operating needs no task definitions. */
+export async function openApp(values: ConnectionFlags): Promise<App> {
   if (values.app) return openUserApp({ app: values.app, broker: values.broker });
   const broker = values.broker ?? process.env.CELERIAC_BROKER_URL;
   if (!broker) throw new UsageError('give the broker: --broker <url>, $CELERIAC_BROKER_URL, or --app <module>');

@@ -1,0 +1,53 @@
+import { parseOptions, queueNamePattern } from '@celeriac/core';
+import { z } from 'zod';
+
+/**
+ * The dashboard's options, parsed once here (users see `DashboardOptions`, the code uses
+ * `DashboardSettings`). Every error names the field and the fix.
+ */
+const dashboardSchema = z.object({
+  /** Queues always listed, besides those the registry knows (on RabbitMQ alone, the only ones listed). */
+  queues: z.array(z.string().regex(queueNamePattern, 'queue names use letters, digits and _ . : - (at most 200)')).default([]),
+  /** When set, every /api and /metrics request needs `Authorization: Bearer <token>`. */
+  token: z.string().min(1, 'token must not be empty (leave it out for no token)').nullish().transform((t) => t ?? null),
+  /** How far back the rate series go (default 15 min). */
+  historyMs: z.number().int().min(60_000, 'historyMs must be at least 60000 (1 min)').max(86_400_000, 'historyMs must be at most 86400000 (24 h)').default(15 * 60_000),
+  /** How often the pages refresh (default and minimum 1000). */
+  refreshMs: z.number().int().min(1_000, 'refreshMs must be at least 1000').max(60_000, 'refreshMs must be at most 60000').default(1_000),
+  /** Where the dashboard is mounted, e.g. `/admin/queues`; default: what the framework stripped off `req.url` (`req.originalUrl`), else none. */
+  basePath: z
+    .string()
+    .regex(/^(\/[^/?#]+)*\/?$/, 'basePath must be a path such as /admin/queues (no query, no //)')
+    .transform((p) => p.replace(/\/$/, ''))
+    .optional(),
+  /**
+   * Host names (the `Host` header, without port) accepted without a token besides loopback ones,
+   * e.g. the name of the server the handler is mounted in, behind its own authentication; `['*']`
+   * accepts any. Without a token, other hosts are refused (DNS rebinding).
+   */
+  allowedHosts: z.array(z.string().min(1)).default([]),
+  /** The broker URL shown on /api/info (password hidden); default: the broker's kind. */
+  brokerUrl: z.string().optional(),
+  /** The result store URL shown on /api/info when it is apart from the broker (password hidden). */
+  resultsUrl: z.string().optional(),
+});
+
+export type DashboardOptions = z.input<typeof dashboardSchema>;
+export type DashboardSettings = z.output<typeof dashboardSchema>;
+
+export function parseDashboardOptions(options: DashboardOptions | undefined): DashboardSettings {
+  return parseOptions(dashboardSchema, options ?? {}, 'dashboard options');
+}
+
+const serveSchema = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  /** 0 picks a free port (the URL says which). */
+  port: z.number().int().min(0).max(65_535, 'port must be 0…65535').default(5555),
+});
+
+export type ServeOptions = DashboardOptions & z.input<typeof serveSchema>;
+
+export function parseServeOptions(options: ServeOptions | undefined): { host: string; port: number } {
+  const { host, port } = options ?? {};
+  return parseOptions(serveSchema, { host, port }, 'dashboard server options');
+}

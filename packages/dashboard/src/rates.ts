@@ -1,0 +1,181 @@
+import type { TaskCounts, WorkerInfo } from '@celeriac/core';
+import type { Series } from './api.js';
+
+/**
+ * Tasks per second, counted from the workers' registry records (pure logic, no I/O):
+ * 1. `CountsLedger` turns each worker's cumulative `counts` into deltas between two of its
+ *    records; a worker first seen after the dashboard started counts from its start, one that
+ *    ran before counts from its first record; a record without `counts` (an older worker) is no
+ *    data; a worker that left is forgotten a minute later.
+ * 2. `RateSeries` spreads each delta evenly over the time between the two records' `lastSeen`
+ *    (heartbeats are 2 s apart), in 1-s buckets kept for `historyMs`.
+ */
+
+/** What one worker ended or retried of one task in one queue between two of its records, `from` < `to` (ms). */
+export interface CountsDelta extends TaskCounts {
+  from: number;
+  to: number;
+}
+
+const OUTCOMES = ['succeeded', 'failed', 'retried', 'expired', 'revoked'] as const;
+
+/** How long a worker's last counts are kept once its record is gone (it may show up again after a slow heartbeat). */
+export const GONE_KEEP_MS = 60_000;
+
+interface Seen {
+  lastSeen: number;
+  counts: Map<string, TaskCounts>;
+  goneSince: number | null;
+}
+
+export class CountsLedger {
+  readonly #workers = new Map<string, Seen>();
+
+  /** @param since when the dashboard started: workers started later are counted from their start. */
+  constructor(private readonly since: number) {}
+
+  /** The deltas since the previous records; `workers` is the whole registry now. */
+  observe(workers: readonly WorkerInfo[], now: number): CountsDelta[] {
+    const deltas: CountsDelta[] = [];
+    const present = new Set<string>();
+    for (const w of workers) {
+      if (!Array.isArray(w.counts)) continue;
+      present.add(w.id);
+      const counts = new Map(w.counts.map((c) => [key(c), c]));
+      const seen = this.#workers.get(w.id);
+      if (!seen) {
+        this.#workers.set(w.id, { lastSeen: w.lastSeen, counts, goneSince: null });
+        if (w.startedAt >= this.since) deltas.push(...diff(new Map(), counts, w.startedAt, w.lastSeen));
+        continue;
+      }
+      seen.goneSince = null;
+      if (w.lastSeen <= seen.lastSeen) continue;
+      deltas.push(...diff(seen.counts, counts, seen.lastSeen, w.lastSeen));
+      seen.lastSeen = w.lastSeen;
+      seen.counts = counts;
+    }
+    for (const [id, seen] of this.#workers) {
+      if (present.has(id)) continue;
+      seen.goneSince ??= now;
+      if (now - seen.goneSince >= GONE_KEEP_MS) this.#workers.delete(id);
+    }
+    return deltas;
+  }
+
+  /** Workers whose counts are remembered (for tests). */
+  get size(): number {
+    return this.#workers.size;
+  }
+}
+
+function key(c: { queue: string; task: string }): string {
+  return `${c.queue}\u0000${c.task}`;
+}
+
+function diff(before: Map<string, TaskCounts>, after: Map<string, TaskCounts>, from: number, to: number): CountsDelta[] {
+  const deltas: CountsDelta[] = [];
+  for (const [k, now] of after) {
+    const was = before.get(k);
+    // Counts only grow; a smaller one (a record rewritten by hand) is no delta, not a negative one.
+    const d = Object.fromEntries(OUTCOMES.map((o) => [o, Math.max(0, num(now[o]) - num(was?.[o]))])) as Record<(typeof OUTCOMES)[number], number>;
+    if (OUTCOMES.some((o) => d[o] > 0)) deltas.push({ queue: now.queue, task: now.task, ...d, from, to });
+  }
+  return deltas;
+}
+
+function num(x: unknown): number {
+  return typeof x === 'number' && Number.isFinite(x) ? x : 0;
+}
+
+/** Tasks that reached a final state (a retried attempt is not one). */
+export function processedOf(d: TaskCounts): number {
+  return d.succeeded + d.failed + d.expired + d.revoked;
+}
+
+export const STEP_MS = 1_000;
+
+interface Ring {
+  second: Float64Array;
+  processed: Float64Array;
+  failed: Float64Array;
+}
+
+export class RateSeries {
+  readonly #size: number;
+  readonly #queues = new Map<string, Ring>();
+  readonly #all: Ring;
+
+  /** @param start when counting began: series never reach back before it. */
+  constructor(
+    readonly historyMs: number,
+    private readonly start: number,
+  ) {
+    this.#size = Math.ceil(historyMs / STEP_MS);
+    this.#all = this.#ring();
+  }
+
+  /** Spreads a delta over [from, to) (clamped to `now`); what falls before the history kept is dropped. */
+  add(delta: CountsDelta, now: number): void {
+    const processed = processedOf(delta);
+    if (processed === 0 && delta.failed === 0) return;
+    let ring = this.#queues.get(delta.queue);
+    if (!ring) this.#queues.set(delta.queue, (ring = this.#ring()));
+    const to = Math.min(delta.to, now);
+    const from = Math.min(delta.from, to);
+    const nowSecond = Math.floor(now / STEP_MS);
+    const oldest = nowSecond - this.#size + 1;
+    if (to - from <= 0) return this.#put([ring, this.#all], Math.max(oldest, Math.floor((to - 1) / STEP_MS)), processed, delta.failed, oldest);
+    const span = to - from;
+    for (let s = Math.max(Math.floor(from / STEP_MS), oldest); s * STEP_MS < to; s++) {
+      const overlap = Math.min(to, (s + 1) * STEP_MS) - Math.max(from, s * STEP_MS);
+      if (overlap > 0) this.#put([ring, this.#all], s, (processed * overlap) / span, (delta.failed * overlap) / span, oldest);
+    }
+  }
+
+  /** The series of `queue` (all queues when null) whose last point ends at `end` (a multiple of `STEP_MS`). */
+  series(queue: string | null, end: number): Series {
+    const ring = queue === null ? this.#all : this.#queues.get(queue);
+    const last = Math.floor(end / STEP_MS) - 1;
+    const count = Math.max(0, Math.min(this.#size, last - Math.floor(this.start / STEP_MS) + 1));
+    const processed: number[] = [];
+    const failed: number[] = [];
+    for (let s = last - count + 1; s <= last; s++) {
+      const i = slot(s, this.#size);
+      const live = ring !== undefined && ring.second[i] === s;
+      processed.push(live ? round(ring.processed[i]!) : 0);
+      failed.push(live ? round(ring.failed[i]!) : 0);
+    }
+    return { stepMs: STEP_MS, end: (last + 1) * STEP_MS, processed, failed };
+  }
+
+  /** Forgets queues no longer listed (their rings), keeping memory bounded by the queues in use. */
+  retain(queues: ReadonlySet<string>): void {
+    for (const q of this.#queues.keys()) if (!queues.has(q)) this.#queues.delete(q);
+  }
+
+  #ring(): Ring {
+    return { second: new Float64Array(this.#size).fill(-1), processed: new Float64Array(this.#size), failed: new Float64Array(this.#size) };
+  }
+
+  #put(rings: Ring[], second: number, processed: number, failed: number, oldest: number): void {
+    if (second < oldest) return;
+    for (const ring of rings) {
+      const i = slot(second, this.#size);
+      if (ring.second[i] !== second) {
+        ring.second[i] = second;
+        ring.processed[i] = 0;
+        ring.failed[i] = 0;
+      }
+      ring.processed[i]! += processed;
+      ring.failed[i]! += failed;
+    }
+  }
+}
+
+function slot(second: number, size: number): number {
+  return ((second % size) + size) % size;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
