@@ -43,7 +43,7 @@ export function relative(at: number, now = Date.now()): string {
   return diff < 0 ? `${duration(-diff)} ago` : `in ${duration(diff)}`;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const dateTime = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 
 /** A local date and time, with the zone's offset, for titles and timestamp tables. */
 export function timestamp(at: number): string {

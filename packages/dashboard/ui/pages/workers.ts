@@ -13,13 +13,13 @@ export function WorkersPage({ info }: { info: Info }) {
     <div class="page-head"><h1>Workers</h1></div>
     <${Section} title="Online" count=${data.workers.length} testid="workers">
       <${Table}
-        head=${['Worker', 'Host', ['PID', 'num'], 'Queues', ['Concurrency', 'num'], 'Active', ['Processed', 'num'], ['Failed', 'num'], ['Uptime', 'num'], 'Last seen', 'Version']}
+        head=${['Worker', 'Host', ['PID', 'num'], 'Queues', ['Concurrency', 'num'], 'Active', ['Processed', 'num'], ['Failed', 'num'], ['Uptime', 'num'], 'Last seen']}
         testid="workers-table"
         empty=${data.workers.length === 0 ? 'No worker is online. Start one with: npx celeriac worker ./tasks.js' : null}
       >
         ${data.workers.map(
           (w) => html`<tr key=${w.id} data-testid="worker-row">
-            <td class="mono">${w.id}</td>
+            <td class="mono" title=${`celeriac ${w.version}`}>${w.id}</td>
             <td>${w.host}</td>
             <td class="num">${w.pid}</td>
             <td>${w.queues.map((q, i) => html`${i > 0 ? ', ' : ''}<a href=${href.queue(q)}>${q}</a>`)}</td>
@@ -33,7 +33,6 @@ export function WorkersPage({ info }: { info: Info }) {
             <td class=${`num${w.failed > 0 ? ' tone-bad' : ''}`}>${count(w.failed)}</td>
             <td class="num">${duration(Math.max(0, data.at - w.startedAt))}</td>
             <td><${When} at=${w.lastSeen} /></td>
-            <td class="muted">${w.version}</td>
           </tr>`,
         )}
       <//>

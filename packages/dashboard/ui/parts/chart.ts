@@ -52,7 +52,7 @@ export function RateChart({ series, lines, points, large = false, testid }: Char
     ${large &&
     html`<figcaption>
       <span class="chart-peak">peak ${rate(peak)}/s</span>
-      <span class="chart-legend">${shown.map((s) => html`<span class=${`legend legend-${s.name}`}>${s.name} <b class="num">${rate(s.values.at(-1) ?? 0)}</b>/s</span>`)}</span>
+      <span class="chart-legend">${shown.map((s) => html`<span class=${`legend legend-${s.name}`}><span>${s.name} <b class="num">${rate(s.values.at(-1) ?? 0)}</b>/s</span></span>`)}</span>
       <span class="chart-span">last ${span}</span>
     </figcaption>`}
   </figure>`;
