@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ControlUnavailableError, createApp, WORKER_TTL_MS, type App } from '@celeriac/core';
-import { uniqueQueue } from '@celeriac/core/testing';
+import { gate, uniqueQueue } from '@celeriac/core/testing';
 import { Scheduler, Worker } from '@celeriac/worker';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -106,6 +106,85 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     });
   });
 
+  it('shows one queue in detail: the ready head in fetch order, delayed tasks with their eta, running tasks with their worker', async () => {
+    const base = options();
+    const queue = uniqueQueue('iqd');
+    const app = open(base, queue);
+    const stall = gate();
+    const t = app.task('insp.q', { input: z.object({ n: z.number() }), retry: { maxAttempts: 5 } }, async ({ n }) => {
+      if (n === 0) await stall.opened;
+      return n;
+    });
+    const stalled = await t.enqueue({ n: 0 });
+    // One slot, taken by the stalled task: what is enqueued next waits.
+    const w = new Worker(app, { queues: [queue], concurrency: 1, blockMs: 200 });
+    workers.push(w);
+    await w.start();
+    const viewer = open(base, queue);
+    await expect.poll(async () => (await viewer.inspect.queue(queue)).running.map((r) => r.id), { timeout: 6_000 }).toEqual([stalled.id]);
+    const low = await t.enqueue({ n: 1 });
+    const urgent = await t.enqueue({ n: 2 }, { priority: 9 });
+    const low2 = await t.enqueue({ n: 3 });
+    const mid = await t.enqueue({ n: 4 }, { priority: 5 });
+    const now = Date.now();
+    const later = await t.enqueue({ n: 5 }, { delayMs: 60_000 });
+    const sooner = await t.enqueue({ n: 6 }, { delayMs: 30_000 });
+
+    const detail = await viewer.inspect.queue(queue);
+    const [me] = (await viewer.inspect.workers()).filter((x) => x.queues.includes(queue));
+    expect(detail).toMatchObject({ queue, ready: 4, delayed: 2, paused: false });
+    expect(detail.running).toEqual([{ id: stalled.id, task: 'insp.q', queue, startedAt: expect.any(Number), worker: me!.id }]);
+    if (base.broker.startsWith('amqp')) {
+      // RabbitMQ cannot list a queue without consuming it (and counts in flight only this process's leases).
+      expect([detail.readyTasks, detail.delayedTasks]).toEqual([null, null]);
+    } else {
+      expect(detail.inFlight).toBe(1);
+      expect(detail.readyTasks!.map((x) => x.id)).toEqual([urgent.id, mid.id, low.id, low2.id]);
+      expect(detail.readyTasks![0]).toEqual({ id: urgent.id, task: 'insp.q', attempt: 1, maxAttempts: 5, priority: 9, payload: { n: 2 }, enqueuedAt: expect.any(Number), eta: null, lastError: null });
+      expect(detail.delayedTasks!.map((x) => x.id)).toEqual([sooner.id, later.id]);
+      const etas = detail.delayedTasks!.map((x) => x.eta! - now);
+      // The broker's clock keeps the due time (skew and latency apart, within a second here).
+      expect(Math.abs(etas[0]! - 30_000)).toBeLessThan(1_000);
+      expect(Math.abs(etas[1]! - 60_000)).toBeLessThan(1_000);
+      expect((await viewer.inspect.queue(queue, { limit: 2 })).readyTasks!.map((x) => x.id)).toEqual([urgent.id, mid.id]);
+    }
+    await viewer.control.pause(queue);
+    expect(await viewer.inspect.queue(queue)).toMatchObject({ paused: true });
+    await viewer.control.resume(queue);
+    await expect(viewer.inspect.queue(queue, { limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(viewer.inspect.queue('no spaces')).rejects.toMatchObject({ code: 'INVALID_NAME' });
+    stall.open();
+    expect(await stalled.result({ timeoutMs: 10_000 })).toBe(0);
+  });
+
+  it('shows a finished task with the payload, times and worker its result record keeps (null in older records)', async () => {
+    const base = options();
+    const queue = uniqueQueue('if');
+    const viewer = open(base, queue);
+    const { results } = await viewer.connection();
+    const record = { id: `done-${queue}`, queue, task: 'insp.done', state: 'failed' as const, error: { name: 'Error', message: 'nope', stack: 'Error: nope\n    at here' }, attempts: 3, finishedAt: 3_000, idempotencyKey: null };
+    const rich = { ...record, payload: { to: '<img src=x onerror=alert(1)>' }, enqueuedAt: 1_000, startedAt: 2_000, worker: 'host-1-abc' };
+    await results.store({ record: rich, ttlMs: 60_000, keyTtlMs: 60_000 });
+    await results.store({ record: { ...record, id: `old-${queue}` }, ttlMs: 60_000, keyTtlMs: 60_000 });
+    expect(await viewer.inspect.task(rich.id, { queue })).toEqual({
+      id: rich.id,
+      queue,
+      task: 'insp.done',
+      state: 'failed',
+      attempt: 3,
+      maxAttempts: null,
+      payload: { to: '<img src=x onerror=alert(1)>' },
+      enqueuedAt: 1_000,
+      startedAt: 2_000,
+      worker: 'host-1-abc',
+      finishedAt: 3_000,
+      error: record.error,
+      progress: null,
+      revoked: null,
+    });
+    expect(await viewer.inspect.task(`old-${queue}`, { queue })).toMatchObject({ state: 'failed', payload: null, enqueuedAt: null, startedAt: null, worker: null, finishedAt: 3_000 });
+  });
+
   it('lists the schedules a scheduler declared, with the last and next runs', async () => {
     const base = options();
     const queue = uniqueQueue('is');
@@ -149,7 +228,7 @@ describe('app.inspect on RabbitMQ alone', () => {
   it('refuses what needs a shared store, naming the fix; dead letters still list', async () => {
     const queue = uniqueQueue('ia');
     const app = open({ broker: AMQP_URL }, queue);
-    for (const call of [() => app.inspect.queues(), () => app.inspect.workers(), () => app.inspect.task('x'), () => app.inspect.schedules()]) {
+    for (const call of [() => app.inspect.queues(), () => app.inspect.queue(queue), () => app.inspect.workers(), () => app.inspect.task('x'), () => app.inspect.schedules()]) {
       await expect(call()).rejects.toThrow(ControlUnavailableError);
     }
     expect(await app.inspect.deadLetters(queue)).toEqual([]);

@@ -1,5 +1,5 @@
-import type { ErrorInfo } from './errors.js';
-import type { TaskMessage } from './envelope.js';
+import { parseMessage, type TaskMessage } from './envelope.js';
+import { ValidationError, type ErrorInfo } from './errors.js';
 import type { ResultBackend, Settlement, TaskRef } from './results.js';
 
 /** What a backend can do natively. Callers branch on these, never on the backend's class. */
@@ -147,10 +147,11 @@ export interface Broker {
   message?(ref: TaskRef): Promise<TaskMessage | null>;
   /**
    * Up to `limit` waiting messages of `queue`, without taking them: `ready` in the order a fetch
-   * would take them, `delayed` soonest eta first. Absent where the broker cannot list waiting
-   * messages without consuming them (RabbitMQ). For `app.inspect.queue` and the dashboard.
+   * would take them, `delayed` soonest eta first, each with its due time as `eta`. Leased messages
+   * are in neither list. Absent where the broker cannot list waiting messages without consuming
+   * them (RabbitMQ). For `app.inspect.queue` and the dashboard. See `peekOptions`, `peekedMessages`.
    */
-  peek?(queue: string, options: { state: 'ready' | 'delayed'; limit: number }): Promise<TaskMessage[]>;
+  peek?(queue: string, options: PeekOptions): Promise<TaskMessage[]>;
   /** Where a not-yet-final task is, or `null` if the broker does not know it. */
   state(ref: TaskRef): Promise<'pending' | 'scheduled' | 'active' | 'retrying' | null>;
   stats(queue: string): Promise<QueueStats>;
@@ -169,6 +170,38 @@ export interface Broker {
   /** Removes every ready and delayed message of the queue (not those leased now); resolves with how many (rule 10). */
   purge(queue: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/** Most messages one `peek` lists; a larger limit is cut to this. */
+export const MAX_PEEK = 1_000;
+
+export interface PeekOptions {
+  state: 'ready' | 'delayed';
+  /** Most messages to list: an integer ≥ 1 (above `MAX_PEEK`, cut to it). */
+  limit: number;
+}
+
+/** `peek`'s options, checked (every backend's `peek` starts here): errors name the field and what it takes. */
+export function peekOptions(options: PeekOptions): PeekOptions {
+  const { state, limit } = options ?? ({} as Partial<PeekOptions>);
+  if (state !== 'ready' && state !== 'delayed') throw new ValidationError('INVALID_OPTIONS', `peek state must be "ready" or "delayed" (got ${JSON.stringify(state) ?? 'nothing'})`);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('INVALID_OPTIONS', `peek limit must be an integer ≥ 1 (got ${String(limit)})`);
+  return { state, limit: Math.min(limit, MAX_PEEK) };
+}
+
+/**
+ * What a peek lists, from the text a backend holds. A message a fetch would dead-letter (it does
+ * not parse, is oversized or names another queue) is left out rather than breaking the listing.
+ * `dueAt`, for a delayed message, is when it becomes ready by the broker's clock: it is given as
+ * the message's `eta` (a release to later leaves the message's own `eta` behind).
+ */
+export function peekedMessages(queue: string, entries: Iterable<{ raw: string; dueAt?: number }>, maxBytes: number): TaskMessage[] {
+  const out: TaskMessage[] = [];
+  for (const { raw, dueAt } of entries) {
+    const parsed = parseMessage(raw, { queue, maxBytes });
+    if (parsed.ok) out.push(dueAt === undefined ? parsed.message : { ...parsed.message, eta: dueAt });
+  }
+  return out;
 }
 
 export interface RedriveResult {

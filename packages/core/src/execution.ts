@@ -34,6 +34,8 @@ export interface RunOptions {
   revoked?: ReadonlyMap<string, Revocation>;
   /** Where `ctx.log` writes (bound to the task): the worker's logger; default the app's. */
   logger?: Logger;
+  /** The id of the worker running it (its registry record's id), written into the task's result record. */
+  worker?: string;
 }
 
 /** One delivery on its way through the pipeline: what the steps have learnt so far. */
@@ -53,6 +55,8 @@ export interface Run {
   readonly revoked: RunOptions['revoked'];
   /** The logger `ctx.log` is bound from. */
   readonly logger: Logger;
+  /** `RunOptions.worker`. */
+  readonly worker: string | undefined;
   /** Set by `knownTask`. */
   task?: Task;
   /** Set by `validPayload`: the payload as the handler gets it. */
@@ -60,6 +64,8 @@ export interface Run {
   /** Set by `runHandler`: resolves when the handler really returned or threw (a time limit cannot hasten it). */
   ended?: Promise<void>;
   handlerEnded?: boolean;
+  /** Set by `runHandler`: epoch ms when the handler was called (the result record's `startedAt`). */
+  startedAt?: number;
   /** Set by `runHandler`, read by `settleOutcome`. */
   outcome?: { ok: true; value: unknown; durationMs: number } | { ok: false; error: unknown; durationMs: number };
 }
@@ -119,7 +125,7 @@ export async function runDelivery(app: App, conn: Connection, delivery: Delivery
   }
 }
 
-function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent, revoked, logger = app.logger }: RunOptions): Run {
+function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, leaseMs, onEvent, revoked, logger = app.logger, worker }: RunOptions): Run {
   const message = delivery.message;
   // A listener that throws must not decide a task's fate (it would be redelivered and run again).
   const emit = (event: TaskEvent) => {
@@ -130,5 +136,5 @@ function newRun(app: App, conn: Connection, delivery: Delivery, { attempt, lease
     }
   };
   const storeApart = conn.results !== conn.broker.results;
-  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, revoked, logger };
+  return { app, conn, delivery, message, attempt: attemptOf(delivery), leaseMs, control: attempt, emit, storeApart, revoked, logger, worker };
 }

@@ -15,7 +15,7 @@ export async function runHandler(run: Run): Promise<RunOutcome | undefined> {
   const { message, control, app, task } = run;
   if (control.aborted) return control.reason instanceof LeaseLostError ? 'lost' : control.reason instanceof TaskRevokedError ? settleRevoked(run) : release(run); // before it began
   run.emit({ type: 'task:started', message, attempt: run.attempt });
-  const started = Date.now();
+  const started = (run.startedAt = Date.now());
   const ctx = handlerContext(run);
   const timeoutMs = task!.options.timeoutMs;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => control.abort(new TaskTimeoutError(timeoutMs)), timeoutMs);

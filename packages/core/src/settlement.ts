@@ -82,9 +82,13 @@ export function settling(run: Run): Delivery {
   return run.delivery;
 }
 
+/**
+ * The task's final record: its outcome, and what its page shows (payload, when it was enqueued and
+ * started, which worker ran it). `startedAt` is absent for a task refused before its handler ran.
+ */
 export function record(run: Run, state: TaskResult['state'], extra: { value?: unknown; error?: ErrorInfo }): TaskResult {
   const { message } = run;
-  return {
+  const result: TaskResult = {
     id: message.id,
     queue: message.queue,
     task: message.task,
@@ -93,5 +97,10 @@ export function record(run: Run, state: TaskResult['state'], extra: { value?: un
     attempts: run.attempt,
     finishedAt: Date.now(),
     idempotencyKey: message.idempotencyKey,
+    payload: message.payload,
+    enqueuedAt: message.createdAt,
   };
+  if (run.startedAt !== undefined) result.startedAt = run.startedAt;
+  if (run.worker !== undefined) result.worker = run.worker;
+  return result;
 }

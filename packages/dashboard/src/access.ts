@@ -18,7 +18,7 @@ export interface AccessRules {
 
 export function checkHost(req: IncomingMessage, rules: AccessRules): void {
   if (rules.token !== null || rules.allowedHosts.includes('*')) return;
-  const name = hostName(req.headers.host);
+  const name = hostUrl(req.headers.host)?.hostname ?? null;
   if (name !== null && (isLoopback(name) || rules.allowedHosts.some((h) => h.toLowerCase() === name))) return;
   throw new HttpError(
     403,
@@ -37,7 +37,7 @@ export function checkAction(req: IncomingMessage): void {
   if (type !== 'application/json') throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `actions take Content-Type: application/json (got ${type || 'none'})`);
   const origin = req.headers.origin;
   if (origin === undefined) return;
-  const host = hostOf(req.headers.host);
+  const host = hostUrl(req.headers.host)?.host ?? null;
   let from: string | null;
   try {
     from = new URL(origin).host;
@@ -47,20 +47,11 @@ export function checkAction(req: IncomingMessage): void {
   if (from === null || host === null || from !== host) throw new HttpError(403, 'FORBIDDEN', `cross-site request refused: Origin ${origin} is not this dashboard's host`);
 }
 
-/** The `Host` header as `URL.host` normalises it (lower case, default port dropped), or null when it does not parse. */
-function hostOf(header: string | undefined): string | null {
+/** The `Host` header as a URL (host lower-cased, default port dropped), or null when it does not parse. */
+function hostUrl(header: string | undefined): URL | null {
   if (!header) return null;
   try {
-    return new URL(`http://${header}`).host;
-  } catch {
-    return null;
-  }
-}
-
-function hostName(header: string | undefined): string | null {
-  if (!header) return null;
-  try {
-    return new URL(`http://${header}`).hostname;
+    return new URL(`http://${header}`);
   } catch {
     return null;
   }

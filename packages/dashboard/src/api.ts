@@ -19,9 +19,9 @@
  * GET  /metrics                             → Prometheus text format
  *
  * Every error is JSON, `ApiError`, with the HTTP status: 400 bad input, 401 token missing or
- * wrong, 403 a cross-site request, 404 not found, 405 wrong method, 415 a POST that is not JSON,
- * 503 the broker or store cannot answer (or the control plane is not available on this broker),
- * 500 anything else. POST bodies are JSON (`Content-Type: application/json`), at most 64 KiB.
+ * wrong, 403 a cross-site request (or, without a token, a Host that is not loopback), 404 not
+ * found, 405 wrong method, 413 a body over 64 KiB, 415 a POST that is not JSON, 503 the broker or
+ * store cannot answer (or the control plane is not available on this broker), 500 anything else. POST bodies are JSON (`Content-Type: application/json`), at most 64 KiB.
  * When a token is set, every /api and /metrics request needs `Authorization: Bearer <token>`.
  */
 import type { DeadLetter, ErrorInfo, QueueDetail, QueueInfo, RedriveResult, RevokeResult, ScheduleRuns, TaskInfo, WorkerInfo } from '@celeriac/core';
@@ -30,7 +30,7 @@ export type { RedriveResult, RevokeResult };
 
 export interface ApiError {
   error: {
-    /** A stable code: BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, UNSUPPORTED_MEDIA_TYPE, CONTROL_UNAVAILABLE, UNAVAILABLE, INTERNAL, or a celeriac error code. */
+    /** A stable code: BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, CONTROL_UNAVAILABLE, UNAVAILABLE, INTERNAL, or a celeriac error code (INVALID_NAME for a bad queue name or task id). */
     code: string;
     /** What went wrong and how to fix it, for a person. */
     message: string;

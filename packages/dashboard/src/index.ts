@@ -9,6 +9,7 @@
 export { createDashboard } from './dashboard.js';
 export type { Dashboard } from './dashboard.js';
 export { serveDashboard } from './server.js';
+export { dashboardCommand } from './command.js';
 export type { ServedDashboard } from './server.js';
 export type { DashboardOptions, ServeOptions } from './options.js';
 export type { ApiError, DeadLetterView, DeadLettersView, Info, QueueSummary, QueueView, QueuesView, RedriveResult, RevokeResult, SchedulesView, Series, TaskView, WorkersView } from './api.js';

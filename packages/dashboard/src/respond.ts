@@ -63,18 +63,31 @@ function isConnectionError(err: unknown): boolean {
   return /connection (is )?closed|channel (is )?closed|MaxRetriesPerRequest|ClusterAllFailed|socket closed|Connection lost|Stream isn't writeable/i.test(`${err.name} ${err.message}`);
 }
 
-/** The JSON body of a POST, `{}` when empty; 413 past `MAX_BODY_BYTES`, 400 when it is not a JSON object. */
+/**
+ * The JSON body of a POST, `{}` when empty; 413 past `MAX_BODY_BYTES`, 400 when it is not a JSON
+ * object. A body a framework already read (Express's `express.json()` before the mount) is taken
+ * from `req.body`.
+ */
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw tooLarge();
-    chunks.push(chunk);
+  const parsed = (req as { body?: unknown }).body;
+  if (req.readableEnded && parsed !== undefined && !Buffer.isBuffer(parsed) && typeof parsed !== 'string') return asObject(parsed);
+  let text: string;
+  if (req.readableEnded && (Buffer.isBuffer(parsed) || typeof parsed === 'string')) {
+    text = parsed.toString();
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw tooLarge();
+  } else {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) throw tooLarge();
+      chunks.push(chunk);
+    }
+    text = Buffer.concat(chunks).toString('utf8');
   }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
+  text = text.trim();
   if (text === '') return {};
   let body: unknown;
   try {
@@ -82,6 +95,10 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   } catch (err) {
     throw new HttpError(400, 'BAD_REQUEST', `the body is not JSON: ${(err as Error).message}`);
   }
+  return asObject(body);
+}
+
+function asObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object');
   return body as Record<string, unknown>;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BackendError, ControlUnavailableError, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail } from '@celeriac/core';
+import { BackendError, ControlUnavailableError, assertTaskId, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail } from '@celeriac/core';
 import { BULK_TIMEOUT_MS, OPERATE_TIMEOUT_MS } from '@celeriac/worker/cli';
 import { z } from 'zod';
 import type { DeadLetterView, DeadLettersView, Info, QueueView, QueuesView, SchedulesView, TaskView, WorkersView } from './api.js';
@@ -50,7 +50,7 @@ export const ROUTES: Route[] = [
   }),
   route('GET', 'tasks/:id', async ({ app, params, query }): Promise<TaskView> => {
     const queue = query.get('queue');
-    const task = await bounded(app.inspect.task(params.id!, queue ? { queue } : {}));
+    const task = await bounded(app.inspect.task(assertTaskId(params.id!), queue ? { queue } : {}));
     if (!task) throw new HttpError(404, 'NOT_FOUND', `task ${params.id} not found in ${queue ?? 'any known queue'} (never enqueued there, or its result expired)`);
     return { task };
   }),

@@ -2,11 +2,14 @@ import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_BROKER_OPTIONS,
   parseMessage,
+  peekedMessages,
+  peekOptions,
   type Broker,
   type BrokerOptions,
   type DeadLetter,
   type Delivery,
   type FetchRequest,
+  type PeekOptions,
   type Published,
   type PublishOptions,
   type QueueStats,
@@ -36,7 +39,8 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
  *    and idempotency key on the server, so a publish resent after a reconnect never creates a
  *    second task.
  * 2. Fetches and settles through the Fetcher and Settler (leased, fenced, batched).
- * 3. Renews many leases per round trip; reports task states and O(1) queue stats.
+ * 3. Renews many leases per round trip; reports task states and O(1) queue stats; lists waiting
+ *    messages without taking them (`peek`, one script call).
  * 4. Keeps each queue's dead letters within `BrokerOptions.deadLetters` (trimmed as they are
  *    pushed, and before they are counted or read); redrives, discards and purges through
  *    DeadLetters (rules 8-10).
@@ -126,6 +130,21 @@ export class RedisBroker implements Broker {
     const keys = this.#keys.of(queue);
     const [ready, delayed, inFlight, dead, completed, failed] = (await this.#scripts.run('stats', keys.main, [keys.base, ...this.#retention()])) as number[];
     return { queue, ready: ready!, delayed: delayed!, inFlight: inFlight!, dead: dead!, completed: completed!, failed: failed! };
+  }
+
+  /** One script call on the queue's keys (one hash slot): lua/peek-7.lua. */
+  async peek(queue: string, options: PeekOptions): Promise<TaskMessage[]> {
+    const { state, limit } = peekOptions(options);
+    const keys = this.#keys.of(queue);
+    const reply = (await this.#scripts.run('peek', keys.main, [keys.base, state, limit])) as (string | number | null)[];
+    const width = state === 'ready' ? 2 : 3;
+    const entries: { raw: string; dueAt?: number }[] = [];
+    for (let i = 0; i < reply.length; i += width) {
+      const raw = reply[i + 1];
+      if (typeof raw !== 'string') continue;
+      entries.push(state === 'ready' ? { raw } : { raw, dueAt: Number(reply[i + 2]) });
+    }
+    return peekedMessages(queue, entries, this.#options.maxMessageBytes);
   }
 
   deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {

@@ -12,6 +12,7 @@ export type ScriptName =
   | 'settle'
   | 'renew'
   | 'stats'
+  | 'peek'
   | 'dead-letters'
   | 'redrive'
   | 'discard'

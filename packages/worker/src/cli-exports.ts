@@ -11,4 +11,5 @@ export type { Command, LogFormat, Out } from './cli/args.js';
 export { BULK_TIMEOUT_MS, OPERATE_TIMEOUT_MS, UnreachableError, openApp } from './cli/operate.js';
 export type { ConnectionFlags } from './cli/operate.js';
 export { forceExitOnSecondSignal } from './cli/signals.js';
+export { watchParent } from './parent-watch.js';
 export { UsageError } from './usage-error.js';

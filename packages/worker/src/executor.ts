@@ -1,4 +1,5 @@
-import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type Logger, type RunOptions, type RunOutcome, type TaskEvent } from '@celeriac/core';
+import { Attempt, LeaseLostError, runDelivery, type App, type Connection, type Delivery, type Logger, type RunOptions, type TaskEvent } from '@celeriac/core';
+import { TaskTally } from './task-counts.js';
 
 /** A delivery in the executor's hands: its attempt, and until when its broker lease is known valid. */
 export interface Running {
@@ -56,8 +57,6 @@ export class Executor {
   #suspect: Delivery | undefined;
   /** Ends a suspect's wait for the others after `leaseMs` (one timer for the head of the line). */
   #suspectTimer: NodeJS.Timeout | undefined;
-  /** Tasks that ended here (their outcome stored): for the worker registry, counted without events. */
-  readonly ended = { processed: 0, failed: 0 };
   /** Told when a handler starts (the worker registry writes soon after). */
   onStart: () => void = () => {};
   /** The worker's view of revocations (its ControlWatcher); none by default. */
@@ -73,7 +72,14 @@ export class Executor {
     private readonly onEvent: (event: TaskEvent) => void,
     /** Where the tasks' `ctx.log` writes (the worker's logger). */
     private readonly logger: Logger = app.logger,
+    /** Who runs the tasks (the worker's registry id, written into their result records) and where their outcomes are counted. */
+    private readonly worker: { id?: string; tally: TaskTally } = { tally: new TaskTally() },
   ) {}
+
+  /** What ended here (outcome stored), by queue and task: for the worker registry and metrics, counted without events. */
+  get tally(): TaskTally {
+    return this.worker.tally;
+  }
 
   /** Handlers running now (including abandoned ones). */
   get running(): number {
@@ -169,23 +175,18 @@ export class Executor {
   #start(delivery: Delivery, attempt: Attempt): void {
     this.#handlers++;
     this.onStart();
-    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger })
+    const options: RunOptions = { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger };
+    if (this.worker.id !== undefined) options.worker = this.worker.id;
+    const { queue, task } = delivery.message;
+    runDelivery(this.app, this.conn, delivery, options)
       .then(
-        (outcome) => this.#count(outcome),
+        (outcome) => this.worker.tally.count(queue, task, outcome),
         (err: unknown) => {
           // A settle that failed (e.g. broker down) leaves the message leased; the lease lapses and it is redelivered.
           this.logger.error({ taskId: delivery.message.id, err: String(err) }, 'could not settle task; it will be redelivered when its lease lapses');
         },
       )
       .finally(() => this.#done(delivery, attempt));
-  }
-
-  #count(outcome: RunOutcome): void {
-    if (outcome === 'succeeded') this.ended.processed++;
-    else if (outcome === 'failed' || outcome === 'expired' || outcome === 'revoked') {
-      this.ended.processed++;
-      this.ended.failed++;
-    }
   }
 
   /**

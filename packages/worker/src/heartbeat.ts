@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import { GLOBAL_SCOPE, HEARTBEAT_MS, REGISTRY, WORKER_TTL_MS, withTimeout, type App, type Coordination, type WorkerInfo } from '@celeriac/core';
 import type { Executor } from './executor.js';
 import { VERSION } from './version.js';
@@ -12,13 +11,13 @@ const SOON_MS = 200;
  * 1. Written at start and every `HEARTBEAT_MS` with a TTL of three heartbeats, so a killed worker
  *    drops out within three heartbeats; a stopped one removes its record at once.
  * 2. Carries what an operator asks first: host, pid, queues, concurrency, the tasks running now,
- *    counts of tasks processed and failed.
+ *    counts of tasks processed and failed, and those counts by queue, task and outcome (the
+ *    dashboard's rates and metrics).
  * 3. Also written shortly after tasks start (`soon`, coalesced), so a running task shows at once.
  * 4. Every write is bounded (one heartbeat); failures are logged once, recovery too. None where
  *    the store keeps no coordination state (RabbitMQ alone).
  */
 export class Heartbeat {
-  readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
   readonly #startedAt = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #soon: NodeJS.Timeout | undefined;
@@ -28,6 +27,8 @@ export class Heartbeat {
   #writing: Promise<void> = Promise.resolve();
 
   constructor(
+    /** The worker's id in the registry. */
+    readonly id: string,
     private readonly app: App,
     private readonly coordination: Coordination | null,
     private readonly executor: Executor,
@@ -77,8 +78,9 @@ export class Heartbeat {
       queues: [...this.queues],
       concurrency: this.executor.concurrency,
       active,
-      processed: this.executor.ended.processed,
-      failed: this.executor.ended.failed,
+      processed: this.executor.tally.processed,
+      failed: this.executor.tally.failed,
+      counts: this.executor.tally.list(),
       startedAt: this.#startedAt,
       lastSeen: now,
       version: VERSION,

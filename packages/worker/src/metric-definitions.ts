@@ -17,16 +17,19 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 type Collect<T> = (this: T) => void | Promise<void>;
 
-export function tasksTotal(registry: Registry) {
-  return new Counter({ name: 'celeriac_tasks_total', help: 'Tasks that ended, by queue, task name and final outcome (succeeded, failed, expired, revoked).', labelNames: ['queue', 'task', 'outcome'] as const, registers: [registry] });
+/** `collect` given: the counter is set when scraped, from counts kept elsewhere (the worker's TaskTally). */
+const collecting = <T>(collect: Collect<T> | undefined) => (collect ? { collect } : {});
+
+export function tasksTotal(registry: Registry, collect?: Collect<Counter<'queue' | 'task' | 'outcome'>>) {
+  return new Counter({ name: 'celeriac_tasks_total', help: 'Tasks that ended, by queue, task name and final outcome (succeeded, failed, expired, revoked).', labelNames: ['queue', 'task', 'outcome'] as const, registers: [registry], ...collecting(collect) });
 }
 
-export function taskRetries(registry: Registry) {
-  return new Counter({ name: 'celeriac_task_retries_total', help: 'Attempts that failed and were retried, by queue and task name.', labelNames: ['queue', 'task'] as const, registers: [registry] });
+export function taskRetries(registry: Registry, collect?: Collect<Counter<'queue' | 'task'>>) {
+  return new Counter({ name: 'celeriac_task_retries_total', help: 'Attempts that failed and were retried, by queue and task name.', labelNames: ['queue', 'task'] as const, registers: [registry], ...collecting(collect) });
 }
 
-export function deadLettersTotal(registry: Registry) {
-  return new Counter({ name: 'celeriac_dead_letters_total', help: 'Tasks moved to the dead letters, by queue and task name.', labelNames: ['queue', 'task'] as const, registers: [registry] });
+export function deadLettersTotal(registry: Registry, collect?: Collect<Counter<'queue' | 'task'>>) {
+  return new Counter({ name: 'celeriac_dead_letters_total', help: 'Tasks moved to the dead letters, by queue and task name.', labelNames: ['queue', 'task'] as const, registers: [registry], ...collecting(collect) });
 }
 
 export function taskDuration(registry: Registry) {

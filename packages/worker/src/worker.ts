@@ -1,12 +1,15 @@
 import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { CeleriacError, CONTROL_POLL_MS, noteQueues, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskEvent } from '@celeriac/core';
+import { CeleriacError, CONTROL_POLL_MS, noteQueues, parseOptions, queueNamePattern, TaskRevokedError, type App, type ControlState, type Logger, type TaskCounts, type TaskEvent } from '@celeriac/core';
 import { ControlWatcher } from './control-watcher.js';
 import { Heartbeat } from './heartbeat.js';
 import { Executor } from './executor.js';
 import { Fetcher } from './fetcher.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { Scheduler } from './scheduler.js';
+import { TaskTally } from './task-counts.js';
 
 const workerOptionsSchema = z
   .object({
@@ -60,6 +63,9 @@ class WorkerStoppedError extends CeleriacError {
  */
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly options: z.output<typeof workerOptionsSchema>;
+  /** This worker's id in the registry (`app.inspect.workers()`), also written into the result records of the tasks it ran. */
+  readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
+  readonly #tally = new TaskTally();
   readonly #app: App;
   readonly #logger: Logger;
   #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null; control: ControlWatcher; heartbeat: Heartbeat } | undefined;
@@ -85,6 +91,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     return paused ? this.queues.filter((q) => paused.has(q)) : [];
   }
 
+  /** What this worker ended, by queue and task (counts only grow); the same numbers as its registry record's `counts`. */
+  get taskCounts(): TaskCounts[] {
+    return this.#tally.list();
+  }
+
   /** Tasks running right now. */
   get running(): number {
     return this.#parts?.executor.running ?? 0;
@@ -100,7 +111,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const conn = await this.#app.connection();
     if (this.#stopping) return; // stopped while connecting: start nothing
     const { concurrency, leaseMs, blockMs } = this.options;
-    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e), this.#logger);
+    const executor = new Executor(this.#app, conn, concurrency, leaseMs, (e) => this.#emitSafely(e.type, e), this.#logger, { id: this.id, tally: this.#tally });
     const control = new ControlWatcher(this.#app, conn, {
       pollMs: CONTROL_POLL_MS,
       boundMs: leaseMs,
@@ -120,7 +131,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     });
     const leases = new LeaseKeeper(this.#app, conn, executor, leaseMs);
     const scheduler = this.options.beat ? new Scheduler(this.#app, { logger: this.#logger }) : null;
-    const heartbeat = new Heartbeat(this.#app, conn.results.coordination, executor, this.queues);
+    const heartbeat = new Heartbeat(this.id, this.#app, conn.results.coordination, executor, this.queues);
     executor.onStart = () => heartbeat.soon();
     this.#parts = { executor, fetcher, leases, scheduler, control, heartbeat };
     // Listening before anything runs: a signal during the rest of the start stops gracefully

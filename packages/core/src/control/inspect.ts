@@ -1,13 +1,14 @@
 import type { App } from '../app.js';
-import type { DeadLetter, QueueStats } from '../broker.js';
+import { peekOptions, type DeadLetter, type QueueStats } from '../broker.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
+import type { TaskMessage } from '../envelope.js';
 import type { ErrorInfo } from '../errors.js';
 import { assertQueueName } from '../names.js';
 import { nextTick } from '../schedule.js';
 import type { TaskState } from '../results.js';
 import { readProgress } from './progress.js';
 import { MAX_LISTED, REGISTRY, runningOn, scheduleMarkName, type ActiveTask, type ScheduleDeclaration, type WorkerInfo } from './registry.js';
-import { coordinationOf, readControlState, revocationOf, revokedUnrun, type Revocation } from './state.js';
+import { coordinationOf, KINDS, readControlState, revocationOf, revokedUnrun, type Revocation } from './state.js';
 
 export interface QueueInfo extends QueueStats {
   paused: boolean;
@@ -48,10 +49,16 @@ export interface TaskInfo {
   attempt: number | null;
   /**
    * From the task's message while it is not settled, where the broker can look it up by id
-   * (memory, Redis; not RabbitMQ); null once it finished (results do not keep the payload).
+   * (memory, Redis; not RabbitMQ); null once it finished (results do not keep it).
    */
   maxAttempts: number | null;
+  /**
+   * While it waits or runs: from its message, where the broker can look it up by id (else null).
+   * Once finished: from its result record, as the last attempt received it (null for records
+   * written before 0.2, which do not keep it).
+   */
   payload: unknown;
+  /** When it was first enqueued: from its message, or once finished from its result record (null where neither says). */
   enqueuedAt: number | null;
   /** The handler's return value, once succeeded. */
   result?: unknown;
@@ -59,8 +66,12 @@ export interface TaskInfo {
   progress: unknown;
   /** The revocation, when the task was revoked (it may not have ended yet). */
   revoked: Revocation | null;
-  /** The worker running it now, and since when. */
+  /**
+   * The worker running it now (by its registry record), or once finished the worker that ran its
+   * last attempt (from the result record; null for records written before 0.2 or by no worker).
+   */
   worker: string | null;
+  /** When the running attempt started, or once finished when the last attempt started (null where unknown). */
   startedAt: number | null;
   finishedAt: number | null;
 }
@@ -113,9 +124,23 @@ export class Inspect {
 
   /** One queue in detail (see `QueueDetail`): up to `limit` (default 50) tasks of each list. */
   async queue(queue: string, options: { limit?: number } = {}): Promise<QueueDetail> {
-    void queue;
-    void options;
-    throw new Error('inspect.queue: not built yet');
+    const name = assertQueueName(queue);
+    const { limit } = peekOptions({ state: 'ready', limit: options.limit ?? 50 });
+    const conn = await this.app.connection();
+    const coordination = coordinationOf(conn, 'inspect.queue');
+    const { broker } = conn;
+    const listed = (state: 'ready' | 'delayed') => (broker.peek ? broker.peek(name, { state, limit }).then((ms) => ms.map(queuedTask)) : Promise.resolve(null));
+    const [stats, [paused], readyTasks, delayedTasks, workers] = await Promise.all([
+      broker.stats(name),
+      coordination.getRecords(GLOBAL_SCOPE, KINDS.paused, [name]),
+      listed('ready'),
+      listed('delayed'),
+      coordination.listRecords(GLOBAL_SCOPE, REGISTRY.workers, { limit: MAX_LISTED.workers }),
+    ]);
+    const running = workers
+      .flatMap(({ value }) => (value as WorkerInfo).active.filter((a) => a.queue === name).map((a) => ({ ...a, worker: (value as WorkerInfo).id })))
+      .sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id));
+    return { ...stats, paused: paused != null, readyTasks, delayedTasks, running };
   }
 
   /** Declared schedules (by the schedulers that run them), with their last and next runs. */
@@ -155,10 +180,18 @@ export class Inspect {
     const base = { id, queue, ...fromMessage, progress: progress?.value ?? null, revoked, worker: running?.worker ?? null, startedAt: running?.startedAt ?? null };
     if (record) {
       const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
-      return { ...base, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
+      // Records written before 0.2 hold no payload, times or worker: those stay as the base has them.
+      const ran = { payload: record.payload ?? null, enqueuedAt: record.enqueuedAt ?? null, startedAt: record.startedAt ?? base.startedAt, worker: record.worker ?? base.worker };
+      return { ...base, ...ran, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
     }
     const state = running ? 'active' : (await revokedUnrun(conn, ref)) ? 'revoked' : (waiting ?? 'pending');
     return { ...base, task: message?.task ?? running?.task ?? null, state, attempt: message?.attempt ?? null, finishedAt: null };
   }
+}
 
+/** A waiting message as `inspect.queue` lists it. */
+function queuedTask(m: TaskMessage): QueuedTask {
+  // Parsed from JSON, so an optional field of `lastError` is absent, never `undefined`.
+  const lastError = m.lastError as ErrorInfo | null;
+  return { id: m.id, task: m.task, attempt: m.attempt, maxAttempts: m.maxAttempts, priority: m.priority, payload: m.payload, enqueuedAt: m.createdAt, eta: m.eta, lastError };
 }

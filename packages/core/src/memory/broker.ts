@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_BROKER_OPTIONS, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
+import { DEFAULT_BROKER_OPTIONS, peekedMessages, peekOptions, type Broker, type BrokerOptions, type DeadLetter, type Delivery, type FetchRequest, type PeekOptions, type Published, type PublishOptions, type QueueStats, type RedriveResult } from '../broker.js';
 import { encodeMessage, parseMessage, type TaskMessage } from '../envelope.js';
 import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from '../redrive.js';
 import { BackendError, LeaseLostError } from '../errors.js';
@@ -27,6 +27,7 @@ interface Waiter {
  * 3. Blocks fetches on an in-process wake-up (publish, release, due time), never polling.
  * 4. Holds its own result store; acks with a settlement write it in the same synchronous step.
  * 5. Redrives, discards and purges (rules 8-10) in synchronous steps.
+ * 6. Lists waiting messages without taking them (`peek`).
  */
 export class MemoryBroker implements Broker {
   readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true, sharedDedup: true };
@@ -109,6 +110,15 @@ export class MemoryBroker implements Broker {
     const entry = this.#queues.get(ref.queue)?.entries.get(ref.id);
     const parsed = entry ? parseMessage(entry.raw, { queue: ref.queue }) : null;
     return parsed?.ok ? parsed.message : null;
+  }
+
+  /** Due delayed messages and lapsed leases are made ready first (as `stats` does), so the list is what a fetch would take. */
+  async peek(queue: string, options: PeekOptions): Promise<TaskMessage[]> {
+    const { state, limit } = peekOptions(options);
+    const q = this.#queue(queue);
+    q.promote(Date.now());
+    const entries = state === 'ready' ? q.peekReady(limit).map((e) => ({ raw: e.raw })) : q.peekDelayed(limit).map(({ at, value }) => ({ raw: value.raw, dueAt: at }));
+    return peekedMessages(queue, entries, this.options.maxMessageBytes);
   }
 
   async deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {

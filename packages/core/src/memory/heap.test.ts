@@ -26,6 +26,16 @@ describe('TimeHeap (delayed messages)', () => {
     for (let v = heap.popDue(Infinity); v !== undefined; v = heap.popDue(Infinity)) out.push(v);
     expect(out).toEqual([...input].sort((a, b) => a.at - b.at || a.i - b.i).map((x) => x.i));
   });
+
+  it('lists the earliest n in pop order without removing them (peek)', () => {
+    const heap = new TimeHeap<number>();
+    const input = Array.from({ length: 500 }, (_, i) => ({ at: (i * 7919) % 31, i }));
+    for (const { at, i } of input) heap.push(at, i);
+    const sorted = [...input].sort((a, b) => a.at - b.at || a.i - b.i);
+    for (const n of [0, 1, 7, 120, 500, 900]) expect(heap.earliest(n)).toEqual(sorted.slice(0, n).map(({ at, i }) => ({ at, value: i })));
+    expect(heap.size).toBe(500);
+    expect(new TimeHeap<number>().earliest(3)).toEqual([]);
+  });
 });
 
 describe('Fifo (ready messages, dead letters)', () => {

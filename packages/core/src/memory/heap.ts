@@ -36,6 +36,24 @@ export class TimeHeap<T> {
     return top.value;
   }
 
+  /** The earliest `n` items, earliest first, left in place: a walk down from the root, O(n²) at worst for small `n`. */
+  earliest(n: number): { at: number; value: T }[] {
+    const items = this.#items;
+    const out: { at: number; value: T }[] = [];
+    // Nodes whose parent is already listed: the next earliest is always one of them (heap order).
+    const frontier = items.length > 0 ? [0] : [];
+    while (out.length < n && frontier.length > 0) {
+      let best = 0;
+      for (let k = 1; k < frontier.length; k++) if (this.#less(frontier[k]!, frontier[best]!)) best = k;
+      const i = frontier[best]!;
+      frontier[best] = frontier[frontier.length - 1]!;
+      frontier.pop();
+      out.push({ at: items[i]!.at, value: items[i]!.value });
+      for (const child of [2 * i + 1, 2 * i + 2]) if (child < items.length) frontier.push(child);
+    }
+    return out;
+  }
+
   #siftDown(i: number): void {
     const n = this.#items.length;
     for (;;) {
@@ -79,6 +97,11 @@ export class Fifo<T> {
 
   peek(): T | undefined {
     return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
+  }
+
+  /** The oldest `n` items (the next to shift), oldest first. */
+  head(n: number): T[] {
+    return this.#items.slice(this.#head, this.#head + Math.max(0, n));
   }
 
   /** The newest `n` items, oldest first. */

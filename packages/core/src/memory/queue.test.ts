@@ -69,6 +69,27 @@ describe('memory queue: task states', () => {
   });
 });
 
+describe('memory queue: peek', () => {
+  it('lists a task whose lease lapsed first in its priority, as the next fetch takes it, and a delayed one until exactly its eta', async () => {
+    const queue = uniqueQueue('mq');
+    const [lapsed, waiting, urgent] = [makeMessage(queue), makeMessage(queue), makeMessage(queue, { priority: 3 })];
+    await broker.publish([lapsed], { keyTtlMs });
+    await takeOne(queue);
+    const delayed = makeMessage(queue, { eta: T0 + 2_000 });
+    await broker.publish([waiting, urgent, delayed], { keyTtlMs });
+    const ids = async (state: 'ready' | 'delayed') => (await broker.peek(queue, { state, limit: 10 })).map((m) => m.id);
+    expect(await ids('ready')).toEqual([urgent.id, waiting.id]);
+    vi.setSystemTime(T0 + LEASE);
+    expect(await ids('ready')).toEqual([urgent.id, lapsed.id, waiting.id]);
+    expect(await broker.peek(queue, { state: 'delayed', limit: 10 })).toEqual([delayed]);
+    vi.setSystemTime(T0 + 2_000);
+    expect(await ids('delayed')).toEqual([]);
+    expect(await ids('ready')).toEqual([urgent.id, lapsed.id, waiting.id, delayed.id]);
+    const taken = await broker.fetch({ queues: [queue], max: 10, leaseMs: LEASE, waitMs: 0 });
+    expect(taken.map((d) => d.message.id)).toEqual([urgent.id, lapsed.id, waiting.id, delayed.id]);
+  });
+});
+
 describe('memory queue: a waiting consumer', () => {
   it('wakes when the earliest lease lapses, not at the end of its wait nor at a later lease', async () => {
     const queue = uniqueQueue('mq');

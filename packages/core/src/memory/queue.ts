@@ -26,6 +26,7 @@ export interface Entry {
  * 4. Dead letters by id (a Map keeps them in burial order), kept within `deadLetters.maxCount`
  *    and `maxAgeMs` (oldest go first); taken out again by id (redrive, discard).
  * 5. Purge: drops every ready and delayed entry, leaving leased ones to settle.
+ * 6. Peek: lists ready entries in take order and delayed ones by due time, moving nothing.
  */
 export class MemoryQueue {
   readonly entries = new Map<string, Entry>();
@@ -103,6 +104,21 @@ export class MemoryQueue {
       }
     }
     return undefined;
+  }
+
+  /** The first `limit` ready entries in the order `take` would return them, left in place. */
+  peekReady(limit: number): Entry[] {
+    const out: Entry[] = [];
+    for (let p = MAX_PRIORITY; p >= 0 && out.length < limit; p--) {
+      out.push(...this.#reclaimed[p]!.head(limit - out.length));
+      out.push(...this.#ready[p]!.head(limit - out.length));
+    }
+    return out;
+  }
+
+  /** The `limit` delayed entries due soonest, soonest first, with their due times; left in place. */
+  peekDelayed(limit: number): { at: number; value: Entry }[] {
+    return this.#delayed.earliest(limit);
   }
 
   /** Earliest time something here becomes ready (delayed due or lease lapse), or Infinity. */

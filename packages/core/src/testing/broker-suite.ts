@@ -5,6 +5,7 @@ import { nextAttempt } from '../retry.js';
 import type { ResultBackend, TaskResult } from '../results.js';
 import type { BrokerFactory, BrokerFixture, SuiteOptions } from './fixture.js';
 import { makeMessage, sleep, uniqueQueue } from './messages.js';
+import { describePeekRules, offersPeek } from './peek-suite.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 const LONG_LEASE = 30_000;
@@ -13,7 +14,7 @@ const LONG_LEASE = 30_000;
 export function describeBrokerContract(name: string, factory: BrokerFactory, options: SuiteOptions = {}): void {
   const shortLease = options.shortLeaseMs ?? 250;
 
-  describe(`${name}: broker contract`, () => {
+  describe(`${name}: broker contract`, async () => {
     let fx: BrokerFixture;
     let broker: Broker;
     let results: ResultBackend;
@@ -315,6 +316,9 @@ export function describeBrokerContract(name: string, factory: BrokerFactory, opt
       await d!.ack();
       expect(await broker.stats(q)).toMatchObject({ ready: 1, inFlight: 0, completed: 1 });
     });
+
+    // Optional methods: their rules are registered only where the broker has them (not counted as skipped).
+    if (await offersPeek(factory)) describePeekRules(factory);
   });
 }
 

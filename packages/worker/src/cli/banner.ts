@@ -18,7 +18,7 @@ export function celeriacVersion(): string {
  * which queues and tasks, how many at once. One block at info: lines in `pretty`, one line of
  * fields in `json`.
  */
-export function logBanner(logger: Logger, format: LogFormat, app: App, conn: Connection, worker: Worker): void {
+export function logBanner(logger: Logger, format: LogFormat, app: App, conn: Connection, worker: Worker, metricsUrl?: string): void {
   const { concurrency, leaseMs, beat } = worker.options;
   const facts = {
     version: celeriacVersion(),
@@ -28,6 +28,7 @@ export function logBanner(logger: Logger, format: LogFormat, app: App, conn: Con
     concurrency,
     leaseMs,
     tasks: [...app.tasks.keys()].sort(),
+    ...(metricsUrl ? { metrics: metricsUrl } : {}),
     ...(beat ? { schedules: [...app.schedules.values()].map((s) => `${s.name} (${s.expression}${s.tz === 'UTC' ? '' : `, ${s.tz}`}) → ${s.task.name}`) } : {}),
   };
   if (format === 'json') return logger.info(facts, 'celeriac worker starting');
@@ -38,6 +39,7 @@ export function logBanner(logger: Logger, format: LogFormat, app: App, conn: Con
     `  queues       ${facts.queues.join(', ')}`,
     `  concurrency  ${concurrency} (lease ${seconds(leaseMs)})`,
     `  tasks        ${facts.tasks.join(', ') || '(none registered)'}`,
+    ...(facts.metrics ? [`  metrics      ${facts.metrics}`] : []),
     ...(facts.schedules ? [`  schedules    ${facts.schedules.join('; ') || '(none declared)'}`] : []),
   ];
   logger.info(lines.join('\n'));

@@ -1,3 +1,7 @@
+import { assertBindable } from '../http-access.js';
+import { workerMetrics } from '../metrics.js';
+import { METRICS_TOKEN_NAMES, serveMetrics, type MetricsServer } from '../metrics-server.js';
+import { UsageError } from '../usage-error.js';
 import { watchParent } from '../parent-watch.js';
 import { Worker } from '../worker.js';
 import { COMMON_ARGS, LOG_HELP, commandArgs, commandLogger, int, openApp, parse, type Command, type Out } from './args.js';
@@ -18,6 +22,10 @@ Options:
   --lease-ms <ms>         lease per task, renewed while it runs (default 30000)
   --grace-ms <ms>         how long a stop waits for running tasks (default 30000)
   --beat                  also run the scheduler for the app's periodic tasks
+  --metrics-port <n>      serve Prometheus metrics at http://<host>:<n>/metrics (0: any free port)
+  --metrics-host <host>   address for --metrics-port (default 127.0.0.1); any other address
+                          needs --metrics-token
+  --metrics-token <t>     require Authorization: Bearer <t> on /metrics (or CELERIAC_METRICS_TOKEN)
 ${LOG_HELP}
   -h, --help              show this help
 
@@ -36,6 +44,9 @@ const WORKER_ARGS = {
   concurrency: { type: 'string' },
   'lease-ms': { type: 'string' },
   'grace-ms': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'metrics-host': { type: 'string' },
+  'metrics-token': { type: 'string' },
 } as const;
 
 export const workerCommand: Command = {
@@ -57,12 +68,21 @@ async function run(argv: string[], out: Out): Promise<number> {
     // The worker's logger, not the app's: an app created without one still logs here, ctx.log included.
     logger,
   };
+  const metrics = metricsArgs(values); // before the app loads: a refused address costs nothing
   const app = await openApp(values);
   const worker = new Worker(app, options);
   logTaskLines(worker, logger, format);
   const stopped = new Promise<void>((resolve) => worker.once('worker:stopped', resolve));
   const conn = await app.connection(); // the worker's own (shared): the banner says what it connected to
-  logBanner(logger, format, app, conn, worker);
+  let server: MetricsServer | undefined;
+  if (metrics) {
+    const { registry } = await workerMetrics(worker, app, undefined, { logger });
+    server = await serveMetrics(registry, metrics).catch(async (err: unknown) => {
+      await app.close();
+      throw new UsageError(`--metrics-port ${metrics.port}: cannot listen on ${metrics.host}: ${(err as Error).message}`);
+    });
+  }
+  logBanner(logger, format, app, conn, worker, server?.url);
   const unforce = forceExitOnSecondSignal(logger); // before the start: a second signal during it still ends the process
   try {
     await worker.start();
@@ -72,7 +92,22 @@ async function run(argv: string[], out: Out): Promise<number> {
     unwatch();
     await app.close();
   } finally {
+    await server?.close();
     unforce();
   }
   return 0;
+}
+
+/** `--metrics-*`: where to serve the metrics, refused (exit 2) for an address other than loopback without a token. */
+function metricsArgs(values: { 'metrics-port'?: string | undefined; 'metrics-host'?: string | undefined; 'metrics-token'?: string | undefined }) {
+  const token = values['metrics-token'] ?? process.env[METRICS_TOKEN_NAMES.env];
+  const host = values['metrics-host'] ?? '127.0.0.1';
+  if (values['metrics-port'] === undefined) {
+    if (values['metrics-host'] !== undefined || values['metrics-token'] !== undefined) throw new UsageError('--metrics-host and --metrics-token need --metrics-port <n>');
+    return undefined;
+  }
+  const port = int('--metrics-port', values['metrics-port'], 0);
+  if (port > 65_535) throw new UsageError(`--metrics-port must be a port number, 0 to 65535 (got ${port})`);
+  assertBindable(host, token, METRICS_TOKEN_NAMES, (m) => new UsageError(m));
+  return { host, port, token };
 }

@@ -1,0 +1,119 @@
+import type { TaskCounts, WorkerInfo } from '@celeriac/core';
+import { describe, expect, it } from 'vitest';
+import { CountsLedger, GONE_KEEP_MS, RateSeries, type CountsDelta } from './rates.js';
+
+const T0 = 1_000_000_000; // a whole second: bucket boundaries fall on it
+
+function counts(queue: string, task: string, c: Partial<TaskCounts>): TaskCounts {
+  return { queue, task, succeeded: 0, failed: 0, retried: 0, expired: 0, revoked: 0, ...c };
+}
+
+function worker(id: string, startedAt: number, lastSeen: number, c: TaskCounts[] | undefined): WorkerInfo {
+  return { id, host: 'h', pid: 1, queues: ['q'], concurrency: 1, active: [], processed: 0, failed: 0, startedAt, lastSeen, version: '0.2.0', ...(c ? { counts: c } : {}) };
+}
+
+function delta(d: Partial<CountsDelta>): CountsDelta {
+  return { queue: 'q', task: 't', succeeded: 0, failed: 0, retried: 0, expired: 0, revoked: 0, from: T0, to: T0 + 2_000, ...d };
+}
+
+describe('CountsLedger', () => {
+  it('a worker that ran before the dashboard started is a baseline; later records give their deltas with the interval between them', () => {
+    const ledger = new CountsLedger(T0);
+    expect(ledger.observe([worker('w1', T0 - 60_000, T0 + 500, [counts('q', 't', { succeeded: 100, failed: 3 })])], T0 + 600)).toEqual([]);
+    // The same record read again: nothing new.
+    expect(ledger.observe([worker('w1', T0 - 60_000, T0 + 500, [counts('q', 't', { succeeded: 100, failed: 3 })])], T0 + 1_600)).toEqual([]);
+    const next = ledger.observe([worker('w1', T0 - 60_000, T0 + 2_500, [counts('q', 't', { succeeded: 104, failed: 4, retried: 2 }), counts('q', 'u', { expired: 1 })])], T0 + 2_600);
+    expect(next).toEqual([
+      { queue: 'q', task: 't', succeeded: 4, failed: 1, retried: 2, expired: 0, revoked: 0, from: T0 + 500, to: T0 + 2_500 },
+      { queue: 'q', task: 'u', succeeded: 0, failed: 0, retried: 0, expired: 1, revoked: 0, from: T0 + 500, to: T0 + 2_500 },
+    ]);
+  });
+
+  it('a worker started after the dashboard (a restart comes back with a new id) counts from its start', () => {
+    const ledger = new CountsLedger(T0);
+    ledger.observe([worker('old', T0 - 10_000, T0 + 1_000, [counts('q', 't', { succeeded: 50 })])], T0 + 1_000);
+    const deltas = ledger.observe([worker('new', T0 + 3_000, T0 + 5_000, [counts('q', 't', { succeeded: 7, revoked: 1 })])], T0 + 5_000);
+    expect(deltas).toEqual([{ queue: 'q', task: 't', succeeded: 7, failed: 0, retried: 0, expired: 0, revoked: 1, from: T0 + 3_000, to: T0 + 5_000 }]);
+  });
+
+  it('a record without counts (an older worker) is no data; a count that shrank is no delta', () => {
+    const ledger = new CountsLedger(T0);
+    expect(ledger.observe([worker('w', T0 + 1, T0 + 2_000, undefined)], T0 + 2_000)).toEqual([]);
+    expect(ledger.size).toBe(0);
+    ledger.observe([worker('w2', T0 - 1, T0 + 2_000, [counts('q', 't', { succeeded: 9, failed: 2 })])], T0 + 2_000);
+    expect(ledger.observe([worker('w2', T0 - 1, T0 + 4_000, [counts('q', 't', { succeeded: 5, failed: 3 })])], T0 + 4_000)).toEqual([
+      { queue: 'q', task: 't', succeeded: 0, failed: 1, retried: 0, expired: 0, revoked: 0, from: T0 + 2_000, to: T0 + 4_000 },
+    ]);
+  });
+
+  it('a worker that left is kept a minute (a late heartbeat resumes from its last counts), then forgotten', () => {
+    const ledger = new CountsLedger(T0);
+    ledger.observe([worker('w', T0 + 1, T0 + 2_000, [counts('q', 't', { succeeded: 2 })])], T0 + 2_000);
+    ledger.observe([], T0 + 3_000);
+    expect(ledger.size).toBe(1);
+    // Back within the minute: only what is new counts, not its whole history again.
+    expect(ledger.observe([worker('w', T0 + 1, T0 + 8_000, [counts('q', 't', { succeeded: 3 })])], T0 + 8_000)).toEqual([
+      { queue: 'q', task: 't', succeeded: 1, failed: 0, retried: 0, expired: 0, revoked: 0, from: T0 + 2_000, to: T0 + 8_000 },
+    ]);
+    ledger.observe([], T0 + 9_000);
+    ledger.observe([], T0 + 9_000 + GONE_KEEP_MS - 1);
+    expect(ledger.size).toBe(1);
+    ledger.observe([], T0 + 9_000 + GONE_KEEP_MS);
+    expect(ledger.size).toBe(0);
+  });
+});
+
+describe('RateSeries', () => {
+  it('spreads a delta evenly over the seconds between two records, per queue and for all queues', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ succeeded: 3, failed: 1, from: T0 + 1_000, to: T0 + 3_000 }), T0 + 10_000);
+    series.add(delta({ queue: 'r', succeeded: 2, from: T0 + 2_000, to: T0 + 3_000 }), T0 + 10_000);
+    expect(series.series('q', T0 + 4_000)).toEqual({ stepMs: 1_000, end: T0 + 4_000, processed: [0, 2, 2, 0], failed: [0, 0.5, 0.5, 0] });
+    expect(series.series('r', T0 + 4_000).processed).toEqual([0, 0, 2, 0]);
+    expect(series.series(null, T0 + 4_000).processed).toEqual([0, 2, 4, 0]);
+    expect(series.series('none', T0 + 2_000)).toEqual({ stepMs: 1_000, end: T0 + 2_000, processed: [0, 0], failed: [0, 0] });
+  });
+
+  it('splits a second that an interval covers in part by the part it covers', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ succeeded: 4, from: T0 + 500, to: T0 + 2_500 }), T0 + 3_000);
+    expect(series.series('q', T0 + 3_000).processed).toEqual([1, 2, 1]);
+  });
+
+  it('a retried attempt alone is not processed; a zero-length interval lands in the second it ends in', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ retried: 5 }), T0 + 3_000);
+    series.add(delta({ succeeded: 1, from: T0 + 1_500, to: T0 + 1_500 }), T0 + 3_000);
+    expect(series.series('q', T0 + 3_000).processed).toEqual([0, 1, 0]);
+  });
+
+  it('keeps historyMs: older points read 0 (their slot reused), the series starts no earlier than the dashboard', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ succeeded: 1, from: T0, to: T0 + 1_000 }), T0 + 1_000);
+    expect(series.series('q', T0 + 60_000).processed[0]).toBe(1);
+    series.add(delta({ succeeded: 7, from: T0 + 60_000, to: T0 + 61_000 }), T0 + 61_000);
+    const later = series.series('q', T0 + 61_000);
+    expect(later.processed).toHaveLength(60);
+    expect(later.processed.at(-1)).toBe(7);
+    expect(later.processed.reduce((a, b) => a + b)).toBe(7);
+    // A delta over 70 s reaching back past the 60 s kept (seconds 4…62 at now 63) keeps the share of 59 s.
+    series.add(delta({ succeeded: 70, from: T0 - 7_000, to: T0 + 63_000 }), T0 + 63_000);
+    const kept = series.series('q', T0 + 63_000).processed;
+    expect(kept[0]).toBe(0); // second 3: before the history kept
+    expect(kept.reduce((a, b) => a + b)).toBe(7 + 59);
+  });
+
+  it('a worker clock ahead of the dashboard does not write into seconds not reached yet', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ succeeded: 2, from: T0 + 1_000, to: T0 + 9_000 }), T0 + 3_000);
+    expect(series.series('q', T0 + 10_000).processed).toEqual([0, 1, 1, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it('retain forgets queues no longer in use', () => {
+    const series = new RateSeries(60_000, T0);
+    series.add(delta({ succeeded: 1, from: T0, to: T0 + 1_000 }), T0 + 1_000);
+    series.retain(new Set(['other']));
+    expect(series.series('q', T0 + 1_000).processed).toEqual([0]);
+    expect(series.series(null, T0 + 1_000).processed).toEqual([1]);
+  });
+});

@@ -1,0 +1,70 @@
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ValidationError } from '@celeriac/core';
+import type { Registry } from 'prom-client';
+import { assertBindable, hasBearer } from './http-access.js';
+
+/** How a token for the worker's metrics is given (named by the refusal to listen without one). */
+export const METRICS_TOKEN_NAMES = { flag: '--metrics-token', env: 'CELERIAC_METRICS_TOKEN' } as const;
+
+export interface MetricsServerOptions {
+  /** Default 127.0.0.1. Any other address needs `token`. */
+  host?: string;
+  /** 0 picks a free port (the resolved `url` says which). */
+  port: number;
+  /** When set, every request must carry `Authorization: Bearer <token>`. */
+  token?: string | undefined;
+}
+
+export interface MetricsServer {
+  /** Where Prometheus scrapes: `http://host:port/metrics`. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `registry` at GET /metrics for Prometheus.
+ * 1. Listens on 127.0.0.1 unless told otherwise; another address without a token is refused
+ *    (ValidationError naming `--metrics-token` and CELERIAC_METRICS_TOKEN), see http-access.ts.
+ * 2. With a token, a request without the right Bearer header gets 401; anything but GET/HEAD
+ *    /metrics gets a JSON error (404, 405).
+ * 3. `close()` stops listening and ends idle keep-alive connections, so a stopping worker exits.
+ */
+export async function serveMetrics(registry: Registry, { host = '127.0.0.1', port, token }: MetricsServerOptions): Promise<MetricsServer> {
+  assertBindable(host, token, METRICS_TOKEN_NAMES, (m) => new ValidationError('INVALID_OPTIONS', m));
+  const server = createServer((req, res) => {
+    if (token && !hasBearer(req, token)) return error(res, 401, 'UNAUTHORIZED', 'send Authorization: Bearer <token> (the --metrics-token of the worker)', { 'WWW-Authenticate': 'Bearer' });
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics') return error(res, 404, 'NOT_FOUND', 'metrics are served at GET /metrics');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'METHOD_NOT_ALLOWED', 'use GET /metrics', { Allow: 'GET, HEAD' });
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: unknown) => error(res, 500, 'INTERNAL', `could not collect the metrics: ${String(err)}`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shown}:${address.port}/metrics`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+function error(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify({ error: { code, message } }));
+}
