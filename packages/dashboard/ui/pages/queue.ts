@@ -54,7 +54,7 @@ function DeadLetters({ queue, letters, total, actions }: { queue: string; letter
         (d) => html`<tr key=${d.id} data-testid="dead-row" data-id=${d.id}>
           <td><${TaskLink} id=${d.id} queue=${queue} /></td>
           <td>${d.task ?? html`<span class="muted">unreadable</span>`}</td>
-          <td><span class="badge state-failed">${d.reason}</span></td>
+          <td class="clip" title=${d.reason} data-testid="dead-reason">${d.reason}</td>
           <td class="clip error-text" data-testid="dead-error" title=${d.error?.message ?? ''}>${d.error ? `${d.error.name}: ${d.error.message}` : '—'}</td>
           <td><${When} at=${d.at} /></td>
           <td class="row-actions">
