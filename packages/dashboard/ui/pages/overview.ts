@@ -7,8 +7,8 @@ import { ErrorBanner, Loading, Section, Table, Tiles, type Tile } from '../parts
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
-/** Five minutes of 1-s points in a table's sparklines; the big chart shows the whole history. */
-const SPARK_POINTS = 300;
+/** A table's sparklines show up to five minutes of 1-s points (the big chart, the whole history), at least one. */
+const sparkPoints = (length: number) => Math.min(300, Math.max(60, length));
 
 function totals(queues: QueueSummary[]) {
   return queues.reduce((t, q) => ({ ready: t.ready + q.ready, delayed: t.delayed + q.delayed, inFlight: t.inFlight + q.inFlight, dead: t.dead + q.dead }), { ready: 0, delayed: 0, inFlight: 0, dead: 0 });
@@ -24,8 +24,8 @@ function QueueRow({ q }: { q: QueueSummary }) {
     <td class="num" data-testid="queue-delayed">${count(q.delayed)}</td>
     <td class="num" data-testid="queue-in-flight">${count(q.inFlight)}</td>
     <td class=${`num${q.dead > 0 ? ' tone-bad' : ''}`} data-testid="queue-dead">${count(q.dead)}</td>
-    <td class="spark-cell"><${RateChart} series=${q.rates} lines=${['processed']} points=${SPARK_POINTS} /></td>
-    <td class="spark-cell"><${RateChart} series=${q.rates} lines=${['failed']} points=${SPARK_POINTS} /></td>
+    <td class="spark-cell"><${RateChart} series=${q.rates} lines=${['processed']} points=${sparkPoints(q.rates.processed.length)} /></td>
+    <td class="spark-cell"><${RateChart} series=${q.rates} lines=${['failed']} points=${sparkPoints(q.rates.processed.length)} /></td>
   </tr>`;
 }
 

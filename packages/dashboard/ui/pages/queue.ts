@@ -49,13 +49,15 @@ function DeadLetters({ queue, letters, total, actions }: { queue: string; letter
       ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }))
       : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] })).discarded)} dead letter.`;
   return html`<${Section} title="Dead letters" count=${total} testid="dead-letters">
-    <${Table} head=${['Task id', 'Task', 'Reason', 'Last error', 'Died', '']} testid="dead-table" empty=${letters.length === 0 ? 'No dead letters.' : null}>
+    <${Table} head=${['Task id', 'Task', 'Why', 'Died', '']} testid="dead-table" empty=${letters.length === 0 ? 'No dead letters.' : null}>
       ${letters.map(
         (d) => html`<tr key=${d.id} data-testid="dead-row" data-id=${d.id}>
           <td><${TaskLink} id=${d.id} queue=${queue} /></td>
           <td>${d.task ?? html`<span class="muted">unreadable</span>`}</td>
-          <td class="clip" title=${d.reason} data-testid="dead-reason">${d.reason}</td>
-          <td class="clip error-text" data-testid="dead-error" title=${d.error?.message ?? ''}>${d.error ? `${d.error.name}: ${d.error.message}` : '—'}</td>
+          <td class="why">
+            <div class="clip" title=${d.reason} data-testid="dead-reason">${d.reason}</div>
+            ${d.error && html`<div class="clip error-text" title=${d.error.message} data-testid="dead-error">${`${d.error.name}: ${d.error.message}`}</div>`}
+          </td>
           <td><${When} at=${d.at} /></td>
           <td class="row-actions">
             <${ActionButton} label="Redrive" small=${true} actions=${actions} action=${one('redrive', d.id)} testid="redrive-one" />

@@ -18,7 +18,7 @@ function Field({ label, children, testid }: { label: string; children: unknown; 
 }
 
 function Stamp({ at, testid }: { at: number | null; testid: string }) {
-  return at === null ? html`<span class="muted" data-testid=${testid}>—</span>` : html`<span data-testid=${testid}>${timestamp(at)} <span class="muted">(<${When} at=${at} />)</span></span>`;
+  return at === null ? html`<span class="muted" data-testid=${testid}>—</span>` : html`<span data-testid=${testid}>${timestamp(at)}</span><br /><span class="muted small"><${When} at=${at} /></span>`;
 }
 
 export function TaskPage({ info, id, queue }: { info: Info; id: string; queue: string | null }) {
@@ -62,7 +62,7 @@ export function TaskPage({ info, id, queue }: { info: Info; id: string; queue: s
     </section>
     ${error_ &&
     html`<${Section} title="Last error" testid="task-error">
-      <p class="error-line"><strong data-testid="task-error-name">${error_.name}</strong>${error_.code ? html` <span class="badge">${error_.code}</span>` : null}: <span data-testid="task-error-message">${error_.message}</span></p>
+      <p class="error-line"><strong data-testid="task-error-name">${error_.name}</strong>: <span data-testid="task-error-message">${error_.message}</span>${error_.code ? html` <span class="badge" title="error code">${error_.code}</span>` : null}</p>
       ${error_.stack ? html`<pre class="stack" data-testid="task-stack">${error_.stack}</pre>` : null}
     <//>`}
     ${t.result !== undefined && html`<${Section} title="Result"><${JsonBlock} value=${t.result} testid="task-result" /><//>`}

@@ -2,6 +2,8 @@
  * Rate charts as plain SVG: a line (and a faint area) per series over a fixed window of points,
  * right-aligned so a dashboard that started a minute ago shows one minute of line at the right.
  * The y scale starts at 0 and tops at the window's peak (at least 1/s, so idle reads as flat).
+ * Each point is the average of the last SMOOTH_POINTS seconds: workers report every 2 s, so raw
+ * 1-s rates saw-tooth; a short trailing average (as Prometheus' rate over a window) reads truer.
  */
 import { html } from 'htm/preact';
 import type { Series } from '../../src/api.ts';
@@ -11,6 +13,16 @@ const W = 600;
 const H = 100;
 
 type Line = 'processed' | 'failed';
+
+const SMOOTH_POINTS = 5;
+
+function smooth(values: number[]): number[] {
+  let sum = 0;
+  return values.map((v, i) => {
+    sum += v - (i >= SMOOTH_POINTS ? values[i - SMOOTH_POINTS]! : 0);
+    return Math.max(0, sum / Math.min(i + 1, SMOOTH_POINTS));
+  });
+}
 
 function lastPoints(values: number[], points: number): number[] {
   return values.length > points ? values.slice(values.length - points) : values;
@@ -35,13 +47,13 @@ interface ChartProps {
 }
 
 export function RateChart({ series, lines, points, large = false, testid }: ChartProps) {
-  const shown = lines.map((name) => ({ name, values: lastPoints(series[name], points) }));
+  const shown = lines.map((name) => ({ name, values: lastPoints(smooth(series[name]), points) }));
   const peak = Math.max(1, ...shown.flatMap((s) => s.values));
   const span = duration(points * series.stepMs);
   const now = shown.map((s) => `${s.name} ${rate(s.values.at(-1) ?? 0)}/s`).join(', ');
   return html`<figure class=${large ? 'chart chart-large' : 'chart chart-spark'} data-testid=${testid}>
     <svg viewBox=${`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label=${`tasks per second over the last ${span}: ${now}`}>
-      <title>${`Last ${span}, peak ${rate(peak)}/s; now ${now}`}</title>
+      <title>${`Last ${span} (${SMOOTH_POINTS}-s averages), peak ${rate(peak)}/s; now ${now}`}</title>
       ${large && html`<line class="chart-grid" x1="0" x2=${W} y1=${H / 2} y2=${H / 2} />`}
       ${shown.map((s) => {
         const d = path(s.values, points, peak);

@@ -28,8 +28,9 @@ export function Tiles({ tiles }: { tiles: Tile[] }) {
   </div>`;
 }
 
-/** A table that scrolls sideways inside its own box on narrow screens, never the page. */
+/** A table that scrolls sideways inside its own box on narrow screens, never the page; just the `empty` sentence when there are no rows. */
 export function Table({ head, children, testid, empty }: { head: (string | [string, 'num'])[]; children: ComponentChildren; testid?: string; empty?: string | null }) {
+  if (empty) return html`<p class="empty" data-testid=${testid}>${empty}</p>`;
   return html`<div class="table-wrap">
     <table data-testid=${testid}>
       <thead>
@@ -41,7 +42,6 @@ export function Table({ head, children, testid, empty }: { head: (string | [stri
         ${children}
       </tbody>
     </table>
-    ${empty ? html`<p class="empty">${empty}</p>` : null}
   </div>`;
 }
 
