@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { networkInterfaces } from 'node:os';
 import { createApp, type App, type AppOptions } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
-import { serveDashboard, type ServedDashboard, type ServeOptions } from '@celeriac/dashboard';
+import { createDashboard, serveDashboard, type ServedDashboard, type ServeOptions } from '@celeriac/dashboard';
 import { Worker } from '@celeriac/worker';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -28,8 +33,11 @@ const served: ServedDashboard[] = [];
 const pages: (Page & { errors: string[] })[] = [];
 
 beforeAll(async () => {
-  if (!CHROMIUM_MISSING) browser = await launchBrowser();
-}, 60_000);
+  if (CHROMIUM_MISSING) return;
+  // The pages as the sources are now (the server serves dist/ui; the build swaps each file in whole).
+  await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../packages/dashboard/scripts/build-ui.mjs', import.meta.url))], { timeout: 60_000 });
+  browser = await launchBrowser();
+}, 90_000);
 afterAll(async () => {
   await browser?.close();
 });
@@ -175,6 +183,86 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
       await expect.poll(() => text(page, 'task-state'), POLL).toBe('revoked');
       expect(await byTestId(page, 'revoke').count()).toBe(0); // no action on a finished task
     });
+  });
+
+  it('purge and discard ask first in a dialog; cancelling does nothing, confirming does it', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, startWorker, url } = await setup({ broker: urlWith(prefix) });
+    const worker = await startWorker();
+    const dead = await job.enqueue({ note: 'dies', fail: true });
+    await expect(dead.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await worker.stop({ graceMs: 1_000 });
+    await job.enqueueMany([{ payload: { note: 'a' } }, { payload: { note: 'b' } }]);
+    const page = await open(`${url}queues/${queue}`);
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('2');
+    await byTestId(page, 'purge').click();
+    expect(await text(page, 'confirm-dialog')).toContain(`Delete all 2 ready tasks of ${queue}?`);
+    await byTestId(page, 'confirm-cancel').click();
+    expect((await app.inspect.queue(queue)).ready).toBe(2);
+    await byTestId(page, 'purge').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Purged 2 tasks.');
+    expect((await app.inspect.queue(queue)).ready).toBe(0);
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('0');
+
+    const letter = page.locator(`[data-testid="dead-row"][data-id="${dead.id}"]`);
+    await letter.getByTestId('discard-one').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Discarded 1 dead letter.');
+    expect(await app.inspect.deadLetters(queue)).toEqual([]);
+    await expect.poll(() => letter.count(), POLL).toBe(0);
+  });
+
+  it('revoke (without terminate) of a delayed task from its page: recorded, and shown on the page', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, url } = await setup({ broker: urlWith(prefix) });
+    const later = await job.enqueue({ note: 'later' }, { delayMs: 3_600_000 });
+    const page = await open(`${url}tasks/${later.id}`);
+    await expect.poll(() => text(page, 'task-state'), POLL).toBe('scheduled');
+    expect(JSON.parse(await text(page, 'task-payload'))).toEqual({ note: 'later' });
+    await byTestId(page, 'revoke').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(async () => (await app.inspect.task(later.id, { queue }))?.revoked, POLL).toMatchObject({ terminate: false });
+    await expect.poll(() => byTestId(page, 'task-revoked').count(), POLL).toBe(1);
+  });
+
+  it('mounted under a prefix: deep links load, links and back/forward stay under it', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, app } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const dashboard = createDashboard(app);
+    const mount = '/admin/queues';
+    const server = createServer((req, res) => {
+      if (req.url !== mount && !req.url!.startsWith(`${mount}/`)) return void res.writeHead(404).end();
+      Object.assign(req, { originalUrl: req.url, url: req.url!.slice(mount.length) || '/' }); // as Express's app.use(mount, handler)
+      dashboard.handler(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => server.close(() => r()))) });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${mount}`;
+    const page = await open(`${base}/queues/${queue}`);
+    await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
+    await byTestId(page, 'nav-overview').click();
+    await expect.poll(() => new URL(page.url()).pathname, POLL).toBe(`${mount}/`);
+    await expect.poll(() => row(page, queue).count(), POLL).toBe(1);
+    await page.goBack();
+    await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
+    expect(new URL(page.url()).pathname).toBe(`${mount}/queues/${queue}`);
+  });
+
+  it('polls while the tab is shown, not at all while it is hidden, and again once shown', { timeout: BROWSER_TEST_MS }, async () => {
+    const { url } = await setup({ broker: urlWith(prefix) });
+    const page = await open(url);
+    const calls: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/queues') calls.push(r.url());
+    });
+    await expect.poll(() => calls.length, POLL).toBeGreaterThanOrEqual(2);
+    // Headless Chromium never hides a tab: say it is hidden, as the browser would.
+    await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); document.dispatchEvent(new Event('visibilitychange'))`);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a request already under way may still land
+    const hidden = calls.length;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(calls.length).toBe(hidden);
+    await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }); document.dispatchEvent(new Event('visibilitychange'))`);
+    await expect.poll(() => calls.length, POLL).toBeGreaterThan(hidden);
   });
 
   it('on RabbitMQ alone: the hint in a banner, the named queues with their counts, no control actions', { timeout: BROWSER_TEST_MS }, async () => {
