@@ -9,7 +9,7 @@ import { html } from 'htm/preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { Info } from '../src/api.ts';
 import { api, ApiFailure, hasToken, onTokenNeeded, setToken } from './api.ts';
-import { ErrorBanner, NotFound } from './parts/common.ts';
+import { NoDataYet, NotFound } from './parts/common.ts';
 import { OverviewPage } from './pages/overview.ts';
 import { QueuePage } from './pages/queue.ts';
 import { SchedulesPage } from './pages/schedules.ts';
@@ -122,7 +122,7 @@ export function App() {
 
   let body;
   if (tokenWanted) body = html`<${TokenForm} refused=${tokenWanted.refused} onToken=${onToken} />`;
-  else if (!info) body = infoError ? html`<${ErrorBanner} error=${infoError} stale=${false} />` : html`<p class="loading">Loading…</p>`;
+  else if (!info) body = html`<${NoDataYet} error=${infoError} />`;
   else body = html`<${Page} route=${route} info=${info} />`;
 
   return html`<${Nav} route=${route} info=${info} />

@@ -3,7 +3,7 @@ import { html } from 'htm/preact';
 import type { Info, QueueSummary, QueuesView } from '../../src/api.ts';
 import { count } from '../format.ts';
 import { RateChart } from '../parts/chart.ts';
-import { ErrorBanner, Loading, Section, Table, Tiles, type Tile } from '../parts/common.ts';
+import { ErrorBanner, NoDataYet, Section, Table, Tiles, type Tile } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
@@ -31,7 +31,7 @@ function QueueRow({ q }: { q: QueueSummary }) {
 
 export function OverviewPage({ info }: { info: Info }) {
   const { data, error } = usePoll<QueuesView>('api/queues', info.refreshMs);
-  if (!data) return html`<${ErrorBanner} error=${error} stale=${false} />${error ? null : html`<${Loading} />`}`;
+  if (!data) return html`<${NoDataYet} error=${error} />`;
   const t = totals(data.queues);
   const tiles: Tile[] = [
     { label: 'Queues', value: data.queues.length, testid: 'total-queues' },

@@ -10,7 +10,7 @@ import { api, apiPath } from '../api.ts';
 import { count, duration, jsonLine } from '../format.ts';
 import { ActionButton, NoticeLine, useActions, type Actions } from '../parts/actions.ts';
 import { RateChart } from '../parts/chart.ts';
-import { ErrorBanner, Loading, NotFound, Section, Table, Tiles, When } from '../parts/common.ts';
+import { ErrorBanner, NoDataYet, NotFound, Section, Table, Tiles, When } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
@@ -75,7 +75,7 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
   const actions = useActions(refresh);
   if (!data) {
     if (error?.status === 404) return html`<${NotFound} what=${`No queue named ${queue}.`} />`;
-    return html`<${ErrorBanner} error=${error} stale=${false} />${error ? null : html`<${Loading} />`}`;
+    return html`<${NoDataYet} error=${error} />`;
   }
   const q = data.queue;
   const post = <T>(verb: string, body?: unknown) => api.post<T>(apiPath('queues', queue, verb), body);

@@ -2,13 +2,13 @@
 import { html } from 'htm/preact';
 import type { Info, SchedulesView } from '../../src/api.ts';
 import { duration } from '../format.ts';
-import { ErrorBanner, Loading, Section, Table, When } from '../parts/common.ts';
+import { ErrorBanner, NoDataYet, Section, Table, When } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
 export function SchedulesPage({ info }: { info: Info }) {
   const { data, error } = usePoll<SchedulesView>('api/schedules', info.refreshMs);
-  if (!data) return html`<${ErrorBanner} error=${error} stale=${false} />${error ? null : html`<${Loading} />`}`;
+  if (!data) return html`<${NoDataYet} error=${error} />`;
   return html`<${ErrorBanner} error=${error} stale=${true} />
     <div class="page-head"><h1>Schedules</h1></div>
     <${Section} title="Declared" count=${data.schedules.length} testid="schedules">

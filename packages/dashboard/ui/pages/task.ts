@@ -7,7 +7,7 @@ import type { Info, RevokeResult, TaskView } from '../../src/api.ts';
 import { api, apiPath } from '../api.ts';
 import { duration, timestamp } from '../format.ts';
 import { ActionButton, NoticeLine, useActions } from '../parts/actions.ts';
-import { ErrorBanner, JsonBlock, Loading, NotFound, Section, StateBadge, When } from '../parts/common.ts';
+import { ErrorBanner, JsonBlock, NoDataYet, NotFound, Section, StateBadge, When } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
@@ -27,7 +27,7 @@ export function TaskPage({ info, id, queue }: { info: Info; id: string; queue: s
   const actions = useActions(refresh);
   if (!data) {
     if (error?.status === 404) return html`<${NotFound} what=${`No task with id ${id}${queue ? ` in queue ${queue}` : ''}: it may never have existed, or its result expired.`} />`;
-    return html`<${ErrorBanner} error=${error} stale=${false} />${error ? null : html`<${Loading} />`}`;
+    return html`<${NoDataYet} error=${error} />`;
   }
   const t = data.task;
   const revoke = (terminate: boolean) => async () => {

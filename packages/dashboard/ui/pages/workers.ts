@@ -2,13 +2,13 @@
 import { html } from 'htm/preact';
 import type { Info, WorkersView } from '../../src/api.ts';
 import { count, duration } from '../format.ts';
-import { ErrorBanner, Loading, Section, Table, When } from '../parts/common.ts';
+import { ErrorBanner, NoDataYet, Section, Table, When } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
 export function WorkersPage({ info }: { info: Info }) {
   const { data, error } = usePoll<WorkersView>('api/workers', info.refreshMs);
-  if (!data) return html`<${ErrorBanner} error=${error} stale=${false} />${error ? null : html`<${Loading} />`}`;
+  if (!data) return html`<${NoDataYet} error=${error} />`;
   return html`<${ErrorBanner} error=${error} stale=${true} />
     <div class="page-head"><h1>Workers</h1></div>
     <${Section} title="Online" count=${data.workers.length} testid="workers">

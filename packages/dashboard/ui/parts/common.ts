@@ -75,8 +75,9 @@ export function ErrorBanner({ error, stale }: { error: ApiFailure | null; stale:
   </div>`;
 }
 
-export function Loading() {
-  return html`<p class="loading" data-testid="loading">Loading…</p>`;
+/** A page before its first answer: loading, or the error that kept it from loading. */
+export function NoDataYet({ error }: { error: ApiFailure | null }) {
+  return error ? html`<${ErrorBanner} error=${error} stale=${false} />` : html`<p class="loading" data-testid="loading">Loading…</p>`;
 }
 
 export function NotFound({ what }: { what: string }) {
