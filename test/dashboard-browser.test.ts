@@ -185,6 +185,35 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     });
   });
 
+  it('the workers page lists a worker with what it runs; the schedules page its schedule; the queue page its running, ready and delayed tasks', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, url } = await setup({ broker: urlWith(prefix) });
+    app.schedule(`${queue}.nightly`, { cron: '0 3 * * *', tz: 'Europe/Paris', task: job, payload: { note: 'nightly' } });
+    const worker = new Worker(app, { queues: [queue], concurrency: 1, blockMs: 200, beat: true });
+    workers.push(worker);
+    await worker.start();
+    const running = await job.enqueue({ note: 'long', hold: true });
+    await expect.poll(async () => (await app.inspect.task(running.id, { queue }))?.state, POLL).toBe('active');
+    const waiting = await job.enqueue({ note: 'next' }); // concurrency 1: it waits
+    const later = await job.enqueue({ note: 'later' }, { delayMs: 3_600_000 });
+
+    const page = await open(`${url}queues/${queue}`);
+    const inSection = (section: string, id: string) => page.getByTestId(section).locator(`a[data-testid="task-link"]`, { hasText: id });
+    await expect.poll(() => textNow(page.getByTestId('running').locator('tr', { hasText: running.id })), POLL).toContain(worker.id);
+    await expect.poll(() => inSection('ready', waiting.id).count(), POLL).toBe(1);
+    await expect.poll(() => textNow(page.getByTestId('delayed').locator('tr', { hasText: later.id })), POLL).toContain('in 59 min');
+
+    await byTestId(page, 'nav-workers').click();
+    const workerRow = page.locator('[data-testid="worker-row"]', { hasText: worker.id });
+    await expect.poll(() => textNow(workerRow), POLL).toContain(queue);
+    expect(await textNow(workerRow)).toContain(String(process.pid));
+    await expect.poll(() => workerRow.locator(`a[href*="${running.id}"]`).count(), POLL).toBe(1); // its active task, linked (from its next heartbeat)
+
+    await byTestId(page, 'nav-schedules').click();
+    const scheduleRow = page.locator('[data-testid="schedule-row"]', { hasText: `${queue}.nightly` });
+    await expect.poll(() => textNow(scheduleRow), POLL).toContain('0 3 * * *');
+    expect(await textNow(scheduleRow)).toContain('Europe/Paris');
+  });
+
   it('purge and discard ask first in a dialog; cancelling does nothing, confirming does it', { timeout: BROWSER_TEST_MS }, async () => {
     const { app, queue, job, startWorker, url } = await setup({ broker: urlWith(prefix) });
     const worker = await startWorker();
