@@ -1,69 +1,18 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp } from '@celeriac/core';
 import { removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
+import { celeriac, killLeftovers, type Run } from './support/celeriac-cli.js';
 import { FaultProxy } from './support/fault-proxy.js';
 
 // What `celeriac worker` tells a person (and a log collector): the banner, a line per task
 // outcome, ctx.log bound to its task, broker outages. Real processes, run from sources.
 
-const CLI = ['--import', 'tsx', '--conditions=@celeriac/source', 'packages/worker/src/run-cli.ts'];
 const APP = 'test/fixtures/cli-logging-app.ts';
 
-type Stream = 'stdout' | 'stderr';
-interface Run {
-  stdout: string[];
-  stderr: string[];
-  /** Resolves with the exit code once the process has exited. */
-  exited: Promise<number | null>;
-  kill(signal?: NodeJS.Signals): void;
-  /** Resolves with the first line of `stream` (seen so far or to come) matching `pattern`. */
-  line(stream: Stream, pattern: RegExp): Promise<string>;
-}
-
-/** Starts `celeriac …` from sources, collecting its lines. */
-function celeriac(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<Stream, string[]> = { stdout: [], stderr: [] };
-  const waiters: { stream: Stream; pattern: RegExp; resolve: (line: string) => void }[] = [];
-  for (const stream of ['stdout', 'stderr'] as const) {
-    let partial = '';
-    child[stream].on('data', (chunk: Buffer) => {
-      const parts = (partial + chunk.toString()).split('\n');
-      partial = parts.pop()!;
-      for (const line of parts) {
-        lines[stream].push(line);
-        for (const w of waiters.filter((w) => w.stream === stream && w.pattern.test(line))) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(line);
-        }
-      }
-    });
-  }
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  running.push(child);
-  return {
-    ...lines,
-    exited,
-    kill: (signal = 'SIGTERM') => child.kill(signal),
-    line: (stream, pattern) => {
-      const seen = lines[stream].find((l) => pattern.test(l));
-      if (seen !== undefined) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        waiters.push({ stream, pattern, resolve });
-        void exited.then(() => reject(new Error(`celeriac exited before printing ${pattern} on ${stream}:\n${lines.stderr.join('\n')}`)));
-      });
-    },
-  };
-}
-
-const running: ReturnType<typeof spawn>[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
-});
+afterEach(killLeftovers);
 
 /** The ids the fixture printed for what it enqueued, by task name. */
 async function enqueued(run: Run): Promise<Record<string, string>> {

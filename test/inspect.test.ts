@@ -151,7 +151,7 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
     await viewer.control.pause(queue);
     expect(await viewer.inspect.queue(queue)).toMatchObject({ paused: true });
     await viewer.control.resume(queue);
-    await expect(viewer.inspect.queue(queue, { limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    await expect(viewer.inspect.queue(queue, { limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS', message: 'inspect.queue limit must be an integer ≥ 1 (got 0)' });
     await expect(viewer.inspect.queue('no spaces')).rejects.toMatchObject({ code: 'INVALID_NAME' });
     stall.open();
     expect(await stalled.result({ timeoutMs: 10_000 })).toBe(0);

@@ -17,6 +17,7 @@ export interface Scrape {
 
 const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/;
 const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)/y;
+const SPECIAL = new Map([['nan', NaN], ['inf', Infinity], ['+inf', Infinity], ['-inf', -Infinity], ['infinity', Infinity], ['+infinity', Infinity], ['-infinity', -Infinity]]);
 const SUFFIXES = ['_bucket', '_sum', '_count', '_total', '_created', ''];
 
 export function parsePrometheus(text: string): Scrape {
@@ -35,8 +36,10 @@ export function parsePrometheus(text: string): Scrape {
     if (line.startsWith('#')) continue;
     const m = SAMPLE.exec(line);
     if (!m) throw new Error(`line ${i + 1} is not a sample: ${line}`);
-    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`line ${i + 1}: value ${m[3]} is not a number`);
+    // Go's ParseFloat, as Prometheus reads it: NaN and Inf in any case (prom-client writes `Nan`).
+    const special = SPECIAL.get(m[3]!.toLowerCase());
+    const value = special ?? Number(m[3]);
+    if (Number.isNaN(value) && special === undefined) throw new Error(`line ${i + 1}: value ${m[3]} is not a number`);
     samples.push({ name: m[1]!, labels: parseLabels(m[2] ?? '', i + 1), value });
   }
   for (const s of samples) {

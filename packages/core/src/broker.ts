@@ -131,6 +131,9 @@ export interface DeadLetter {
  * 9. `discard` removes the named dead letters for good; unknown ids are ignored.
  * 10. `purge` removes the queue's ready and delayed messages (not leased ones, which settle as
  *    usual) and resolves with their number; their ids may be published again.
+ * 11. `peek`, where a broker has it, lists without taking: no lease, nothing moved that a fetch
+ *    would not move first; `ready` in rule 2's order, `delayed` by due time; leased messages in
+ *    neither; a message that fails validation is left out (fetch dead-letters it, rule 6).
  */
 export interface Broker {
   readonly capabilities: BrokerCapabilities;
@@ -181,11 +184,14 @@ export interface PeekOptions {
   limit: number;
 }
 
-/** `peek`'s options, checked (every backend's `peek` starts here): errors name the field and what it takes. */
-export function peekOptions(options: PeekOptions): PeekOptions {
+/**
+ * `peek`'s options, checked (every backend's `peek` starts here; `caller` names the call in the
+ * errors, which name the field and what it takes).
+ */
+export function peekOptions(options: PeekOptions, caller = 'peek'): PeekOptions {
   const { state, limit } = options ?? ({} as Partial<PeekOptions>);
-  if (state !== 'ready' && state !== 'delayed') throw new ValidationError('INVALID_OPTIONS', `peek state must be "ready" or "delayed" (got ${JSON.stringify(state) ?? 'nothing'})`);
-  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('INVALID_OPTIONS', `peek limit must be an integer ≥ 1 (got ${String(limit)})`);
+  if (state !== 'ready' && state !== 'delayed') throw new ValidationError('INVALID_OPTIONS', `${caller} state must be "ready" or "delayed" (got ${JSON.stringify(state) ?? 'nothing'})`);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new ValidationError('INVALID_OPTIONS', `${caller} limit must be an integer ≥ 1 (got ${String(limit)})`);
   return { state, limit: Math.min(limit, MAX_PEEK) };
 }
 

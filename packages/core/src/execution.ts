@@ -35,7 +35,7 @@ export interface RunOptions {
   /** Where `ctx.log` writes (bound to the task): the worker's logger; default the app's. */
   logger?: Logger;
   /** The id of the worker running it (its registry record's id), written into the task's result record. */
-  worker?: string;
+  worker?: string | undefined;
 }
 
 /** One delivery on its way through the pipeline: what the steps have learnt so far. */

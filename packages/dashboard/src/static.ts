@@ -26,6 +26,9 @@ interface Cached {
 export class StaticFiles {
   readonly #cache = new Map<string, Cached>();
 
+  /** @param dir the built pages (a `file:` URL ending in `/`); the package's dist/ui by default. */
+  constructor(private readonly dir: URL = UI_DIR) {}
+
   isAsset(path: string): boolean {
     return Object.hasOwn(ASSETS, path);
   }
@@ -50,12 +53,12 @@ export class StaticFiles {
   }
 
   async #read(name: string): Promise<Cached> {
-    const url = new URL(name, UI_DIR);
+    const url = new URL(name, this.dir);
     let info;
     try {
       info = await stat(url);
     } catch {
-      throw new HttpError(500, 'INTERNAL', `the dashboard UI is not built (no ${name} in ${UI_DIR.pathname}): run npm run build`);
+      throw new HttpError(500, 'INTERNAL', `the dashboard UI is not built (no ${name} in ${this.dir.pathname}): run npm run build`);
     }
     const cached = this.#cache.get(name);
     if (cached && cached.mtimeMs === info.mtimeMs && cached.size === info.size) return cached;

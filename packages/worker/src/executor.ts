@@ -44,6 +44,8 @@ export const SUSPECT_LAPSES = 2;
  *    meanwhile is given back at once (a release: no lapse) for another worker, rather than held
  *    where it could die unstarted. The wait and the solitude each last at most `leaseMs` (a task
  *    that kills its worker does so quickly; a long one must not stall the worker).
+ * 6. Counts each settled delivery's outcome by queue and task (`tally`: the registry record's and
+ *    the metrics' counts).
  */
 export class Executor {
   /** Deliveries not yet settled. */
@@ -175,10 +177,8 @@ export class Executor {
   #start(delivery: Delivery, attempt: Attempt): void {
     this.#handlers++;
     this.onStart();
-    const options: RunOptions = { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger };
-    if (this.worker.id !== undefined) options.worker = this.worker.id;
     const { queue, task } = delivery.message;
-    runDelivery(this.app, this.conn, delivery, options)
+    runDelivery(this.app, this.conn, delivery, { attempt, leaseMs: this.leaseMs, onEvent: this.onEvent, revoked: this.revoked, logger: this.logger, worker: this.worker.id })
       .then(
         (outcome) => this.worker.tally.count(queue, task, outcome),
         (err: unknown) => {

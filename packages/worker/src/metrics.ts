@@ -26,6 +26,7 @@ type Of<T extends TaskEvent['type']> = Extract<TaskEvent, { type: T }>;
  *    coordination state: RabbitMQ alone). Each read is bounded by `SCRAPE_TIMEOUT_MS`: a broker
  *    that hangs leaves those gauges out of the scrape (said once in the log), never the scrape.
  * 4. Node's process metrics (prom-client's defaults), unless the registry has them already.
+ * One worker per registry: a second would register the same names, which prom-client refuses.
  */
 export async function workerMetrics(worker: Worker, app: App, registry = new Registry(), options: { logger?: Logger; scrapeTimeoutMs?: number } = {}): Promise<WorkerMetrics> {
   const conn = await app.connection();

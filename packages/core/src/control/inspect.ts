@@ -125,7 +125,7 @@ export class Inspect {
   /** One queue in detail (see `QueueDetail`): up to `limit` (default 50) tasks of each list. */
   async queue(queue: string, options: { limit?: number } = {}): Promise<QueueDetail> {
     const name = assertQueueName(queue);
-    const { limit } = peekOptions({ state: 'ready', limit: options.limit ?? 50 });
+    const { limit } = peekOptions({ state: 'ready', limit: options.limit ?? 50 }, 'inspect.queue');
     const conn = await this.app.connection();
     const coordination = coordinationOf(conn, 'inspect.queue');
     const { broker } = conn;
