@@ -28,6 +28,8 @@ const BACKENDS = backends.filter((b) => b.name !== 'memory');
 const XSS = '<img src=x onerror=window.__xss=1>';
 const BROWSER_TEST_MS = 60_000;
 
+if (CHROMIUM_MISSING) console.warn(`[dashboard-browser] every test skipped: ${CHROMIUM_MISSING}`);
+
 let browser: TestBrowser;
 const served: ServedDashboard[] = [];
 const pages: (Page & { errors: string[] })[] = [];
