@@ -302,8 +302,10 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     const page = await open(url);
     await expect.poll(() => text(page, 'control-banner'), POLL).toMatch(/RabbitMQ|results|store/i);
     await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    expect(await byTestId(page, 'overview-chart').count()).toBe(0); // no rates without the workers' registry
     await row(page, queue).getByTestId('queue-link').click();
     await expect.poll(() => text(page, 'count-ready'), POLL).toBe('1');
+    expect(await byTestId(page, 'running').count()).toBe(0);
     expect(await byTestId(page, 'pause').count()).toBe(0);
     expect(await byTestId(page, 'task-search').count()).toBe(0);
   });

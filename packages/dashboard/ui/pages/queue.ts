@@ -1,7 +1,8 @@
 /**
  * Queue `/queues/:queue`: counts and rates; the tasks running (with their worker), ready and
  * delayed; its dead letters with reason and last error. Actions: pause/resume, purge, redrive all,
- * redrive or discard one letter.
+ * redrive or discard one letter. Without the control plane (RabbitMQ alone) no rates, running
+ * tasks or pause: the workers' registry is not there.
  */
 import { html } from 'htm/preact';
 import type { DeadLetterView, Info, QueueView, RedriveResult } from '../../src/api.ts';
@@ -100,7 +101,8 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
         { label: 'Dead', value: q.dead, tone: q.dead > 0 ? 'bad' : null, testid: 'count-dead' },
       ]}
     />
-    <${Section} title="Throughput">
+    ${info.control &&
+    html`<${Section} title="Throughput">
       <${RateChart} series=${data.rates} lines=${['processed', 'failed']} points=${Math.max(60, data.rates.processed.length)} large=${true} testid="queue-chart" />
     <//>
     <${Section} title="Running" count=${q.running.length} testid="running">
@@ -115,7 +117,7 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
           </tr>`,
         )}
       <//>
-    <//>
+    <//>`}
     <${Waiting} title="Ready (next to run)" tasks=${q.readyTasks} queue=${queue} delayed=${false} testid="ready" />
     <${Waiting} title="Delayed" tasks=${q.delayedTasks} queue=${queue} delayed=${true} testid="delayed" />
     <${DeadLetters} queue=${queue} letters=${data.dead} total=${q.dead} actions=${actions} />`;
