@@ -278,6 +278,20 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     expect(new URL(page.url()).pathname).toBe(`${mount}/queues/${queue}`);
   });
 
+  it('when the API fails, the page keeps its last data under an error banner, and clears it once the API answers again', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, url } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const page = await open(url);
+    await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    // The server's answer while its broker is out (the API tests make a real one; here the page's side of it).
+    const outage = { error: { code: 'UNAVAILABLE', message: 'the broker did not answer within 5000 ms' } };
+    await page.route('**/api/queues', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(outage) }));
+    await expect.poll(() => text(page, 'error-banner'), POLL).toContain('the broker did not answer within 5000 ms');
+    expect(await textNow(row(page, queue).getByTestId('queue-ready'))).toBe('1');
+    await page.unroute('**/api/queues');
+    await expect.poll(() => byTestId(page, 'error-banner').count(), POLL).toBe(0);
+  });
+
   it('polls while the tab is shown, not at all while it is hidden, and again once shown', { timeout: BROWSER_TEST_MS }, async () => {
     const { url } = await setup({ broker: urlWith(prefix) });
     const page = await open(url);
