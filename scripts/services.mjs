@@ -2,6 +2,8 @@
 // Makes sure the servers the integration tests talk to are reachable on loopback, idempotently:
 // a server already listening is left alone; an installed one is started; a missing one is
 // installed with apt-get when running as root on Debian; otherwise we stop with what to install.
+// Chromium (for the dashboard's browser tests) is installed the same way when missing; where it
+// cannot be, we say what to install and go on: those tests then skip themselves, saying why.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -91,8 +93,17 @@ for (const svc of SERVICES) {
   }
 }
 
+// Kept in step with test/support/browser.ts (CHROMIUM), which skips the browser tests without it.
+const CHROMIUM = '/usr/bin/chromium';
+if (!existsSync(CHROMIUM)) {
+  console.error(`[services] ${CHROMIUM} is missing; installing chromium with apt-get`);
+  if (!aptInstall(['chromium']) || !existsSync(CHROMIUM)) {
+    console.error(`[services] Chromium is not installed, so the dashboard's browser tests will be skipped. Install it (Debian/Ubuntu: sudo apt-get install chromium) so that ${CHROMIUM} exists.`);
+  }
+}
+
 if (problems.length > 0) {
   console.error(`\nThe integration tests need these servers:\n- ${problems.join('\n- ')}`);
   process.exit(1);
 }
-console.error('[services] Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) are reachable');
+console.error(`[services] Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672) are reachable${existsSync(CHROMIUM) ? `; Chromium is at ${CHROMIUM}` : ''}`);

@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// Regenerates docs/images/dashboard-overview.png and docs/images/dashboard-task.png (the README's
+// screenshots): makes sure Redis and Chromium are there, then runs only the screenshot test of
+// test/dashboard-browser.test.ts with SCREENSHOTS=1. It drives a small shop's traffic (four queues,
+// a worker, retries, declined charges, a paused queue) for SCREENSHOTS_WARMUP_MS (default 90 s) so
+// the rate charts have a history, then saves the two pages at 1280 px in the light scheme.
+// Usage: npm run screenshots
+import { spawnSync } from 'node:child_process';
+
+const run = (cmd, args, env = {}) => spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, ...env } }).status ?? 1;
+
+if (run(process.execPath, ['scripts/services.mjs']) !== 0) process.exit(1);
+const status = run('npx', ['vitest', 'run', 'test/dashboard-browser.test.ts', '-t', 'screenshots'], { SCREENSHOTS: '1' });
+if (status === 0) console.error('[screenshots] saved docs/images/dashboard-overview.png and docs/images/dashboard-task.png');
+process.exit(status);

@@ -1,0 +1,387 @@
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { networkInterfaces } from 'node:os';
+import { createApp, type App, type AppOptions } from '@celeriac/core';
+import { uniqueQueue } from '@celeriac/core/testing';
+import { createDashboard, serveDashboard, type ServedDashboard, type ServeOptions } from '@celeriac/dashboard';
+import { Worker } from '@celeriac/worker';
+import type { Locator, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { CHROMIUM_MISSING, launchBrowser, type TestBrowser } from './support/browser.js';
+import { controlBackends } from './support/control-backends.js';
+import { startDemoTraffic } from './support/dashboard-demo.js';
+import { urlWith } from './redis/helpers.js';
+
+// The dashboard's pages in real Chromium, against the real server on Redis, Redis Cluster and
+// RabbitMQ (with a Redis store, and alone): what a person sees and clicks, checked against what
+// the brokers say. Without /usr/bin/chromium every test skips, saying what to install.
+// SCREENSHOTS=1 (npm run screenshots) also saves docs/images/dashboard-{overview,task}.png.
+
+const { prefix, backends, apps, workers } = controlBackends('dash-ui');
+const BACKENDS = backends.filter((b) => b.name !== 'memory');
+const XSS = '<img src=x onerror=window.__xss=1>';
+const BROWSER_TEST_MS = 60_000;
+
+if (CHROMIUM_MISSING) console.warn(`[dashboard-browser] every test skipped: ${CHROMIUM_MISSING}`);
+
+let browser: TestBrowser;
+const served: ServedDashboard[] = [];
+const pages: (Page & { errors: string[] })[] = [];
+
+beforeAll(async () => {
+  if (CHROMIUM_MISSING) return;
+  // The pages as the sources are now (the server serves dist/ui; the build swaps each file in whole).
+  await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../packages/dashboard/scripts/build-ui.mjs', import.meta.url))], { timeout: 60_000 });
+  browser = await launchBrowser();
+}, 90_000);
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  // Every page ran without an uncaught exception or a CSP violation.
+  const errors = pages.flatMap((p) => p.errors);
+  await Promise.all(pages.splice(0).map((p) => p.close()));
+  await Promise.all(served.splice(0).map((s) => s.close()));
+  expect(errors).toEqual([]);
+});
+
+async function open(url: string, options?: Parameters<TestBrowser['page']>[0]) {
+  const page = await browser.page(options);
+  pages.push(page);
+  await page.goto(url);
+  return page;
+}
+
+const byTestId = (page: Page, id: string) => page.getByTestId(id);
+/** The text of the first match now ('' when there is none): for expect.poll, which does the waiting. */
+const textNow = async (locator: Locator) => (await locator.allTextContents())[0]?.trim() ?? '';
+const text = (page: Page, id: string) => textNow(byTestId(page, id));
+const POLL = { timeout: 10_000, interval: 100 };
+
+/** The XSS payload shows as text, no <img> was made from it, its handler never ran. */
+async function expectInert(page: Page) {
+  await expect.poll(() => page.getByText(XSS, { exact: false }).count(), POLL).toBeGreaterThan(0);
+  expect(await page.locator('img').count()).toBe(0);
+  expect(await page.evaluate('typeof window.__xss')).toBe('undefined'); // (browser code as text: this file has no DOM types)
+}
+
+/** An app on `options` with one task that fails, as told, and a dashboard on a free loopback port. */
+async function setup(options: AppOptions, dashboard: (queue: string) => ServeOptions = () => ({})) {
+  const queue = uniqueQueue('dui');
+  const app = createApp({ ...options, defaultQueue: queue });
+  apps.push(app);
+  const failures = new Set<string>();
+  const job = app.task('dash.job', { input: z.object({ note: z.string(), fail: z.boolean().default(false), hold: z.boolean().default(false) }), retry: { maxAttempts: 1 } }, async ({ note, fail, hold }, ctx) => {
+    if (fail && !failures.has(ctx.id)) {
+      failures.add(ctx.id); // fails the first time only: a redriven task succeeds
+      throw new Error(`job failed: ${note}`);
+    }
+    if (hold) await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error)));
+    return { done: note };
+  });
+  const startWorker = async () => {
+    const worker = new Worker(app, { queues: [queue], concurrency: 2, blockMs: 200 });
+    workers.push(worker);
+    await worker.start();
+    return worker;
+  };
+  const server = await serveDashboard(app, { port: 0, ...dashboard(queue) });
+  served.push(server);
+  return { app, queue, job, startWorker, url: server.url };
+}
+
+const row = (page: Page, queue: string) => page.locator(`[data-testid="queue-row"][data-queue="${queue}"]`);
+
+describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dashboard in Chromium' : `the dashboard in Chromium (skipped: ${CHROMIUM_MISSING})`, () => {
+  describe.each(BACKENDS)('on $name', ({ options }) => {
+
+    it('the overview lists a queue, and its counts follow enqueues without a reload', { timeout: BROWSER_TEST_MS }, async () => {
+      const { queue, job, url } = await setup(options());
+      await job.enqueue({ note: 'first' });
+      const page = await open(url);
+      await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+      const loaded = await page.evaluate(() => performance.timeOrigin);
+      await job.enqueueMany([{ payload: { note: 'a' } }, { payload: { note: 'b' } }]);
+      await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('3');
+      expect(await page.evaluate(() => performance.timeOrigin)).toBe(loaded); // the same page, not reloaded
+      await row(page, queue).getByTestId('queue-link').click();
+      await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
+      expect(new URL(page.url()).pathname).toBe(`/queues/${queue}`);
+    });
+
+    it('a failed task page shows its payload, error and stack as text (an HTML payload is inert)', { timeout: BROWSER_TEST_MS }, async () => {
+      const { queue, job, startWorker, url } = await setup(options());
+      await startWorker();
+      const handle = await job.enqueue({ note: XSS, fail: true });
+      await expect(handle.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+      const page = await open(`${url}tasks/${handle.id}`);
+      await expect.poll(() => text(page, 'task-state'), POLL).toBe('failed');
+      expect(await text(page, 'task-name')).toBe('dash.job');
+      expect(await text(page, 'task-queue')).toBe(queue);
+      expect(JSON.parse(await text(page, 'task-payload'))).toEqual({ note: XSS, fail: true });
+      expect(await text(page, 'task-error-message')).toBe(`job failed: ${XSS}`);
+      expect(await text(page, 'task-stack')).toMatch(/^Error: job failed: <img[\s\S]*\n\s+at /);
+      expect(await text(page, 'task-worker')).not.toBe('—');
+      await expectInert(page);
+      // A deep link survives a reload.
+      await page.reload();
+      await expect.poll(() => text(page, 'task-state'), POLL).toBe('failed');
+    });
+
+  });
+
+  // The queue page's actions and the task page's revoke, on the brokers; the cluster runs the two above.
+  describe.each(BACKENDS.filter((b) => b.name !== 'redis-cluster'))('on $name', ({ name, options }) => {
+    it('a dead letter redriven from its button runs again and succeeds; its error shows as text', { timeout: BROWSER_TEST_MS }, async () => {
+      const { app, queue, job, startWorker, url } = await setup(options());
+      await startWorker();
+      const handle = await job.enqueue({ note: XSS, fail: true });
+      await expect(handle.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+      const page = await open(`${url}queues/${queue}`);
+      const letter = page.locator(`[data-testid="dead-row"][data-id="${handle.id}"]`);
+      await expect.poll(() => textNow(letter), POLL).toContain(`job failed: ${XSS}`);
+      // RabbitMQ with a store apart buries a letter without its error, only its reason (a core gap the server helper reported).
+      if (name !== 'amqp+redis') expect(await textNow(letter.getByTestId('dead-error'))).toBe(`Error: job failed: ${XSS}`);
+      await expectInert(page);
+      await letter.getByTestId('redrive-one').click();
+      await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Redrove 1 task.');
+      await expect.poll(async () => (await app.inspect.task(handle.id, { queue }))?.state, POLL).toBe('succeeded');
+      await expect.poll(() => letter.count(), POLL).toBe(0);
+    });
+
+    it('pause and resume from the queue page', { timeout: BROWSER_TEST_MS }, async () => {
+      const { app, queue, job, url } = await setup(options());
+      await job.enqueue({ note: 'waiting' });
+      const page = await open(`${url}queues/${queue}`);
+      await byTestId(page, 'pause').click();
+      await expect.poll(() => app.control.paused(), POLL).toContain(queue);
+      await expect.poll(() => byTestId(page, 'queue-paused').count(), POLL).toBe(1);
+      await byTestId(page, 'resume').click();
+      await expect.poll(() => app.control.paused(), POLL).not.toContain(queue);
+      await expect.poll(() => byTestId(page, 'queue-paused').count(), POLL).toBe(0);
+      await expect.poll(() => byTestId(page, 'pause').count(), POLL).toBe(1);
+    });
+
+    it('revoke and terminate a running task from its page, after confirming', { timeout: BROWSER_TEST_MS }, async () => {
+      const { app, queue, job, startWorker, url } = await setup(options());
+      await startWorker();
+      const handle = await job.enqueue({ note: 'long', hold: true });
+      await expect.poll(async () => (await app.inspect.task(handle.id, { queue }))?.state, POLL).toBe('active');
+      const page = await open(`${url}tasks/${handle.id}`);
+      await expect.poll(() => text(page, 'task-state'), POLL).toBe('active');
+      await byTestId(page, 'revoke-terminate').click();
+      await byTestId(page, 'confirm-cancel').click(); // asks first; cancelling changes nothing
+      expect(await byTestId(page, 'confirm-dialog').count()).toBe(0);
+      expect((await app.inspect.task(handle.id, { queue }))?.revoked).toBeNull();
+      await byTestId(page, 'revoke-terminate').click();
+      await byTestId(page, 'confirm-yes').click();
+      await expect.poll(async () => (await app.inspect.task(handle.id, { queue }))?.state, POLL).toBe('revoked');
+      await expect.poll(() => text(page, 'task-state'), POLL).toBe('revoked');
+      expect(await byTestId(page, 'revoke').count()).toBe(0); // no action on a finished task
+    });
+  });
+
+  it('the workers page lists a worker with what it runs; the schedules page its schedule; the queue page its running, ready and delayed tasks', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, url } = await setup({ broker: urlWith(prefix) });
+    app.schedule(`${queue}.nightly`, { cron: '0 3 * * *', tz: 'Europe/Paris', task: job, payload: { note: 'nightly' } });
+    const worker = new Worker(app, { queues: [queue], concurrency: 1, blockMs: 200, beat: true });
+    workers.push(worker);
+    await worker.start();
+    const running = await job.enqueue({ note: 'long', hold: true });
+    await expect.poll(async () => (await app.inspect.task(running.id, { queue }))?.state, POLL).toBe('active');
+    const waiting = await job.enqueue({ note: 'next' }); // concurrency 1: it waits
+    const later = await job.enqueue({ note: 'later' }, { delayMs: 3_600_000 });
+
+    const page = await open(`${url}queues/${queue}`);
+    const inSection = (section: string, id: string) => page.getByTestId(section).locator(`a[data-testid="task-link"]`, { hasText: id });
+    await expect.poll(() => textNow(page.getByTestId('running').locator('tr', { hasText: running.id })), POLL).toContain(worker.id);
+    await expect.poll(() => inSection('ready', waiting.id).count(), POLL).toBe(1);
+    await expect.poll(() => textNow(page.getByTestId('delayed').locator('tr', { hasText: later.id })), POLL).toContain('in 59 min');
+
+    await byTestId(page, 'nav-workers').click();
+    const workerRow = page.locator('[data-testid="worker-row"]', { hasText: worker.id });
+    await expect.poll(() => textNow(workerRow), POLL).toContain(queue);
+    expect(await textNow(workerRow)).toContain(String(process.pid));
+    await expect.poll(() => workerRow.locator(`a[href*="${running.id}"]`).count(), POLL).toBe(1); // its active task, linked (from its next heartbeat)
+
+    await byTestId(page, 'nav-schedules').click();
+    const scheduleRow = page.locator('[data-testid="schedule-row"]', { hasText: `${queue}.nightly` });
+    await expect.poll(() => textNow(scheduleRow), POLL).toContain('0 3 * * *');
+    expect(await textNow(scheduleRow)).toContain('Europe/Paris');
+  });
+
+  it('purge and discard ask first in a dialog; cancelling does nothing, confirming does it', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, startWorker, url } = await setup({ broker: urlWith(prefix) });
+    const worker = await startWorker();
+    const dead = await job.enqueue({ note: 'dies', fail: true });
+    await expect(dead.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
+    await worker.stop({ graceMs: 1_000 });
+    await job.enqueueMany([{ payload: { note: 'a' } }, { payload: { note: 'b' } }]);
+    const page = await open(`${url}queues/${queue}`);
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('2');
+    await byTestId(page, 'purge').click();
+    expect(await text(page, 'confirm-dialog')).toContain(`Delete all 2 ready tasks of ${queue}?`);
+    await byTestId(page, 'confirm-cancel').click();
+    expect((await app.inspect.queue(queue)).ready).toBe(2);
+    await byTestId(page, 'purge').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Purged 2 tasks.');
+    expect((await app.inspect.queue(queue)).ready).toBe(0);
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('0');
+
+    const letter = page.locator(`[data-testid="dead-row"][data-id="${dead.id}"]`);
+    await letter.getByTestId('discard-one').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Discarded 1 dead letter.');
+    expect(await app.inspect.deadLetters(queue)).toEqual([]);
+    await expect.poll(() => letter.count(), POLL).toBe(0);
+  });
+
+  it('revoke (without terminate) of a delayed task from its page: recorded, and shown on the page', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job, url } = await setup({ broker: urlWith(prefix) });
+    const later = await job.enqueue({ note: 'later' }, { delayMs: 3_600_000 });
+    const page = await open(`${url}tasks/${later.id}`);
+    await expect.poll(() => text(page, 'task-state'), POLL).toBe('scheduled');
+    expect(JSON.parse(await text(page, 'task-payload'))).toEqual({ note: 'later' });
+    await byTestId(page, 'revoke').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(async () => (await app.inspect.task(later.id, { queue }))?.revoked, POLL).toMatchObject({ terminate: false });
+    await expect.poll(() => byTestId(page, 'task-revoked').count(), POLL).toBe(1);
+  });
+
+  it('mounted under a prefix: deep links load, links and back/forward stay under it', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, app } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const dashboard = createDashboard(app);
+    const mount = '/admin/queues';
+    const server = createServer((req, res) => {
+      if (req.url !== mount && !req.url!.startsWith(`${mount}/`)) return void res.writeHead(404).end();
+      Object.assign(req, { originalUrl: req.url, url: req.url!.slice(mount.length) || '/' }); // as Express's app.use(mount, handler)
+      dashboard.handler(req, res);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => server.close(() => r()))) });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${mount}`;
+    const page = await open(`${base}/queues/${queue}`);
+    await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
+    await byTestId(page, 'nav-overview').click();
+    await expect.poll(() => new URL(page.url()).pathname, POLL).toBe(`${mount}/`);
+    await expect.poll(() => row(page, queue).count(), POLL).toBe(1);
+    await page.goBack();
+    await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
+    expect(new URL(page.url()).pathname).toBe(`${mount}/queues/${queue}`);
+  });
+
+  it('when the API fails, the page keeps its last data under an error banner, and clears it once the API answers again', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, url } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const page = await open(url);
+    await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    // The server's answer while its broker is out (the API tests make a real one; here the page's side of it).
+    const outage = { error: { code: 'UNAVAILABLE', message: 'the broker did not answer within 5000 ms' } };
+    await page.route('**/api/queues', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(outage) }));
+    await expect.poll(() => text(page, 'error-banner'), POLL).toContain('the broker did not answer within 5000 ms');
+    expect(await textNow(row(page, queue).getByTestId('queue-ready'))).toBe('1');
+    await page.unroute('**/api/queues');
+    await expect.poll(() => byTestId(page, 'error-banner').count(), POLL).toBe(0);
+  });
+
+  it('polls while the tab is shown, not at all while it is hidden, and again once shown', { timeout: BROWSER_TEST_MS }, async () => {
+    const { url } = await setup({ broker: urlWith(prefix) });
+    const page = await open(url);
+    const calls: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/queues') calls.push(r.url());
+    });
+    await expect.poll(() => calls.length, POLL).toBeGreaterThanOrEqual(2);
+    // Headless Chromium never hides a tab: say it is hidden, as the browser would.
+    await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); document.dispatchEvent(new Event('visibilitychange'))`);
+    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a request already under way may still land
+    const hidden = calls.length;
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(calls.length).toBe(hidden);
+    await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }); document.dispatchEvent(new Event('visibilitychange'))`);
+    await expect.poll(() => calls.length, POLL).toBeGreaterThan(hidden);
+  });
+
+  it('on RabbitMQ alone: the hint in a banner, the named queues with their counts, no control actions', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, url } = await setup({ broker: AMQP_URL }, (q) => ({ queues: [q] }));
+    await job.enqueue({ note: 'x' });
+    const page = await open(url);
+    await expect.poll(() => text(page, 'control-banner'), POLL).toMatch(/RabbitMQ|results|store/i);
+    await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    expect(await byTestId(page, 'overview-chart').count()).toBe(0); // no rates without the workers' registry
+    await row(page, queue).getByTestId('queue-link').click();
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('1');
+    expect(await byTestId(page, 'running').count()).toBe(0);
+    expect(await byTestId(page, 'pause').count()).toBe(0);
+    expect(await byTestId(page, 'task-search').count()).toBe(0);
+  });
+
+  it('asks for the token once when served on a non-loopback address with one, then works', { timeout: BROWSER_TEST_MS }, async () => {
+    const host = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    const options = { broker: urlWith(prefix) };
+    if (host) {
+      const bare = createApp(options);
+      apps.push(bare);
+      await expect(serveDashboard(bare, { host, port: 0 })).rejects.toThrow(/--token/); // no token: refuses to start
+    }
+    const { queue, job, url } = await setup(options, () => ({ host: host ?? '127.0.0.1', token: 's3cret-token' }));
+    await job.enqueue({ note: 'x' });
+    const page = await open(url);
+    await byTestId(page, 'token-input').fill('wrong');
+    await byTestId(page, 'token-submit').click();
+    await expect.poll(() => byTestId(page, 'token-refused').count(), POLL).toBe(1);
+    await byTestId(page, 'token-input').fill('s3cret-token');
+    await byTestId(page, 'token-submit').click();
+    await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    await page.reload(); // kept for the tab's session: not asked again
+    await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
+    expect(await byTestId(page, 'token-form').count()).toBe(0);
+  });
+
+  it('an HTML task id typed in the search box is shown as text in the error, never run', { timeout: BROWSER_TEST_MS }, async () => {
+    const { url } = await setup({ broker: urlWith(prefix) });
+    const page = await open(url);
+    await byTestId(page, 'task-search').fill(XSS);
+    await byTestId(page, 'task-search').press('Enter');
+    await expect.poll(() => text(page, 'error-banner'), POLL).toContain(XSS);
+    await expectInert(page);
+  });
+
+  it('at phone width (390 px) the overview does not overflow sideways; wide tables scroll in their box', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, url } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const page = await open(url, { width: 390, height: 844 });
+    await expect.poll(() => row(page, queue).count(), POLL).toBe(1);
+    const widths = await page.evaluate<{ page: number; body: number; viewport: number }>('({ page: document.documentElement.scrollWidth, body: document.body.scrollWidth, viewport: window.innerWidth })');
+    expect(widths.page).toBeLessThanOrEqual(widths.viewport);
+    expect(widths.body).toBeLessThanOrEqual(widths.viewport);
+    expect(await page.locator('nav a[data-testid="nav-workers"]').isVisible()).toBe(true);
+  });
+
+  if (process.env.SCREENSHOTS === '1') it('screenshots of the overview and a task page with realistic traffic (SCREENSHOTS=1)', { timeout: 240_000 }, async () => {
+    const demo = await startDemoTraffic({ broker: urlWith(prefix) });
+    apps.push(demo.app); // closed after the test; the worker is stopped by demo.stop()
+    try {
+      const server = await serveDashboard(demo.app, { port: 0 });
+      served.push(server);
+      await new Promise((resolve) => setTimeout(resolve, Number(process.env.SCREENSHOTS_WARMUP_MS ?? 90_000))); // charts need a history
+      await mkdir(new URL('../docs/images/', import.meta.url), { recursive: true });
+      const overview = await open(server.url, { width: 1280, height: 900 });
+      await expect.poll(() => overview.getByTestId('queue-row').count(), POLL).toBeGreaterThan(3);
+      await overview.screenshot({ path: new URL('../docs/images/dashboard-overview.png', import.meta.url).pathname, fullPage: true });
+      const task = await open(`${server.url}tasks/${await demo.declined()}`, { width: 1280, height: 900 });
+      await expect.poll(() => text(task, 'task-state'), POLL).toBe('failed');
+      await task.screenshot({ path: new URL('../docs/images/dashboard-task.png', import.meta.url).pathname, fullPage: true });
+    } finally {
+      await demo.stop();
+    }
+  });
+});
