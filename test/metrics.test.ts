@@ -2,6 +2,7 @@ import { consoleLogger, createApp, type App, type TaskResult } from '@celeriac/c
 import { uniqueQueue } from '@celeriac/core/testing';
 import { serveMetrics, Worker, workerMetrics, type MetricsServer } from '@celeriac/worker';
 import { Registry } from 'prom-client';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
@@ -222,5 +223,24 @@ describe('the metrics server', () => {
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
     expect((await get(auth, server.url, 'POST')).status).toBe(405);
+  });
+
+  it('close() ends even while a client holds a half-sent request open', async () => {
+    const server = await serveMetrics(new Registry(), { port: 0 });
+    const { hostname, port } = new URL(server.url);
+    const socket = connect(Number(port), hostname);
+    try {
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n'); // no blank line: the headers never end
+      await new Promise((r) => setTimeout(r, 100)); // the server has the connection
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), 5_000)));
+      await expect(Promise.race([server.close().then(() => 'closed' as const), bound])).resolves.toBe('closed');
+      clearTimeout(timer);
+      await ended; // the server ended the half-sent request's connection
+    } finally {
+      socket.destroy();
+    }
   });
 });

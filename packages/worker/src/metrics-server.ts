@@ -16,6 +16,13 @@ export interface MetricsServerOptions {
   token?: string | undefined;
 }
 
+/** A request must arrive whole within this; a client that sends half a request is cut off. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** Scrapers are few; a flood of connections is refused beyond this. */
+export const MAX_CONNECTIONS = 32;
+/** How long `close()` lets requests in progress finish before it ends every connection. */
+export const CLOSE_GRACE_MS = 1_000;
+
 export interface MetricsServer {
   /** Where Prometheus scrapes: `http://host:port/metrics`. */
   readonly url: string;
@@ -28,7 +35,10 @@ export interface MetricsServer {
  *    (ValidationError naming `--metrics-token` and CELERIAC_METRICS_TOKEN), see http-access.ts.
  * 2. With a token, a request without the right Bearer header gets 401; anything but GET/HEAD
  *    /metrics gets a JSON error (404, 405).
- * 3. `close()` stops listening and ends idle keep-alive connections, so a stopping worker exits.
+ * 3. Bounded: a request must arrive within `REQUEST_TIMEOUT_MS`, at most `MAX_CONNECTIONS` at once.
+ * 4. `close()` stops listening and ends idle keep-alive connections at once, and every other
+ *    connection (a scrape in progress, a half-sent request) after `CLOSE_GRACE_MS`, so a stopping
+ *    worker always exits.
  */
 export async function serveMetrics(registry: Registry, { host = '127.0.0.1', port, token }: MetricsServerOptions): Promise<MetricsServer> {
   assertBindable(host, token, METRICS_TOKEN_NAMES, (m) => new ValidationError('INVALID_OPTIONS', m));
@@ -45,6 +55,9 @@ export async function serveMetrics(registry: Registry, { host = '127.0.0.1', por
       (err: unknown) => error(res, 500, 'INTERNAL', `could not collect the metrics: ${String(err)}`),
     );
   });
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -58,7 +71,11 @@ export async function serveMetrics(registry: Registry, { host = '127.0.0.1', por
     url: `http://${shown}:${address.port}/metrics`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };
