@@ -1,15 +1,19 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { withTimeout, type App, type Logger, type QueueStats, type TaskEvent, type TaskMessage } from '@celeriac/core';
-import { deadLettersTotal, queuePaused, queueTasks, TASK_OUTCOMES, taskDuration, taskRetries, tasksTotal, workersOnline } from './metric-definitions.js';
+import { deadLettersTotal, queuePaused, queueTasks, TASK_OUTCOMES, taskDuration, taskRetries, tasksTotal } from './metric-definitions.js';
 import type { Worker } from './worker.js';
 
-/** How long a scrape waits for the broker (queue depths) and the registry (workers online) before it answers without them. */
+/** How long a scrape waits for the broker (queue depths) before it answers without them. */
 export const SCRAPE_TIMEOUT_MS = 2_000;
 
 export interface WorkerMetrics {
   /** The registry to scrape: `await registry.metrics()`, content type `registry.contentType`. */
   readonly registry: Registry;
-  /** Stops observing the worker's task events (the histogram stops growing). */
+  /**
+   * Stops observing the worker's task events and removes from `registry` every metric this call
+   * put there (Node's process metrics too, if it added them), so a later `workerMetrics` on the
+   * same registry starts clean.
+   */
   close(): void;
 }
 
@@ -21,17 +25,21 @@ type Of<T extends TaskEvent['type']> = Extract<TaskEvent, { type: T }>;
  *    counts (the same numbers as its registry record, counted once the outcome is stored), so
  *    they cost a task nothing here. Every failed final outcome is a dead letter.
  * 2. Handler run times: a histogram fed by the task events (listeners registered once).
- * 3. When scraped: the depths of the worker's queues (`broker.stats`), whether each is paused (as
- *    the worker last heard), and the workers in the registry (absent where the store keeps no
- *    coordination state: RabbitMQ alone). Each read is bounded by `SCRAPE_TIMEOUT_MS`: a broker
- *    that hangs leaves those gauges out of the scrape (said once in the log), never the scrape.
+ * 3. When scraped: the depths of the worker's queues (`broker.stats`) and whether each is paused
+ *    (as the worker last heard). The depth read is bounded by `SCRAPE_TIMEOUT_MS`: a broker that
+ *    hangs leaves those gauges out of the scrape (said once in the log), never the scrape. Depths
+ *    are facts about a queue, so every worker of a queue exports the same ones: aggregate with
+ *    `max by (queue, state)`, not `sum`. Workers online is not here: each worker reading the whole
+ *    registry per scrape costs O(N²) for N workers; the dashboard's /metrics exports it.
  * 4. Node's process metrics (prom-client's defaults), unless the registry has them already.
- * One worker per registry: a second would register the same names, which prom-client refuses.
+ * A registry holds one worker's metrics: a second worker would register the same names, which
+ * prom-client refuses (`close()` the first to reuse the registry).
  */
 export async function workerMetrics(worker: Worker, app: App, registry = new Registry(), options: { logger?: Logger; scrapeTimeoutMs?: number } = {}): Promise<WorkerMetrics> {
   const conn = await app.connection();
   const logger = options.logger ?? app.logger;
   const timeoutMs = options.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
+  const before = new Set(registry.getMetricsAsArray().map((m) => m.name));
 
   tasksTotal(registry, function () {
     this.reset();
@@ -59,16 +67,6 @@ export async function workerMetrics(worker: Worker, app: App, registry = new Reg
     const paused = new Set(worker.pausedQueues);
     for (const queue of worker.queues) this.set({ queue }, paused.has(queue) ? 1 : 0);
   });
-  if (conn.results.coordination) {
-    const workers = new BoundedRead(() => app.inspect.workers(), 'the worker registry', timeoutMs, logger);
-    workersOnline(registry, async function () {
-      const all = await workers.read();
-      this.reset();
-      // No reading, no sample (a 0 would say every worker is gone).
-      if (all) this.set(all.length);
-      else this.remove();
-    });
-  }
 
   const duration = taskDuration(registry);
   const observe = (outcome: string, { message, durationMs }: { message: TaskMessage; durationMs: number }) =>
@@ -80,9 +78,15 @@ export async function workerMetrics(worker: Worker, app: App, registry = new Reg
   worker.on('task:succeeded', onSucceeded).on('task:retrying', onRetrying).on('task:failed', onFailed);
 
   if (!registry.getSingleMetric('process_cpu_user_seconds_total')) collectDefaultMetrics({ register: registry });
+  // Ours: what this call added. prom-client's process metrics are collected when scraped, so
+  // removing them stops their collection (its GC observer and event loop monitor have no off switch).
+  const added = registry.getMetricsAsArray().map((m) => m.name).filter((name) => !before.has(name));
   return {
     registry,
-    close: () => void worker.off('task:succeeded', onSucceeded).off('task:retrying', onRetrying).off('task:failed', onFailed),
+    close: () => {
+      worker.off('task:succeeded', onSucceeded).off('task:retrying', onRetrying).off('task:failed', onFailed);
+      for (const name of added) registry.removeSingleMetric(name);
+    },
   };
 }
 
