@@ -75,7 +75,7 @@ export class Executor {
     /** Where the tasks' `ctx.log` writes (the worker's logger). */
     private readonly logger: Logger = app.logger,
     /** Who runs the tasks (the worker's registry id, written into their result records) and where their outcomes are counted. */
-    private readonly worker: { id?: string; tally: TaskTally } = { tally: new TaskTally() },
+    private readonly worker: { id?: string; tally: TaskTally } = { tally: new TaskTally(app.tasks) },
   ) {}
 
   /** What ended here (outcome stored), by queue and task: for the worker registry and metrics, counted without events. */

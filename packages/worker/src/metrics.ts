@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { withTimeout, type App, type Logger, type QueueStats, type TaskEvent, type TaskMessage } from '@celeriac/core';
 import { deadLettersTotal, queuePaused, queueTasks, TASK_OUTCOMES, taskDuration, taskRetries, tasksTotal } from './metric-definitions.js';
+import { taskLabel } from './task-counts.js';
 import type { Worker } from './worker.js';
 
 /** How long a scrape waits for the broker (queue depths) before it answers without them. */
@@ -24,7 +25,8 @@ type Of<T extends TaskEvent['type']> = Extract<TaskEvent, { type: T }>;
  * 1. Tasks ended, retries and dead letters by queue and task: read when scraped from the worker's
  *    counts (the same numbers as its registry record, counted once the outcome is stored), so
  *    they cost a task nothing here. Every failed final outcome is a dead letter.
- * 2. Handler run times: a histogram fed by the task events (listeners registered once).
+ * 2. Handler run times: a histogram fed by the task events (listeners registered once). Task
+ *    names the app does not register are labelled `(unknown)`, as in the counts (task-counts.ts).
  * 3. When scraped: the depths of the worker's queues (`broker.stats`) and whether each is paused
  *    (as the worker last heard). The depth read is bounded by `SCRAPE_TIMEOUT_MS`: a broker that
  *    hangs leaves those gauges out of the scrape (said once in the log), never the scrape. Depths
@@ -70,7 +72,7 @@ export async function workerMetrics(worker: Worker, app: App, registry = new Reg
 
   const duration = taskDuration(registry);
   const observe = (outcome: string, { message, durationMs }: { message: TaskMessage; durationMs: number }) =>
-    duration.labels(message.queue, message.task, outcome).observe(durationMs / 1000);
+    duration.labels(message.queue, taskLabel(app.tasks, message.task), outcome).observe(durationMs / 1000);
   const onSucceeded = (e: Of<'task:succeeded'>) => observe('succeeded', e);
   const onRetrying = (e: Of<'task:retrying'>) => observe('retried', e);
   // Only a handler that ran has a duration (not an expired, revoked or refused task).

@@ -65,7 +65,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly options: z.output<typeof workerOptionsSchema>;
   /** This worker's id in the registry (`app.inspect.workers()`), also written into the result records of the tasks it ran. */
   readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 6)}`;
-  readonly #tally = new TaskTally();
+  readonly #tally: TaskTally;
   readonly #app: App;
   readonly #logger: Logger;
   #parts: { executor: Executor; fetcher: Fetcher; leases: LeaseKeeper; scheduler: Scheduler | null; control: ControlWatcher; heartbeat: Heartbeat } | undefined;
@@ -78,6 +78,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const { logger, ...rest } = options;
     this.options = parseOptions(workerOptionsSchema, rest, 'worker options');
     this.#app = app;
+    this.#tally = new TaskTally(app.tasks);
     this.#logger = logger ?? app.logger;
   }
 
