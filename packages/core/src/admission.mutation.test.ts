@@ -86,7 +86,7 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
     expect(await run(d)).toBe('failed');
     expect(runs()).toBe(0);
     const reason = 'failed after 3 attempt(s): card declined (stored by an earlier delivery that ended before dead-lettering it)';
-    expect((await broker.deadLetters(queue)).map((l) => l.reason)).toEqual([reason]);
+    expect((await broker.deadLetters(queue)).map((l) => ({ reason: l.reason, error: l.error }))).toEqual([{ reason, error }]);
     expect(await broker.stats(queue)).toMatchObject({ ready: 0, delayed: 0, inFlight: 0 });
     expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason }]);
     expect(await store.get(handle)).toMatchObject({ state: 'failed', error });
@@ -97,7 +97,7 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
     expect(await run(d)).toBe('failed');
     const error = { name: 'Error', message: 'no error was recorded' };
     const reason = 'failed after 3 attempt(s): no error was recorded (stored by an earlier delivery that ended before dead-lettering it)';
-    expect((await broker.deadLetters(queue)).map((l) => l.reason)).toEqual([reason]);
+    expect((await broker.deadLetters(queue)).map((l) => ({ reason: l.reason, error: l.error }))).toEqual([{ reason, error }]);
     expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason }]);
   });
 });

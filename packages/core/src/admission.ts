@@ -105,7 +105,7 @@ async function afterTaskClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | u
       const error = record.error ?? { name: 'Error', message: 'no error was recorded' };
       const reason = `failed after ${record.attempts} attempt(s): ${error.message} (stored by an earlier delivery that ended before dead-lettering it)`;
       run.emit({ type: 'task:failed', message: run.message, attempt: run.attempt, error, reason });
-      await settling(run).deadLetter(reason);
+      await settling(run).deadLetter(reason, undefined, error);
       return 'failed';
     }
     // Another delivery of this id finished it (a redelivery, or a resent publish): reuse its record.
