@@ -183,6 +183,10 @@ describe.each(BACKENDS)('app.inspect on $name', ({ options }) => {
       revoked: null,
     });
     expect(await viewer.inspect.task(`old-${queue}`, { queue })).toMatchObject({ state: 'failed', payload: null, enqueuedAt: null, startedAt: null, worker: null, finishedAt: 3_000 });
+    expect(await viewer.inspect.task(`old-${queue}`, { queue })).not.toHaveProperty('payloadOmitted');
+    // A payload too large to keep: the record says so, and so does the task's view.
+    await results.store({ record: { ...record, id: `big-${queue}`, payloadOmitted: 'too large', enqueuedAt: 1_000 }, ttlMs: 60_000, keyTtlMs: 60_000 });
+    expect(await viewer.inspect.task(`big-${queue}`, { queue })).toMatchObject({ payload: null, payloadOmitted: 'too large', enqueuedAt: 1_000 });
   });
 
   it('lists the schedules a scheduler declared, with the last and next runs', async () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { closePipelineApps, LEASE, pipelineSetup } from './testing/pipeline.js';
+import type { Delivery } from './broker.js';
 import { makeMessage } from './testing/messages.js';
 
 // The admission steps' promises (before a handler runs): expiry is "past expiresAt", and each
@@ -99,5 +100,27 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
     const reason = 'failed after 3 attempt(s): no error was recorded (stored by an earlier delivery that ended before dead-lettering it)';
     expect((await broker.deadLetters(queue)).map((l) => ({ reason: l.reason, error: l.error }))).toEqual([{ reason, error }]);
     expect(events).toEqual([{ type: 'task:failed', message: d.message, attempt: 1, error, reason }]);
+  });
+});
+
+describe('claimIdempotencyKey: a keyed duplicate', () => {
+  it("stores the key's outcome under its own id with its own payload, enqueue time and worker, and no start time", async () => {
+    const { app, broker, store, queue, fetchOne, run } = pipelineSetup({ keepPayload: 'always' });
+    let runs = 0;
+    const t = app.task('charge', { input: z.object({ n: z.number() }) }, ({ n }) => (++runs, `charged ${n}`));
+    const first = await t.enqueue({ n: 1 }, { idempotencyKey: 'order-1' });
+    expect(await run(await fetchOne(), { worker: 'worker-a' })).toBe('succeeded');
+    // A second message under the key that got past publish (as with per-process dedup).
+    await t.enqueue({ n: 2 }, { idempotencyKey: 'elsewhere' });
+    const d = await fetchOne();
+    const second = { ...d.message, idempotencyKey: 'order-1', createdAt: d.message.createdAt + 5_000 };
+    const delivery: Delivery = { message: second, token: d.token, lapses: 0, ack: (x) => d.ack(x), retry: (n, at) => d.retry(n, at), deadLetter: (r, x, e) => d.deadLetter(r, x, e), release: (at) => d.release(at) };
+    expect(await run(delivery, { worker: 'worker-b' })).toBe('duplicate');
+    expect(runs).toBe(1);
+    const original = (await store.get(first))!;
+    const dup = (await store.get(second))!;
+    expect(dup).toMatchObject({ id: second.id, state: 'succeeded', value: 'charged 1', payload: { n: 2 }, enqueuedAt: second.createdAt, worker: 'worker-b' });
+    expect(dup.startedAt).toBeUndefined();
+    expect(original).toMatchObject({ payload: { n: 1 }, worker: 'worker-a', startedAt: expect.any(Number) });
   });
 });

@@ -2,7 +2,7 @@ import { keyClaimOf, taskClaimOf } from './claims.js';
 import { describeIssues, UnknownTaskError, ValidationError, toErrorInfo, type ErrorInfo } from './errors.js';
 import type { Run, RunOutcome, StepResult } from './execution.js';
 import type { KeyClaim } from './results.js';
-import { record, settle, settling } from './settlement.js';
+import { ranHere, record, settle, settling } from './settlement.js';
 
 /**
  * The steps before a handler runs: each either lets the delivery through (`undefined`, at once
@@ -80,7 +80,8 @@ async function afterKeyClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | un
   if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
     // The key's success is this task's outcome too: stored under this id, acked, not run again.
-    await settle(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task });
+    // Its page shows this message (payload, enqueued) and this worker; no handler ran for it.
+    await settle(run, ranHere(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task }));
     return 'duplicate';
   }
   await settling(run).release(Date.now() + KEY_BUSY_DELAY_MS);

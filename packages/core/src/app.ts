@@ -28,6 +28,12 @@ export interface AppOptions {
   enqueueTimeoutMs?: number;
   /** Largest encoded task message in bytes (default 1 MiB): refused at enqueue, dead-lettered on arrival. */
   maxMessageBytes?: number;
+  /**
+   * Which result records keep the task's payload, shown by `inspect.task` and the dashboard:
+   * `failures` (default: failed, expired and revoked tasks; successes do no extra work), `always`,
+   * or `never`. A payload whose JSON exceeds 64 KiB is not kept (`payloadOmitted: 'too large'`).
+   */
+  keepPayload?: 'failures' | 'always' | 'never';
   /** Dead letters kept per queue (default 10,000, for 7 days); older or extra ones are dropped. */
   deadLetters?: { maxCount?: number; maxAgeMs?: number };
   logger?: Logger;

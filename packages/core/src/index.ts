@@ -44,6 +44,7 @@ export { attemptOf, backoffDelay, nextAttempt } from './retry.js';
 export { Attempt } from './attempt.js';
 export type { Claim } from './attempt.js';
 export { KEY_BUSY_DELAY_MS, runDelivery } from './execution.js';
+export { MAX_KEPT_PAYLOAD_BYTES } from './settlement.js';
 export type { RunOptions, RunOutcome, TaskEvent } from './execution.js';
 export { connectBroker, connectResults, redactUrl } from './connect.js';
 export { withTimeout } from './timeout.js';

@@ -60,6 +60,12 @@ export const appOptionsSchema = z
     enqueueTimeoutMs: int(100).default(DEFAULT_BROKER_OPTIONS.publishTimeoutMs),
     /** Largest encoded task message, in bytes: bigger payloads are refused at enqueue. */
     maxMessageBytes: int(1024).default(DEFAULT_BROKER_OPTIONS.maxMessageBytes),
+    /**
+     * Which result records keep the task's payload (for its page and `inspect.task`): `failures`
+     * (failed, expired, revoked: a success costs nothing extra), `always`, or `never`. A payload
+     * whose JSON is larger than 64 KiB is never kept (the record says `payloadOmitted`).
+     */
+    keepPayload: z.enum(['failures', 'always', 'never']).default('failures'),
     /** How many dead letters each queue keeps, and for how long. */
     deadLetters: z
       .object({ maxCount: int(1).default(DEFAULT_BROKER_OPTIONS.deadLetters.maxCount), maxAgeMs: int(1).default(DEFAULT_BROKER_OPTIONS.deadLetters.maxAgeMs) })

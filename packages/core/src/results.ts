@@ -23,8 +23,14 @@ export interface TaskResult {
   attempts: number;
   finishedAt: number;
   idempotencyKey: string | null;
-  /** The task's payload, as the last attempt received it (for inspection). Absent in records older than 0.2. */
+  /**
+   * The task's payload, as the last attempt received it (for inspection), where the app's
+   * `keepPayload` keeps it (default: for failed, expired and revoked tasks only). Absent in
+   * records older than 0.2.
+   */
   payload?: unknown;
+  /** Set when `keepPayload` would keep the payload but did not: its JSON exceeds `MAX_KEPT_PAYLOAD_BYTES`. */
+  payloadOmitted?: 'too large';
   /** When the task was first enqueued (its message's `createdAt`). */
   enqueuedAt?: number;
   /** When the last attempt started. */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { NonRetryableError, LeaseLostError } from './errors.js';
+import { MAX_KEPT_PAYLOAD_BYTES } from './settlement.js';
 import type { KeyClaim } from './results.js';
 import { makeMessage, sleep } from './testing/messages.js';
 import { closePipelineApps, gate, intercept, LEASE, pipelineSetup, stallable } from './testing/pipeline.js';
@@ -32,6 +33,48 @@ describe('what a success stores', () => {
     expect(await store.get(handle)).toMatchObject({ value: 'v' });
     vi.setSystemTime(Date.now() + 1_001);
     expect(await store.get(handle)).toBeNull();
+  });
+});
+
+describe('what a record keeps of the payload (keepPayload)', () => {
+  /** One success and one failure under `keepPayload`, with the records stored for each. */
+  async function outcomes(keepPayload: 'failures' | 'always' | 'never' | undefined, payload: { s: string }) {
+    const { app, store, fetchOne, run } = pipelineSetup(keepPayload ? { keepPayload } : {});
+    const ok = app.task('ok', { input: z.object({ s: z.string() }) }, () => 'fine');
+    const bad = app.task('bad', { input: z.object({ s: z.string() }), retry: { maxAttempts: 1 } }, () => {
+      throw new Error('no');
+    });
+    const [h1, h2] = [await ok.enqueue(payload), await bad.enqueue(payload)];
+    expect([await run(await fetchOne()), await run(await fetchOne())]).toEqual(['succeeded', 'failed']);
+    return { succeeded: (await store.get(h1))!, failed: (await store.get(h2))! };
+  }
+
+  it.each([
+    ['failures (the default)', undefined, { succeeded: false, failed: true }],
+    ['always', 'always', { succeeded: true, failed: true }],
+    ['never', 'never', { succeeded: false, failed: false }],
+  ] as const)('%s', async (_, keepPayload, kept) => {
+    const { succeeded, failed } = await outcomes(keepPayload, { s: 'x' });
+    expect({ succeeded: 'payload' in succeeded, failed: 'payload' in failed }).toEqual(kept);
+    if (kept.failed) expect(failed.payload).toEqual({ s: 'x' });
+    // Whatever is kept, the rest of the record is there and nothing says a payload was omitted.
+    for (const r of [succeeded, failed]) {
+      expect(r.enqueuedAt).toEqual(expect.any(Number));
+      expect(r.payloadOmitted).toBeUndefined();
+    }
+  });
+
+  it(`does not keep a payload whose JSON exceeds ${MAX_KEPT_PAYLOAD_BYTES} bytes, and says so; one at the limit is kept`, async () => {
+    const over = { s: 'é'.repeat(MAX_KEPT_PAYLOAD_BYTES / 2) }; // 2 bytes each in UTF-8: over the limit in bytes, under it in characters
+    const big = await outcomes('always', over);
+    for (const r of [big.succeeded, big.failed]) {
+      expect(r.payload).toBeUndefined();
+      expect(r.payloadOmitted).toBe('too large');
+    }
+    const exact = { s: 'a'.repeat(MAX_KEPT_PAYLOAD_BYTES - '{"s":""}'.length) };
+    const fits = await outcomes('failures', exact);
+    expect(fits.failed.payload).toEqual(exact);
+    expect(fits.succeeded).not.toHaveProperty('payloadOmitted'); // a success under 'failures' is not measured
   });
 });
 

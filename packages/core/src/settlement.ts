@@ -97,9 +97,31 @@ export function record(run: Run, state: TaskResult['state'], extra: { value?: un
     attempts: run.attempt,
     finishedAt: Date.now(),
     idempotencyKey: message.idempotencyKey,
-    payload: message.payload,
-    enqueuedAt: message.createdAt,
   };
+  return ranHere(run, result);
+}
+
+/** The largest payload (its JSON, in bytes) a result record keeps: records are kept for a day and read by every task page. */
+export const MAX_KEPT_PAYLOAD_BYTES = 64 * 1024;
+
+/**
+ * Writes into `result` what this delivery knows of the task: its payload (as `keepPayload` says,
+ * by `result.state`), when it was enqueued, when this attempt started (if its handler ran) and
+ * this worker. Anything `result` had for those is replaced.
+ */
+export function ranHere(run: Run, result: TaskResult): TaskResult {
+  const { message } = run;
+  delete result.payload;
+  delete result.payloadOmitted;
+  delete result.startedAt;
+  delete result.worker;
+  const keep = run.app.options.keepPayload;
+  if (keep === 'always' || (keep === 'failures' && result.state !== 'succeeded')) {
+    // Only the kept ones are measured: with the default, a success serializes nothing extra.
+    if (Buffer.byteLength(JSON.stringify(message.payload) ?? '') <= MAX_KEPT_PAYLOAD_BYTES) result.payload = message.payload;
+    else result.payloadOmitted = 'too large';
+  }
+  result.enqueuedAt = message.createdAt;
   if (run.startedAt !== undefined) result.startedAt = run.startedAt;
   if (run.worker !== undefined) result.worker = run.worker;
   return result;

@@ -54,10 +54,12 @@ export interface TaskInfo {
   maxAttempts: number | null;
   /**
    * While it waits or runs: from its message, where the broker can look it up by id (else null).
-   * Once finished: from its result record, as the last attempt received it (null for records
-   * written before 0.2, which do not keep it).
+   * Once finished: from its result record, as the last attempt received it (null where the app's
+   * `keepPayload` did not keep it — by default a success's — and for records written before 0.2).
    */
   payload: unknown;
+  /** Once finished: why the record has no payload although `keepPayload` would keep it. */
+  payloadOmitted?: 'too large';
   /** When it was first enqueued: from its message, or once finished from its result record (null where neither says). */
   enqueuedAt: number | null;
   /** The handler's return value, once succeeded. */
@@ -182,7 +184,8 @@ export class Inspect {
       const outcome = record.state === 'succeeded' ? { result: record.value } : record.error ? { error: record.error } : {};
       // Records written before 0.2 hold no payload, times or worker: those stay as the base has them.
       const ran = { payload: record.payload ?? null, enqueuedAt: record.enqueuedAt ?? null, startedAt: record.startedAt ?? base.startedAt, worker: record.worker ?? base.worker };
-      return { ...base, ...ran, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
+      const omitted = record.payloadOmitted ? { payloadOmitted: record.payloadOmitted } : {};
+      return { ...base, ...ran, ...omitted, task: record.task, state: record.state, attempt: record.attempts, finishedAt: record.finishedAt, ...outcome };
     }
     const state = running ? 'active' : (await revokedUnrun(conn, ref)) ? 'revoked' : (waiting ?? 'pending');
     return { ...base, task: message?.task ?? running?.task ?? null, state, attempt: message?.attempt ?? null, finishedAt: null };

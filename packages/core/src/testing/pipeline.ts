@@ -33,7 +33,7 @@ export async function closePipelineApps(): Promise<void> {
  * With `storeApart`, results go to a `MemoryResultBackend` of their own (as RabbitMQ + Redis): the
  * task claim and the fenced store then run, since results are not written with the ack.
  */
-export function pipelineSetup(options: { storeApart?: boolean; resultTtlMs?: number; idempotencyTtlMs?: number } = {}) {
+export function pipelineSetup(options: { storeApart?: boolean; resultTtlMs?: number; idempotencyTtlMs?: number; keepPayload?: 'failures' | 'always' | 'never' } = {}) {
   const broker = new MemoryBroker();
   const store = options.storeApart ? new MemoryResultBackend() : broker.results;
   const queue = uniqueQueue('pl');
@@ -42,7 +42,7 @@ export function pipelineSetup(options: { storeApart?: boolean; resultTtlMs?: num
     void logs.push({ level, fields: (typeof fields === 'string' ? {} : fields) as Record<string, unknown>, msg: typeof fields === 'string' ? fields : (msg ?? '') });
   const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
   const ttls = { ...(options.resultTtlMs ? { resultTtlMs: options.resultTtlMs } : {}), ...(options.idempotencyTtlMs ? { idempotencyTtlMs: options.idempotencyTtlMs } : {}) };
-  const app = createApp({ broker, results: store, defaultQueue: queue, logger, ...ttls });
+  const app = createApp({ broker, results: store, defaultQueue: queue, logger, ...ttls, ...(options.keepPayload ? { keepPayload: options.keepPayload } : {}) });
   open.push(app);
   const events: TaskEvent[] = [];
 
@@ -51,9 +51,9 @@ export function pipelineSetup(options: { storeApart?: boolean; resultTtlMs?: num
     if (!d) throw new Error(`nothing to fetch on ${queue}`);
     return d;
   };
-  /** Runs one delivery through the pipeline, recording its events. */
-  const run = async (d: Delivery, { attempt = new Attempt(), leaseMs = LEASE }: { attempt?: Attempt; leaseMs?: number } = {}): Promise<RunOutcome> =>
-    runDelivery(app, await app.connection(), d, { attempt, leaseMs, onEvent: (e) => events.push(e) });
+  /** Runs one delivery through the pipeline (as worker `worker`, if given), recording its events. */
+  const run = async (d: Delivery, { attempt = new Attempt(), leaseMs = LEASE, worker }: { attempt?: Attempt; leaseMs?: number; worker?: string } = {}): Promise<RunOutcome> =>
+    runDelivery(app, await app.connection(), d, { attempt, leaseMs, onEvent: (e) => events.push(e), worker });
   const warnings = () => logs.filter((l) => l.level === 'warn');
   return { app, broker, store, queue, logs, warnings, events, fetchOne, run };
 }

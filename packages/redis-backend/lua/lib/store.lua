@@ -10,6 +10,9 @@ local function storeRecord(base, id, rec, ttl, keyTtl, key, success, old)
   if key ~= '' then
     local k = base .. 'k:' .. key
     if redis.call('HGET', k, 'ok') ~= '1' then
+      -- The same string as the record, payload included: stripping it here would cost a decode and
+      -- an encode per keyed store; core keeps at most 64 KiB of payload (settlement.ts), and a
+      -- duplicate's own record replaces it (admission.ts).
       redis.call('HSET', k, 'rec', rec, 'ok', success and '1' or '0')
     end
     redis.call('HSETNX', k, 'tid', id)
