@@ -155,8 +155,11 @@ export interface Broker {
   /**
    * Up to `limit` waiting messages of `queue`, without taking them: `ready` in the order a fetch
    * would take them, `delayed` soonest eta first, each with its due time as `eta`. Leased messages
-   * are in neither list. Absent where the broker cannot list waiting messages without consuming
-   * them (RabbitMQ). For `app.inspect.queue` and the dashboard. See `peekOptions`, `peekedMessages`.
+   * are in neither list. Fewer than `limit` may come back although more wait: a backend that
+   * copies message bodies into one reply (Redis) stops once it holds `MAX_PEEK_BYTES` (always at
+   * least one message), so a listing of big messages cannot stall the server. Absent where the
+   * broker cannot list waiting messages without consuming them (RabbitMQ). For
+   * `app.inspect.queue` and the dashboard. See `peekOptions`, `peekedMessages`.
    */
   peek?(queue: string, options: PeekOptions): Promise<TaskMessage[]>;
   /** Where a not-yet-final task is, or `null` if the broker does not know it. */
@@ -180,7 +183,14 @@ export interface Broker {
 }
 
 /** Most messages one `peek` lists; a larger limit is cut to this. */
-export const MAX_PEEK = 1_000;
+export const MAX_PEEK = 500;
+
+/**
+ * The byte budget of one `peek` reply, where a backend copies bodies into it (Redis): it stops
+ * once the bodies it holds reach this, after at least one (4 MiB: at most about four messages of
+ * the default 1 MiB limit, thousands of small ones).
+ */
+export const MAX_PEEK_BYTES = 4 * 1024 * 1024;
 
 export interface PeekOptions {
   state: 'ready' | 'delayed';

@@ -32,7 +32,7 @@ export {
 export type { ErrorCode, ErrorInfo } from './errors.js';
 export { MAX_PRIORITY, assertValidMessage, encodeMessage, isPlainEnvelope, parseMessage, taskMessageSchema } from './envelope.js';
 export type { ParseExpectations, ParsedMessage, TaskMessage } from './envelope.js';
-export { DEFAULT_BROKER_OPTIONS, MAX_PEEK, peekedMessages, peekOptions } from './broker.js';
+export { DEFAULT_BROKER_OPTIONS, MAX_PEEK, MAX_PEEK_BYTES, peekedMessages, peekOptions } from './broker.js';
 export { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage } from './redrive.js';
 export type { Redriven } from './redrive.js';
 export type { Broker, BrokerCapabilities, BrokerOptions, DeadLetter, Delivery, FetchRequest, PeekOptions, Published, PublishOptions, QueueStats, RedriveResult } from './broker.js';

@@ -4,7 +4,10 @@ fetch do (that changes no outcome), so the ready list is exactly what fetches wo
 KEYS: the queue's standard keys (see lib/queue.lua): msg task delayed lease wake dead:at stats
 ARGV[1] base    key prefix of the queue
 ARGV[2] state   'ready' or 'delayed'
-ARGV[3] limit   most messages to list (1..1,000, checked by the caller)
+ARGV[3] limit   most messages to list (1..500, checked by the caller)
+ARGV[4] budget  bytes of bodies a reply may hold: no body is read once the reply holds this many
+                (the first always is), so big messages cannot make the script (which blocks
+                Redis) copy gigabytes; fewer than `limit` then come back
 Returns: ready:   { id1, raw1, id2, raw2, ... } in fetch order: priority 9 first, then each
                   priority's list from its head
          delayed: { id1, raw1, due1, ... } soonest due first (dueN: ms, by this server's clock)
@@ -13,7 +16,7 @@ Returns: ready:   { id1, raw1, id2, raw2, ... } in fetch order: priority 9 first
 --@include clock
 --@include queue
 
-local base, state, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local base, state, limit, budget = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 promote(base, nowMs(), 1000)
 
 local ids, dues = {}, {}
@@ -31,11 +34,14 @@ else
 end
 if #ids == 0 then return {} end
 
-local raws = redis.call('HMGET', KEYS[1], unpack(ids))
-local out = {}
+-- One body at a time (not one HMGET of them all), to stop at the budget before reading the rest.
+local out, bytes = {}, 0
 for i, id in ipairs(ids) do
+  if bytes >= budget then break end
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then bytes = bytes + #raw end
   out[#out + 1] = id
-  out[#out + 1] = raws[i]
+  out[#out + 1] = raw
   if state ~= 'ready' then out[#out + 1] = dues[i] end
 end
 return out

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   DEFAULT_BROKER_OPTIONS,
+  MAX_PEEK_BYTES,
   parseMessage,
   peekedMessages,
   peekOptions,
@@ -136,7 +137,7 @@ export class RedisBroker implements Broker {
   async peek(queue: string, options: PeekOptions): Promise<TaskMessage[]> {
     const { state, limit } = peekOptions(options);
     const keys = this.#keys.of(queue);
-    const reply = (await this.#scripts.run('peek', keys.main, [keys.base, state, limit])) as (string | number | null)[];
+    const reply = (await this.#scripts.run('peek', keys.main, [keys.base, state, limit, MAX_PEEK_BYTES])) as (string | number | null)[];
     const width = state === 'ready' ? 2 : 3;
     const entries: { raw: string; dueAt?: number }[] = [];
     for (let i = 0; i < reply.length; i += width) {

@@ -31,7 +31,10 @@ export interface QueuedTask {
 
 /** One queue in detail: its counts, the head of its ready tasks, its delayed tasks and the tasks running now. */
 export interface QueueDetail extends QueueInfo {
-  /** The next tasks a fetch would take, up to the limit; null where the broker cannot list them (RabbitMQ). */
+  /**
+   * The next tasks a fetch would take, up to the limit (fewer when big messages fill the broker's
+   * `MAX_PEEK_BYTES` reply budget); null where the broker cannot list them (RabbitMQ).
+   */
   readyTasks: QueuedTask[] | null;
   /** Delayed tasks (and retries waiting for their backoff), soonest first; null where the broker cannot list them. */
   delayedTasks: QueuedTask[] | null;
@@ -124,7 +127,7 @@ export class Inspect {
     return found.find((t) => t !== null) ?? null;
   }
 
-  /** One queue in detail (see `QueueDetail`): up to `limit` (default 50) tasks of each list. */
+  /** One queue in detail (see `QueueDetail`): up to `limit` (default 50, at most `MAX_PEEK`) tasks of each list. */
   async queue(queue: string, options: { limit?: number } = {}): Promise<QueueDetail> {
     const name = assertQueueName(queue);
     const { limit } = peekOptions({ state: 'ready', limit: options.limit ?? 50 }, 'inspect.queue');
