@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { celeriac, killLeftovers } from './support/celeriac-cli.js';
 import { parsePrometheus, sampleValue } from './support/prometheus.js';
@@ -40,6 +42,22 @@ describe('celeriac worker --metrics-port', () => {
     expect(parsePrometheus(await ok.text()).types.get('celeriac_tasks_total')).toBe('counter');
     run.kill();
     expect(await run.exited).toBe(0);
+  });
+
+  it('names the fix when the port is taken (exit 2), and its help prefers the token variable to the flag', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const busy = celeriac(['worker', '--app', APP, '--metrics-port', String(port)], { CELERIAC_METRICS_TOKEN: '' });
+      expect(await busy.exited).toBe(2);
+      expect(busy.stderr.join('\n')).toMatch(new RegExp(`--metrics-port ${port}: cannot listen on 127\\.0\\.0\\.1: .*EADDRINUSE.*choose another --metrics-port, or 0 for a free one`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+    const help = celeriac(['worker', '--help']);
+    expect(await help.exited).toBe(0);
+    expect(help.stdout.join('\n')).toMatch(/prefer the variable\s+CELERIAC_METRICS_TOKEN \(a flag is visible to anyone running ps\)/);
   });
 
   it('explains --metrics-host without --metrics-port, and a bad port', async () => {

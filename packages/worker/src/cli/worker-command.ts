@@ -24,8 +24,9 @@ Options:
   --beat                  also run the scheduler for the app's periodic tasks
   --metrics-port <n>      serve Prometheus metrics at http://<host>:<n>/metrics (0: any free port)
   --metrics-host <host>   address for --metrics-port (default 127.0.0.1); any other address
-                          needs --metrics-token
-  --metrics-token <t>     require Authorization: Bearer <t> on /metrics (or CELERIAC_METRICS_TOKEN)
+                          needs a token: CELERIAC_METRICS_TOKEN=<t> (or --metrics-token)
+  --metrics-token <t>     require Authorization: Bearer <t> on /metrics; prefer the variable
+                          CELERIAC_METRICS_TOKEN (a flag is visible to anyone running ps)
 ${LOG_HELP}
   -h, --help              show this help
 
@@ -79,7 +80,8 @@ async function run(argv: string[], out: Out): Promise<number> {
     const { registry } = await workerMetrics(worker, app, undefined, { logger });
     server = await serveMetrics(registry, metrics).catch(async (err: unknown) => {
       await app.close();
-      throw new UsageError(`--metrics-port ${metrics.port}: cannot listen on ${metrics.host}: ${(err as Error).message}`);
+      const fix = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ' (another process uses the port): choose another --metrics-port, or 0 for a free one' : '';
+      throw new UsageError(`--metrics-port ${metrics.port}: cannot listen on ${metrics.host}: ${(err as Error).message}${fix}`);
     });
   }
   logBanner(logger, format, app, conn, worker, server?.url);
