@@ -126,11 +126,13 @@ function isEmpty(stats: QueueStats): boolean {
  * 404 for a queue nothing knows (not in the workers' registry, not paused, not in `queues`; the
  * caller saw it empty), so a typo in a URL shows an error, and pausing it creates no phantom queue.
  */
-async function assertKnown({ sampler, settings, params }: RouteContext): Promise<void> {
+async function assertKnown({ app, sampler, settings, params }: RouteContext): Promise<void> {
   const queue = params.queue!;
   if (settings.queues.includes(queue)) return;
   const snap = await sampler.current();
   if (snap.queues.some((q) => q.queue === queue)) return;
+  // A queue a worker registered since the sampler's last read: ask the registry itself.
+  if (snap.control && (await bounded(app.inspect.queues())).some((q) => q.queue === queue)) return;
   throw new HttpError(404, 'NOT_FOUND', `no queue ${JSON.stringify(queue)}: no worker has served it, it is not paused and it holds no tasks (check the name)`);
 }
 
