@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApp, type App } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import type { Info, QueuesView } from '@celeriac/dashboard';
@@ -81,6 +84,20 @@ describe('a command from a package not installed', () => {
     const command = lazyCommand('dashboard', '@celeriac/no-such-package', 'dashboardCommand', 'summary');
     await expect(command.run([], () => {})).rejects.toThrow(UsageError);
     await expect(command.run([], () => {})).rejects.toThrow('celeriac dashboard needs @celeriac/no-such-package: npm install @celeriac/no-such-package');
+  });
+
+  it('a package that is there but misses a dependency of its own reports that dependency, not itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celeriac-lazy-'));
+    const module = join(dir, 'needs-dep.mjs');
+    writeFileSync(module, "import 'celeriac-no-such-dependency';\nexport const dashboardCommand = { run: () => 0 };\n");
+    try {
+      const command = lazyCommand('dashboard', module, 'dashboardCommand', 'summary');
+      const err = await command.run([], () => {}).catch((e: unknown) => e);
+      expect(err).not.toBeInstanceOf(UsageError);
+      expect(String((err as Error).message)).toContain("Cannot find package 'celeriac-no-such-dependency'");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the named export of the package when it is there', async () => {
