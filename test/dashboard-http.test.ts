@@ -245,6 +245,8 @@ describe('dashboard HTTP rules', () => {
     expect(() => createDashboard(app, { basePath: 'no-slash' })).toThrow(/basePath must be a path/);
     expect(() => createDashboard(app, { refreshMs: 10 })).toThrow(/refreshMs must be at least 1000/);
     expect(() => createDashboard(app, { queues: ['bad name'] })).toThrow(/queues\.0/);
+    // The real rule (core's message): no ':' and at most 100 characters.
+    expect(() => createDashboard(app, { queues: ['a:b'] })).toThrow(/invalid queue name "a:b": use 1–100 characters from A–Z a–z 0–9 _ \. -/);
   });
 
   it('a broker that does not answer: 503 within the read bound, with the reason; the last good snapshot comes back once it answers', async () => {

@@ -1,13 +1,22 @@
-import { parseOptions, queueNamePattern } from '@celeriac/core';
+import { assertQueueName, parseOptions } from '@celeriac/core';
 import { z } from 'zod';
 
 /**
  * The dashboard's options, parsed once here (users see `DashboardOptions`, the code uses
  * `DashboardSettings`). Every error names the field and the fix.
  */
+/** Core's rule for queue names, with core's message. */
+function queueNameRule(name: string, ctx: z.RefinementCtx): void {
+  try {
+    assertQueueName(name);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+}
+
 const dashboardSchema = z.object({
   /** Queues always listed, besides those the registry knows (on RabbitMQ alone, the only ones listed). */
-  queues: z.array(z.string().regex(queueNamePattern, 'queue names use letters, digits and _ . : - (at most 200)')).default([]),
+  queues: z.array(z.string().superRefine(queueNameRule)).default([]),
   /** When set, every /api and /metrics request needs `Authorization: Bearer <token>`. */
   /** Surrounding blanks are dropped (a newline read from a file with the secret). */
   token: z
