@@ -94,6 +94,19 @@ describe('CountsLedger', () => {
 });
 
 describe('RateSeries', () => {
+  it('allocates per queue as its history fills, not the whole history up front; nothing is lost when a ring grows', () => {
+    const series = new RateSeries(86_400_000, T0);
+    expect(series.slots('q')).toBe(0);
+    series.add(delta({ succeeded: 1, from: T0, to: T0 + 1_000 }), T0 + 1_000);
+    expect(series.slots('q')).toBeLessThanOrEqual(64);
+    expect(series.slots(null)).toBeLessThanOrEqual(64);
+    for (let t = 1; t < 300; t++) series.add(delta({ succeeded: t, from: T0 + t * 1_000, to: T0 + (t + 1) * 1_000 }), T0 + (t + 1) * 1_000);
+    expect(series.slots('q')).toBeLessThanOrEqual(512);
+    const got = series.series('q', T0 + 300_000, 300).processed;
+    expect(got).toEqual(Array.from({ length: 300 }, (_, t) => Math.max(t, 1)));
+  });
+
+
   it('spreads a delta evenly over the seconds between two records, per queue and for all queues', () => {
     const series = new RateSeries(60_000, T0);
     series.add(delta({ succeeded: 3, failed: 1, from: T0 + 1_000, to: T0 + 3_000 }), T0 + 10_000);

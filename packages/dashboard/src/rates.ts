@@ -122,6 +122,15 @@ export function processedOf(d: TaskCounts): number {
 
 export const STEP_MS = 1_000;
 
+/** Slots a ring starts with (a minute); it doubles, up to the history kept, only when live seconds collide. */
+const FIRST_SLOTS = 64;
+
+/**
+ * One series' seconds, each slot tagged with the second it holds (a slot whose tag is another
+ * second reads as 0). Memory: 24 bytes a slot, at most `historyMs / 1000` slots (21 KB for the
+ * default 15 minutes, 2 MB for 24 h) per queue with tasks in that history, plus one for all
+ * queues; queues no longer listed are dropped (`retain`), and the registry lists a bounded number.
+ */
 interface Ring {
   second: Float64Array;
   processed: Float64Array;
@@ -139,7 +148,7 @@ export class RateSeries {
     private readonly start: number,
   ) {
     this.#size = Math.ceil(historyMs / STEP_MS);
-    this.#all = this.#ring();
+    this.#all = this.#ring(Math.min(FIRST_SLOTS, this.#size));
   }
 
   /** Spreads a delta over [from, to) (clamped to `now`); what falls before the history kept is dropped. */
@@ -147,7 +156,7 @@ export class RateSeries {
     const processed = processedOf(delta);
     if (processed === 0 && delta.failed === 0) return;
     let ring = this.#queues.get(delta.queue);
-    if (!ring) this.#queues.set(delta.queue, (ring = this.#ring()));
+    if (!ring) this.#queues.set(delta.queue, (ring = this.#ring(Math.min(FIRST_SLOTS, this.#size))));
     const to = Math.min(delta.to, now);
     const from = Math.min(delta.from, to);
     const nowSecond = Math.floor(now / STEP_MS);
@@ -173,7 +182,7 @@ export class RateSeries {
     const processed: number[] = [];
     const failed: number[] = [];
     for (let s = last - count + 1; s <= last; s++) {
-      const i = slot(s, this.#size);
+      const i = ring === undefined ? 0 : slot(s, ring.second.length);
       const live = ring !== undefined && ring.second[i] === s;
       processed.push(live ? round(ring.processed[i]!) : 0);
       failed.push(live ? round(ring.failed[i]!) : 0);
@@ -186,14 +195,23 @@ export class RateSeries {
     for (const q of this.#queues.keys()) if (!queues.has(q)) this.#queues.delete(q);
   }
 
-  #ring(): Ring {
-    return { second: new Float64Array(this.#size).fill(-1), processed: new Float64Array(this.#size), failed: new Float64Array(this.#size) };
+  /** Slots allocated for `queue` (all queues when null), 0 when none: for tests of the memory bound. */
+  slots(queue: string | null): number {
+    return (queue === null ? this.#all : this.#queues.get(queue))?.second.length ?? 0;
+  }
+
+  #ring(slots: number): Ring {
+    return { second: new Float64Array(slots).fill(-1), processed: new Float64Array(slots), failed: new Float64Array(slots) };
   }
 
   #put(rings: Ring[], second: number, processed: number, failed: number, oldest: number): void {
     if (second < oldest) return;
     for (const ring of rings) {
-      const i = slot(second, this.#size);
+      let i = slot(second, ring.second.length);
+      if (ring.second[i] !== second && ring.second[i]! >= oldest && ring.second.length < this.#size) {
+        this.#grow(ring, oldest);
+        i = slot(second, ring.second.length);
+      }
       if (ring.second[i] !== second) {
         ring.second[i] = second;
         ring.processed[i] = 0;
@@ -202,6 +220,21 @@ export class RateSeries {
       ring.processed[i]! += processed;
       ring.failed[i]! += failed;
     }
+  }
+
+  /** Doubles a ring (up to the history kept), moving the seconds still within it. */
+  #grow(ring: Ring, oldest: number): void {
+    const old = { ...ring };
+    const bigger = this.#ring(Math.min(this.#size, old.second.length * 2));
+    for (let i = 0; i < old.second.length; i++) {
+      const s = old.second[i]!;
+      if (s < oldest) continue;
+      const j = slot(s, bigger.second.length);
+      bigger.second[j] = s;
+      bigger.processed[j] = old.processed[i]!;
+      bigger.failed[j] = old.failed[i]!;
+    }
+    Object.assign(ring, bigger);
   }
 }
 
