@@ -21,7 +21,8 @@
  * GET  /metrics                             → Prometheus text format
  *
  * Every error is JSON, `ApiError`, with the HTTP status: 400 bad input, 401 token missing or
- * wrong, 403 a cross-site request (or, without a token, a Host that is not loopback), 404 not
+ * wrong, 403 without a token: a request not over a loopback connection, a Host that is neither
+ * loopback nor allowed, or a cross-site POST, 404 not
  * found, 405 wrong method, 413 a body over 64 KiB, 415 a POST that is not JSON, 503 the broker or
  * store cannot answer (or the control plane is not available on this broker), 500 anything else. POST bodies are JSON (`Content-Type: application/json`), at most 64 KiB.
  * When a token is set, every /api and /metrics request needs `Authorization: Bearer <token>`.
