@@ -88,6 +88,10 @@ describe.each(backends)('dashboard API on $name', ({ name, options }) => {
 
     // Where the store is apart (RabbitMQ + Redis) the outcome is stored before the letter is buried.
     await expect.poll(async () => (await app.inspect.deadLetters(queue)).length, { timeout: 5_000 }).toBe(2);
+    // deadOrder tells the truth: with fewer asked than there are, the broker returns the newest or the oldest.
+    const all = (await app.inspect.deadLetters(queue)).map((d) => d.id);
+    const { deadOrder } = (await api<QueueView>(url, `api/queues/${queue}`)).body;
+    expect((await app.inspect.deadLetters(queue, { limit: 1 })).map((d) => d.id)).toEqual([deadOrder === 'newest' ? all[1] : all[0]]);
     const dead = (await api<DeadLettersView>(url, `api/queues/${queue}/dead`)).body;
     expect(dead.queue).toBe(queue);
     const letter = dead.letters.find((l) => l.id === bad!.id);
