@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApp, type App } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import type { Info, QueuesView } from '@celeriac/dashboard';
@@ -26,7 +29,7 @@ function celeriac(args: string[], env: Record<string, string> = {}) {
   const printed = r.line('stdout', /^http:\/\/\S+$/);
   printed.catch(() => {});
   const exited = r.exited.then((code) => ({ code, stdout: r.stdout.join('\n'), stderr: r.stderr.join('\n') }));
-  return { kill: r.kill, printed, exited };
+  return { kill: r.kill, printed, exited, stdout: () => r.stdout.join('\n') };
 }
 
 describe('celeriac dashboard', () => {
@@ -56,8 +59,10 @@ describe('celeriac dashboard', () => {
 
     const dash = celeriac(['dashboard', '--host', '0.0.0.0', '--port', '0', '--broker', url, '--log-level', 'warn'], { CELERIAC_DASHBOARD_TOKEN: 'tok-123' });
     const base = new URL(await dash.printed);
-    expect(base.hostname).toBe('0.0.0.0');
-    const local = `http://127.0.0.1:${base.port}/`;
+    expect(base.hostname).toBe('127.0.0.1'); // a URL to open, not the wildcard
+    const local = base.href;
+    const others = Object.values(networkInterfaces()).flat().filter((a) => a && a.family === 'IPv4' && !a.internal);
+    for (const a of others) await expect.poll(() => dash.stdout().includes(`http://${a!.address}:${base.port}/`), { timeout: 5_000 }).toBe(true);
     expect((await fetch(new URL('api/info', local))).status).toBe(401);
     const info = (await (await fetch(new URL('api/info', local), { headers: { Authorization: 'Bearer tok-123' } })).json()) as Info;
     expect(info.tokenRequired).toBe(true);
@@ -81,6 +86,20 @@ describe('a command from a package not installed', () => {
     const command = lazyCommand('dashboard', '@celeriac/no-such-package', 'dashboardCommand', 'summary');
     await expect(command.run([], () => {})).rejects.toThrow(UsageError);
     await expect(command.run([], () => {})).rejects.toThrow('celeriac dashboard needs @celeriac/no-such-package: npm install @celeriac/no-such-package');
+  });
+
+  it('a package that is there but misses a dependency of its own reports that dependency, not itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celeriac-lazy-'));
+    const module = join(dir, 'needs-dep.mjs');
+    writeFileSync(module, "import 'celeriac-no-such-dependency';\nexport const dashboardCommand = { run: () => 0 };\n");
+    try {
+      const command = lazyCommand('dashboard', module, 'dashboardCommand', 'summary');
+      const err = await command.run([], () => {}).catch((e: unknown) => e);
+      expect(err).not.toBeInstanceOf(UsageError);
+      expect(String((err as Error).message)).toContain("Cannot find package 'celeriac-no-such-dependency'");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the named export of the package when it is there', async () => {

@@ -1,11 +1,12 @@
 import { withTimeout } from '@celeriac/core';
 import { COMMON_ARGS, LOG_HELP, OPERATE_TIMEOUT_MS, UnreachableError, UsageError, commandLogger, forceExitOnSecondSignal, int, openApp, parse, watchParent, type Command, type Out } from '@celeriac/worker/cli';
-import { serveDashboard } from './server.js';
+import { listenUrls, serveDashboard } from './server.js';
 
 const HELP = `Usage: celeriac dashboard --broker <url> [options]
 
 Serves the dashboard: live pages of queues, tasks, workers and schedules, with actions, its JSON
-API under /api and Prometheus metrics at /metrics. Prints the URL; opens no browser.
+API under /api and Prometheus metrics at /metrics. Prints its URL (on 0.0.0.0 or ::, one per
+address of this machine, loopback first); opens no browser.
 
 Options:
   --broker <url>          broker URL (default: $CELERIAC_BROKER_URL)
@@ -15,7 +16,9 @@ Options:
   --host <address>        address to listen on (default 127.0.0.1); any other needs a token
   --port <n>              port (default 5555; 0 picks a free one)
   --token <secret>        require Authorization: Bearer <secret> on /api and /metrics (the page asks
-                          for it once) (default: $CELERIAC_DASHBOARD_TOKEN)
+                          for it once) (default: $CELERIAC_DASHBOARD_TOKEN; prefer the variable:
+                          other users of this machine can read a flag in ps). Off loopback it
+                          travels in clear over HTTP: put TLS in front
   --queues <a,b>          queues always listed (on RabbitMQ without a Redis store, the only ones listed)
 ${LOG_HELP}
   -h, --help              show this help
@@ -71,7 +74,7 @@ async function run(argv: string[], out: Out): Promise<number> {
       if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new UsageError(`cannot listen on ${values.host}: no such address on this machine (--host)`);
       throw err;
     });
-    out(served.url);
+    for (const url of listenUrls(values.host, Number(new URL(served.url).port))) out(url);
     logger.info({ url: served.url, token: token ? 'required' : 'none' }, `celeriac dashboard on ${served.url}`);
     const unwatch = watchParent(logger);
     const signal = await signalled;

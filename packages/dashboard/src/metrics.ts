@@ -9,8 +9,13 @@ import type { Sampler } from './sampler.js';
  * 2. `celeriac_tasks_total` and `celeriac_task_retries_total` accumulated from the workers'
  *    registry counts (their deltas), so they only grow while the dashboard runs. No duration
  *    histogram: the dashboard does not see runs.
+ * 3. A (queue, task) pair with nothing new for `STALE_LABELS_MS` (a day) loses its series there, so
+ *    renamed tasks and removed queues do not grow the scrape forever (Prometheus reads a series
+ *    that comes back as a counter reset, which `rate()` handles).
  */
-export function dashboardMetrics(sampler: Sampler): Registry {
+export const STALE_LABELS_MS = 86_400_000;
+
+export function dashboardMetrics(sampler: Sampler, now: () => number = Date.now): Registry {
   const registry = new Registry();
   queueTasks(registry, function () {
     const latest = sampler.latest;
@@ -33,10 +38,22 @@ export function dashboardMetrics(sampler: Sampler): Registry {
   });
   const tasks = tasksTotal(registry);
   const retries = taskRetries(registry);
+  const lastChanged = new Map<string, { queue: string; task: string; at: number }>();
+  let pruned = now();
   sampler.onDeltas((deltas) => {
+    const at = now();
     for (const d of deltas) {
       for (const outcome of TASK_OUTCOMES) tasks.inc({ queue: d.queue, task: d.task, outcome }, d[outcome]);
       retries.inc({ queue: d.queue, task: d.task }, d.retried);
+      lastChanged.set(`${d.queue}\u0000${d.task}`, { queue: d.queue, task: d.task, at });
+    }
+    if (at - pruned < 60_000) return;
+    pruned = at;
+    for (const [key, { queue, task, at: changed }] of lastChanged) {
+      if (at - changed < STALE_LABELS_MS) continue;
+      lastChanged.delete(key);
+      for (const outcome of TASK_OUTCOMES) tasks.remove({ queue, task, outcome });
+      retries.remove({ queue, task });
     }
   });
   return registry;

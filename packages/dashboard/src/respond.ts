@@ -10,7 +10,7 @@ import type { ApiError } from './api.js';
 /** Largest POST body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
 
 /** An answer other than 200: its status, stable code and message for a person. */
 export class HttpError extends Error {
@@ -66,13 +66,17 @@ function isConnectionError(err: unknown): boolean {
 /**
  * The JSON body of a POST, `{}` when empty; 413 past `MAX_BODY_BYTES`, 400 when it is not a JSON
  * object. A body a framework already read (Express's `express.json()` before the mount) is taken
- * from `req.body`.
+ * from `req.body`, held to the same limit.
  */
 export async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw tooLarge();
   const parsed = (req as { body?: unknown }).body;
-  if (req.readableEnded && parsed !== undefined && !Buffer.isBuffer(parsed) && typeof parsed !== 'string') return asObject(parsed);
+  if (req.readableEnded && parsed !== undefined && !Buffer.isBuffer(parsed) && typeof parsed !== 'string') {
+    // Parsed upstream (whose limit may be larger): held to ours as the JSON it came as.
+    if (Buffer.byteLength(JSON.stringify(parsed) ?? '') > MAX_BODY_BYTES) throw tooLarge();
+    return asObject(parsed);
+  }
   let text: string;
   if (req.readableEnded && (Buffer.isBuffer(parsed) || typeof parsed === 'string')) {
     text = parsed.toString();

@@ -4,8 +4,14 @@ import type { DashboardSettings } from './options.js';
 import { CountsLedger, RateSeries, type CountsDelta } from './rates.js';
 import { HttpError } from './respond.js';
 
-/** How long one read of the queues and the registry may take before the sampler gives up on it. */
+/** How long one read of the queues and the registry may take before the sampler gives up on it (and starts afresh next time). */
 export const READ_TIMEOUT_MS = 2_000;
+
+/** With no request and no scrape for this long, the sampler reads less often (`IDLE_REFRESH_MS`). */
+export const IDLE_AFTER_MS = 60_000;
+
+/** How often an idle sampler reads: the rate series lose nothing (the workers' counts are cumulative). */
+export const IDLE_REFRESH_MS = 10_000;
 
 /** The series end this far behind the read: the last heartbeat of every worker has landed by then. */
 const SERIES_LAG_MS = HEARTBEAT_MS + 1_000;
@@ -21,19 +27,31 @@ export interface Snapshot {
 /**
  * One per dashboard, so N open pages cost the broker what one does:
  * 1. Every `refreshMs` reads every queue's counts (the registry's queues, the paused ones and
- *    `options.queues`) and the worker registry, bounded by `READ_TIMEOUT_MS`; one read at a time.
- * 2. Turns the workers' counts into rate series and tells `onDeltas` (the metrics) of each delta.
- * 3. Keeps the latest snapshot; after a failed read, `current()` rejects with the reason (503)
+ *    `options.queues`) and the worker registry; one read at a time, and at least half of
+ *    `refreshMs` between the end of one and the start of the next (a slow broker is not read back
+ *    to back). A read past `READ_TIMEOUT_MS` is abandoned (its late answer ignored) and the next
+ *    one starts afresh.
+ * 2. With no request or scrape for `IDLE_AFTER_MS`, reads every `IDLE_REFRESH_MS`; the next
+ *    request finds the snapshot stale and reads at once.
+ * 3. Turns the workers' counts into rate series and tells `onDeltas` (the metrics) of each delta.
+ * 4. Keeps the latest snapshot; after a failed read, `current()` rejects with the reason (503)
  *    until a read succeeds again.
  */
 export class Sampler {
   readonly rates: RateSeries;
   readonly #ledger: CountsLedger;
   readonly #listeners: ((deltas: readonly CountsDelta[]) => void)[] = [];
+  readonly #minGapMs: number;
   #snapshot: Snapshot | null = null;
   #error: Error | null = null;
   #first: Promise<void>;
-  #reading: Promise<void> | null = null;
+  /** The tick under way, if any. */
+  #ticking: Promise<void> | null = null;
+  /** Bumped by each read: a read that is no longer the latest (abandoned) changes nothing. */
+  #generation = 0;
+  #lastStarted = 0;
+  #lastEnded = 0;
+  #lastDemand: number;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -44,16 +62,34 @@ export class Sampler {
   ) {
     this.rates = new RateSeries(settings.historyMs, now);
     this.#ledger = new CountsLedger(now);
-    this.#first = this.#tick();
+    this.#minGapMs = settings.refreshMs / 2;
+    this.#lastDemand = now;
+    this.#first = this.#kick();
   }
 
   onDeltas(listener: (deltas: readonly CountsDelta[]) => void): void {
     this.#listeners.push(listener);
   }
 
-  /** The latest snapshot (after the first read); rejects with a 503 while reads fail. */
-  async current(): Promise<Snapshot> {
+  /**
+   * The latest snapshot (after the first read); rejects with a 503 while reads fail. A snapshot
+   * older than `maxAgeMs` (default: two refreshes) is read again first, unless a read ended too
+   * recently (the gap of 1.); `maxAgeMs` 0 asks for one taken after this call, gap allowing.
+   */
+  async current(maxAgeMs = 2 * this.settings.refreshMs): Promise<Snapshot> {
+    const asked = Date.now();
+    const wasIdle = asked - this.#lastDemand >= IDLE_AFTER_MS;
+    this.#lastDemand = asked;
+    if (wasIdle) {
+      // The next read is up to IDLE_REFRESH_MS away: take a fresh one now, and the usual pace after.
+      maxAgeMs = Math.min(maxAgeMs, this.settings.refreshMs);
+      if (!this.#ticking) this.#schedule(this.#lastStarted);
+    }
     await this.#first;
+    if ((this.#snapshot === null || asked - this.#snapshot.at > maxAgeMs) && !this.#closed) {
+      if (this.#ticking) await this.#ticking;
+      if ((this.#snapshot === null || this.#snapshot.at < asked - maxAgeMs) && Date.now() - this.#lastEnded >= this.#minGapMs) await this.#kick();
+    }
     if (this.#error || !this.#snapshot) throw new HttpError(503, 'UNAVAILABLE', `the broker or store cannot be read: ${this.#error?.message ?? 'no read yet'}`);
     return this.#snapshot;
   }
@@ -63,9 +99,9 @@ export class Sampler {
     return this.#snapshot;
   }
 
-  /** The rate series of a queue (all queues when null), as of the latest read. */
-  series(queue: string | null, at: number): Series {
-    return this.rates.series(queue, Math.floor((at - SERIES_LAG_MS) / 1_000) * 1_000);
+  /** The last `points` of the rate series of a queue (all queues when null), as of the latest read. */
+  series(queue: string | null, at: number, points?: number): Series {
+    return this.rates.series(queue, Math.floor((at - SERIES_LAG_MS) / 1_000) * 1_000, points);
   }
 
   close(): void {
@@ -73,27 +109,46 @@ export class Sampler {
     clearTimeout(this.#timer);
   }
 
+  /** Reads now (or joins the read under way), then schedules the next. */
+  #kick(): Promise<void> {
+    if (this.#ticking) return this.#ticking;
+    clearTimeout(this.#timer);
+    const started = (this.#lastStarted = Date.now());
+    this.#ticking = this.#tick().finally(() => {
+      this.#ticking = null;
+      this.#lastEnded = Date.now();
+      this.#schedule(started);
+    });
+    return this.#ticking;
+  }
+
   async #tick(): Promise<void> {
-    const started = Date.now();
-    // A read still hanging is not doubled up on: its timeout already reported it.
-    this.#reading ??= this.#read().finally(() => (this.#reading = null));
+    const generation = ++this.#generation;
     try {
-      await withTimeout(this.#reading, READ_TIMEOUT_MS, () => new BackendError(`no answer from the broker or store within ${READ_TIMEOUT_MS / 1_000} s`));
+      await withTimeout(this.#read(generation), READ_TIMEOUT_MS, () => new BackendError(`no answer from the broker or store within ${READ_TIMEOUT_MS / 1_000} s`));
       this.#error = null;
     } catch (err) {
       this.#error = err instanceof Error ? err : new Error(String(err));
     }
+  }
+
+  #schedule(started: number): void {
+    clearTimeout(this.#timer);
     if (this.#closed) return;
-    this.#timer = setTimeout(() => void this.#tick(), Math.max(0, this.settings.refreshMs - (Date.now() - started)));
+    const now = Date.now();
+    const idle = now - this.#lastDemand >= IDLE_AFTER_MS;
+    const wait = idle ? IDLE_REFRESH_MS - (now - started) : this.settings.refreshMs - (now - started);
+    this.#timer = setTimeout(() => void this.#kick(), Math.max(this.#minGapMs, wait));
     this.#timer.unref();
   }
 
-  async #read(): Promise<void> {
+  async #read(generation: number): Promise<void> {
     const conn = await this.app.connection();
     const control = !!conn.results.coordination;
     const [listed, workers] = control ? await Promise.all([this.app.inspect.queues(), this.app.inspect.workers()]) : [[], []];
     const names = new Set(listed.map((q) => q.queue));
     const extra = await Promise.all(this.settings.queues.filter((q) => !names.has(q)).map(async (q): Promise<QueueInfo> => ({ ...(await conn.broker.stats(q)), paused: false })));
+    if (generation !== this.#generation || this.#closed) return; // abandoned: a newer read has started
     const queues = [...listed, ...extra].sort((a, b) => a.queue.localeCompare(b.queue));
     const at = Date.now();
     const deltas = this.#ledger.observe(workers, at);

@@ -1,12 +1,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { ValidationError, type App } from '@celeriac/core';
 import { assertBindable } from '@celeriac/worker';
 import { createDashboard } from './dashboard.js';
 import { parseServeOptions, type ServeOptions } from './options.js';
 
 export interface ServedDashboard {
-  /** Where it listens, e.g. `http://127.0.0.1:5555/` (the port picked when 0 was asked). */
+  /** Where to open it, e.g. `http://127.0.0.1:5555/` (the port picked when 0 was asked); on a wildcard host (0.0.0.0, ::), the loopback URL (`listenUrls` gives the others). */
   url: string;
   /** Stops listening (open pages are disconnected) and stops the sampler; the app stays open. */
   close(): Promise<void>;
@@ -35,9 +36,8 @@ export async function serveDashboard(app: App, options: ServeOptions = {}): Prom
     await dashboard.close();
     throw err;
   }
-  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}/`,
+    url: listenUrls(host, (server.address() as AddressInfo).port)[0]!,
     close: async () => {
       await dashboard.close();
       await new Promise<void>((resolve) => {
@@ -46,4 +46,16 @@ export async function serveDashboard(app: App, options: ServeOptions = {}): Prom
       });
     },
   };
+}
+
+/** The URLs a browser can use for `host:port`: a wildcard address is no place to go, so loopback first, then each interface's address. */
+export function listenUrls(host: string, port: number): string[] {
+  const url = (h: string) => `http://${h.includes(':') ? `[${h}]` : h}:${port}/`;
+  const v6 = host === '::' || host === '[::]';
+  if (host !== '0.0.0.0' && !v6) return [url(host)];
+  const addresses = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && !a.internal && (v6 || a.family === 'IPv4') && !a.address.startsWith('fe80:'))
+    .map((a) => a!.address);
+  return [url(v6 ? '::1' : '127.0.0.1'), ...addresses.map(url)];
 }

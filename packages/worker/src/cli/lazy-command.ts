@@ -14,8 +14,10 @@ export function lazyCommand(name: string, specifier: string, exportName: string,
       try {
         mod = (await import(specifier)) as Record<string, unknown>;
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(specifier)) {
+        // Only the package itself missing is this usage error: a dependency of it that is missing
+        // (prom-client, zod) is reported as itself.
+        const message = String((err as Error).message);
+        if (message.includes(`Cannot find package '${specifier}'`) || message.includes(`Cannot find module '${specifier}'`)) {
           throw new UsageError(`celeriac ${name} needs ${specifier}: npm install ${specifier}`);
         }
         throw err;

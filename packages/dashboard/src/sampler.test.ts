@@ -1,0 +1,75 @@
+import { createApp, type App, type QueueInfo } from '@celeriac/core';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { parseDashboardOptions } from './options.js';
+import { IDLE_AFTER_MS, IDLE_REFRESH_MS, READ_TIMEOUT_MS, Sampler } from './sampler.js';
+
+// The sampler's pacing on an injected clock (fake timers), over a real in-memory app whose queue
+// listing is made slow or hung: how often it reads, and that it recovers.
+let app: App;
+let sampler: Sampler | undefined;
+const reads: { start: number; end: number | null }[] = [];
+let behaviour: (read: number) => Promise<void> = async () => {};
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  reads.length = 0;
+  app = createApp({ broker: `memory://sampler-${Math.random().toString(36).slice(2)}` });
+  const queues = app.inspect.queues.bind(app.inspect);
+  app.inspect.queues = async (): Promise<QueueInfo[]> => {
+    const read = { start: Date.now(), end: null as number | null };
+    reads.push(read);
+    await behaviour(reads.length);
+    read.end = Date.now();
+    return queues();
+  };
+});
+
+afterEach(async () => {
+  sampler?.close();
+  behaviour = async () => {};
+  vi.useRealTimers();
+  await app.close();
+});
+
+const settings = parseDashboardOptions({});
+
+describe('Sampler', () => {
+  it('a slow broker is not read back to back: at least half a refresh between the end of one read and the start of the next', async () => {
+    behaviour = () => new Promise((r) => setTimeout(r, 900));
+    sampler = new Sampler(app, settings);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(reads.length).toBeGreaterThanOrEqual(5);
+    for (let i = 1; i < reads.length; i++) expect(reads[i]!.start - reads[i - 1]!.end!).toBeGreaterThanOrEqual(settings.refreshMs / 2);
+  });
+
+  it('a read that never settles is abandoned after its bound: 503 meanwhile, and the next read starts afresh and is served', async () => {
+    behaviour = (n) => (n === 1 ? new Promise(() => {}) : Promise.resolve());
+    sampler = new Sampler(app, settings);
+    const first = sampler.current().catch((err: unknown) => err);
+    await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS);
+    expect(await first).toMatchObject({ status: 503, message: expect.stringMatching(/within 2 s/) });
+    await vi.advanceTimersByTimeAsync(settings.refreshMs);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    await expect(sampler.current()).resolves.toMatchObject({ control: true });
+  });
+
+  it('with no request for a while it reads every 10 s; a request then reads at once', async () => {
+    sampler = new Sampler(app, settings);
+    await sampler.current();
+    await vi.advanceTimersByTimeAsync(IDLE_AFTER_MS + IDLE_REFRESH_MS);
+    const before = reads.length;
+    await vi.advanceTimersByTimeAsync(5 * IDLE_REFRESH_MS);
+    expect(reads.length - before).toBeLessThanOrEqual(5);
+    expect(reads.length - before).toBeGreaterThanOrEqual(4);
+    const asked = Date.now();
+    const snap = await sampler.current();
+    expect(snap.at).toBeGreaterThanOrEqual(asked - 2 * settings.refreshMs);
+    // Busy again: back to one read a refresh.
+    const busy = reads.length;
+    for (let i = 0; i < 5; i++) {
+      await vi.advanceTimersByTimeAsync(settings.refreshMs);
+      await sampler.current();
+    }
+    expect(reads.length - busy).toBeGreaterThanOrEqual(4);
+  });
+});
