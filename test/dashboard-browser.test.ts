@@ -223,17 +223,20 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await expect(dead.result({ timeoutMs: 10_000 })).rejects.toMatchObject({ state: 'failed' });
     await worker.stop({ graceMs: 1_000 });
     await job.enqueueMany([{ payload: { note: 'a' } }, { payload: { note: 'b' } }]);
+    await job.enqueue({ note: 'later' }, { delayMs: 3_600_000 });
     const page = await open(`${url}queues/${queue}`);
     await expect.poll(() => text(page, 'count-ready'), POLL).toBe('2');
+    await expect.poll(() => text(page, 'count-delayed'), POLL).toBe('1');
     await byTestId(page, 'purge').click();
-    expect(await text(page, 'confirm-dialog')).toContain(`Delete all 2 ready tasks of ${queue}?`);
+    expect(await text(page, 'confirm-dialog')).toContain(`Delete all 2 ready and 1 delayed tasks of ${queue}?`); // purge takes both
     await byTestId(page, 'confirm-cancel').click();
     expect((await app.inspect.queue(queue)).ready).toBe(2);
     await byTestId(page, 'purge').click();
     await byTestId(page, 'confirm-yes').click();
-    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Purged 2 tasks.');
-    expect((await app.inspect.queue(queue)).ready).toBe(0);
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Purged 3 tasks.');
+    expect(await app.inspect.queue(queue)).toMatchObject({ ready: 0, delayed: 0 });
     await expect.poll(() => text(page, 'count-ready'), POLL).toBe('0');
+    await expect.poll(() => text(page, 'count-delayed'), POLL).toBe('0');
 
     const letter = page.locator(`[data-testid="dead-row"][data-id="${dead.id}"]`);
     await letter.getByTestId('discard-one').click();
@@ -241,6 +244,29 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Discarded 1 dead letter.');
     expect(await app.inspect.deadLetters(queue)).toEqual([]);
     await expect.poll(() => letter.count(), POLL).toBe(0);
+  });
+
+  it('a purge waits as long as the server allows it (130 s), a poll 15 s (on the page\'s clock)', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, url } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const page = await browser.page();
+    pages.push(page);
+    await page.clock.install(); // the page's timers and Date run only when told
+    await page.goto(`${url}queues/${queue}`);
+    await expect.poll(() => text(page, 'count-ready'), POLL).toBe('1');
+    await page.route('**/api/queues/*/purge', () => {}); // the server never answers
+    await byTestId(page, 'purge').click();
+    await byTestId(page, 'confirm-yes').click();
+    await page.clock.runFor(20_000);
+    expect(await byTestId(page, 'action-notice').count()).toBe(0); // still waiting after 20 s
+    expect(await byTestId(page, 'purge').isDisabled()).toBe(true);
+    await page.clock.runFor(111_000);
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('the dashboard server did not answer within 130 s');
+    // A poll gives up at 15 s.
+    await page.route(`**/api/queues/${queue}?*`, () => {});
+    await page.clock.runFor(2_000); // the next poll starts, and hangs
+    await page.clock.runFor(15_000);
+    await expect.poll(() => text(page, 'error-banner'), POLL).toContain('the dashboard server did not answer within 15 s');
   });
 
   it('revoke (without terminate) of a delayed task from its page: recorded, and shown on the page', { timeout: BROWSER_TEST_MS }, async () => {
@@ -266,8 +292,13 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
       dashboard.handler(req, res);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => server.close(() => r()))) });
+    served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) }); // the browser keeps idle connections open
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${mount}`;
+    const bare = await open(base); // the mount URL as typed, without its trailing slash, is the overview
+    await expect.poll(() => row(bare, queue).count(), POLL).toBe(1);
+    expect(await byTestId(bare, 'not-found').count()).toBe(0);
+    await row(bare, queue).getByTestId('queue-link').click();
+    await expect.poll(() => new URL(bare.url()).pathname, POLL).toBe(`${mount}/queues/${queue}`);
     const page = await open(`${base}/queues/${queue}`);
     await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
     await byTestId(page, 'nav-overview').click();

@@ -7,7 +7,7 @@
 import { html } from 'htm/preact';
 import type { DeadLetterView, Info, QueueView, RedriveResult } from '../../src/api.ts';
 import type { QueuedTask } from '@celeriac/core';
-import { api, apiPath } from '../api.ts';
+import { api, apiPath, BULK_TIMEOUT_MS } from '../api.ts';
 import { count, duration, jsonLine } from '../format.ts';
 import { ActionButton, NoticeLine, useActions, type Actions } from '../parts/actions.ts';
 import { RateChart } from '../parts/chart.ts';
@@ -47,8 +47,8 @@ function Waiting({ title, tasks, queue, delayed, testid }: { title: string; task
 function DeadLetters({ queue, letters, total, actions }: { queue: string; letters: DeadLetterView[]; total: number; actions: Actions }) {
   const one = (verb: 'redrive' | 'discard', id: string) => async () =>
     verb === 'redrive'
-      ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }))
-      : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] })).discarded)} dead letter.`;
+      ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }, BULK_TIMEOUT_MS))
+      : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] }, BULK_TIMEOUT_MS)).discarded)} dead letter.`;
   return html`<${Section} title="Dead letters" count=${total} testid="dead-letters">
     <${Table} head=${['Task id', 'Task', 'Why', 'Died', '']} testid="dead-table" empty=${letters.length === 0 ? 'No dead letters.' : null}>
       ${letters.map(
@@ -79,14 +79,14 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
     return html`<${NoDataYet} error=${error} />`;
   }
   const q = data.queue;
-  const post = <T>(verb: string, body?: unknown) => api.post<T>(apiPath('queues', queue, verb), body);
+  const post = <T>(verb: string, body?: unknown, timeoutMs?: number) => api.post<T>(apiPath('queues', queue, verb), body, timeoutMs);
   const controls = html`
     ${info.control &&
     (q.paused
       ? html`<${ActionButton} label="Resume" actions=${actions} testid="resume" action=${async () => (await post('resume'), `Resumed ${queue}: workers take its tasks again.`)} />`
       : html`<${ActionButton} label="Pause" actions=${actions} testid="pause" action=${async () => (await post('pause'), `Paused ${queue}: workers finish what they run and take no more of its tasks.`)} />`)}
-    <${ActionButton} label="Redrive all" actions=${actions} testid="redrive-all" confirm=${`Put all ${count(q.dead)} dead letters of ${queue} back in the queue?`} action=${async () => redriven(await post<RedriveResult>('redrive', {}))} />
-    <${ActionButton} label="Purge" danger=${true} actions=${actions} testid="purge" confirm=${`Delete all ${count(q.ready)} ready tasks of ${queue}? This cannot be undone.`} confirmLabel="Purge ready tasks" action=${async () => `Purged ${count((await post<{ purged: number }>('purge')).purged)} tasks.`} />`;
+    <${ActionButton} label="Redrive all" actions=${actions} testid="redrive-all" confirm=${`Put all ${count(q.dead)} dead letters of ${queue} back in the queue?`} action=${async () => redriven(await post<RedriveResult>('redrive', {}, BULK_TIMEOUT_MS))} />
+    <${ActionButton} label="Purge" danger=${true} actions=${actions} testid="purge" confirm=${`Delete all ${count(q.ready)} ready and ${count(q.delayed)} delayed tasks of ${queue}? This cannot be undone.`} confirmLabel="Purge ready and delayed tasks" action=${async () => `Purged ${count((await post<{ purged: number }>('purge', undefined, BULK_TIMEOUT_MS)).purged)} tasks.`} />`;
   return html`<${ErrorBanner} error=${error} stale=${true} />
     <div class="page-head">
       <h1><span class="muted">Queue</span> <span data-testid="queue-name">${q.queue}</span>${q.paused ? html` <span class="badge state-paused" data-testid="queue-paused">paused</span>` : null}</h1>
