@@ -128,6 +128,28 @@ describe.each(backends)('dashboard API on $name', ({ name, options }) => {
     expect(await post(url, `api/queues/${queue}/resume`)).toEqual({ status: 200, body: { queue, paused: false, was: false } });
   }, 30_000);
 
+  it('an unknown queue is a 404 and pausing it is refused; ?points sends the tail of the series; deadOrder says which dead letters are shown', async () => {
+    const { app, queue, double } = setup(options());
+    const url = await serve(app, { historyMs: 120_000 });
+    const typo = `${queue}-typo`;
+    expect(await api(url, `api/queues/${typo}`)).toEqual({ status: 404, body: { error: { code: 'NOT_FOUND', message: expect.stringContaining(`no queue "${typo}"`) } } });
+    expect((await post(url, `api/queues/${typo}/pause`)).status).toBe(404);
+    expect(await app.control.paused()).not.toContain(typo);
+    await double.enqueue({ n: 1 }, { queue: typo });
+    expect((await api(url, `api/queues/${typo}`)).status).toBe(200); // it holds a task: it exists
+    const listed = await serve(app, { queues: [`${queue}-given`] });
+    expect((await api(listed, `api/queues/${queue}-given`)).status).toBe(200); // given in `queues`: listed even when empty
+
+    await expect.poll(async () => (await api<QueuesView>(url, 'api/queues?points=2')).body.rates.processed.length, { timeout: 5_000 }).toBe(2);
+    const all = (await api<QueuesView>(url, 'api/queues')).body;
+    expect(all.rates.processed.length).toBeLessThanOrEqual(120);
+    expect(all.queues.every((q) => q.rates.processed.length <= 120)).toBe(true);
+    expect((await api<QueueView>(url, `api/queues/${typo}?points=1`)).body.rates.processed).toHaveLength(1);
+    expect((await api(url, 'api/queues?points=121')).status).toBe(400);
+    expect((await api(url, 'api/queues?points=0')).status).toBe(400);
+    expect((await api<QueueView>(url, `api/queues/${typo}`)).body.deadOrder).toBe(name === 'amqp+redis' ? 'oldest' : 'newest');
+  });
+
   it('workers, schedules, /metrics and the rate series follow what ran', async () => {
     const { app, queue, double, flaky, startWorker } = setup(options());
     const url = await serve(app);

@@ -103,7 +103,7 @@ export class AmqpBroker implements Broker {
     this.#publisher = new Publisher(this.link, o.publishTimeoutMs);
     const retention = new Retention(this.link, this.limits.deadLetters, logger);
     this.#topology = new Topology(this.link, new Set(o.quorumQueues), o.maxPriority, retention);
-    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false, sharedDedup: false };
+    this.capabilities = { delays: true, priorities: o.maxPriority > 0, deadLetter: true, cluster: true, taskStates: false, sharedDedup: false, deadLetterOrder: 'oldest' };
     this.#intake = new Intake(this.link, this.#topology, logger, (a) => this.#settler.giveBack(a));
     this.#leases = new Leases(this.link, this.client);
     this.results = new AmqpResults(this.link, this.#publisher, this.#topology, this.#intake, this.client, o.replyQueueExpiresMs, logger);

@@ -20,6 +20,12 @@ export interface BrokerCapabilities {
    * only (RabbitMQ): with a shared result store, core then reserves keys in the store first.
    */
   sharedDedup: boolean;
+  /**
+   * Which letters `deadLetters(queue, limit)` returns when the queue holds more than `limit`: the
+   * `'newest'` (memory, Redis read from the tail) or the `'oldest'` (RabbitMQ reads its dead-letter
+   * queue from the head).
+   */
+  deadLetterOrder: 'newest' | 'oldest';
 }
 
 export interface FetchRequest {

@@ -4,13 +4,15 @@
  * both sides agree at compile time.
  *
  * GET  /api/info                            → Info
- * GET  /api/queues                          → QueuesView
- * GET  /api/queues/:queue                   → QueueView            (?limit=N tasks per list, default 50, max 500)
+ * GET  /api/queues                          → QueuesView           (?points=N rate points per series, default 300, max the history kept)
+ * GET  /api/queues/:queue                   → QueueView            (?limit=N tasks per list, default 50, max 500; ?points=N as above)
+ *                                                                    404 for a queue nothing knows: not in the workers' registry,
+ *                                                                    not paused, not in `queues`, and with nothing in it
  * GET  /api/queues/:queue/dead              → DeadLettersView      (?limit=N, default 100, max 10000)
  * GET  /api/tasks/:id                       → TaskView             (?queue=name to look in one queue only)
  * GET  /api/workers                         → WorkersView
  * GET  /api/schedules                       → SchedulesView
- * POST /api/queues/:queue/pause             → { queue, paused: true }
+ * POST /api/queues/:queue/pause             → { queue, paused: true }  (404 for a queue nothing knows, as above: a typo pauses nothing)
  * POST /api/queues/:queue/resume            → { queue, paused: false, was: boolean }
  * POST /api/queues/:queue/purge             → { queue, purged: number }
  * POST /api/queues/:queue/redrive           body { ids?: string[] }  → RedriveResult (all when no ids)
@@ -56,7 +58,8 @@ export interface Info {
 /**
  * A rate series: tasks per second, one point per `stepMs` (oldest first), the last point ending at
  * `end`. Counted from the workers' registry records (every worker heartbeat), so it covers what
- * the dashboard saw since it started, at most `historyMs` back.
+ * the dashboard saw since it started, at most `historyMs` back, and at most `?points=N` points
+ * (default 300: the last 5 minutes).
  */
 export interface Series {
   stepMs: number;
@@ -81,8 +84,16 @@ export interface QueueView {
   at: number;
   queue: QueueDetail;
   rates: Series;
-  /** The newest dead letters (up to 20); the full list is /api/queues/:queue/dead. */
+  /**
+   * Up to 20 dead letters, newest first; which 20 is `deadOrder`. The full list is
+   * /api/queues/:queue/dead.
+   */
   dead: DeadLetterView[];
+  /**
+   * Which dead letters `dead` holds when there are more than 20: the `'newest'` (memory, Redis), or
+   * the `'oldest'` (RabbitMQ, which reads its dead-letter queue from the head). Say which on the page.
+   */
+  deadOrder: 'newest' | 'oldest';
 }
 
 /** A dead letter with its message decoded where it parses. */

@@ -132,11 +132,16 @@ export class RateSeries {
     }
   }
 
-  /** The series of `queue` (all queues when null) whose last point ends at `end` (a multiple of `STEP_MS`). */
-  series(queue: string | null, end: number): Series {
+  /** How many points a series can hold: `historyMs` in steps. */
+  get capacity(): number {
+    return this.#size;
+  }
+
+  /** The last `points` (at most `capacity`) of the series of `queue` (all queues when null), the last point ending at `end` (a multiple of `STEP_MS`). */
+  series(queue: string | null, end: number, points = this.#size): Series {
     const ring = queue === null ? this.#all : this.#queues.get(queue);
     const last = Math.floor(end / STEP_MS) - 1;
-    const count = Math.max(0, Math.min(this.#size, last - Math.floor(this.start / STEP_MS) + 1));
+    const count = Math.max(0, Math.min(this.#size, points, last - Math.floor(this.start / STEP_MS) + 1));
     const processed: number[] = [];
     const failed: number[] = [];
     for (let s = last - count + 1; s <= last; s++) {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BackendError, ControlUnavailableError, assertTaskId, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail } from '@celeriac/core';
+import { BackendError, ControlUnavailableError, assertTaskId, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail, type QueueStats } from '@celeriac/core';
 import { BULK_TIMEOUT_MS, OPERATE_TIMEOUT_MS } from '@celeriac/worker/cli';
 import { z } from 'zod';
 import type { DeadLetterView, DeadLettersView, Info, QueueView, QueuesView, SchedulesView, TaskView, WorkersView } from './api.js';
@@ -30,19 +30,26 @@ export interface Route {
 /** How many dead letters a queue's view shows (the full list is /api/queues/:queue/dead). */
 const DEAD_IN_VIEW = 20;
 
+/** Rate points per series when `?points` is not given: the last 5 minutes. */
+const DEFAULT_POINTS = 300;
+
 const route = (method: Route['method'], path: string, run: Route['run']): Route => ({ method, path: path.split('/').filter(Boolean), run });
 
 export const ROUTES: Route[] = [
   route('GET', 'info', info),
-  route('GET', 'queues', async ({ sampler }): Promise<QueuesView> => {
+  route('GET', 'queues', async ({ sampler, query }): Promise<QueuesView> => {
+    const points = pointsOf(query, sampler);
     const snap = await sampler.current();
-    return { at: snap.at, queues: snap.queues.map((q) => ({ ...q, rates: sampler.series(q.queue, snap.at) })), workersOnline: snap.workers.length, rates: sampler.series(null, snap.at) };
+    return { at: snap.at, queues: snap.queues.map((q) => ({ ...q, rates: sampler.series(q.queue, snap.at, points) })), workersOnline: snap.workers.length, rates: sampler.series(null, snap.at, points) };
   }),
-  route('GET', 'queues/:queue', async ({ app, sampler, params, query }): Promise<QueueView> => {
+  route('GET', 'queues/:queue', async (ctx): Promise<QueueView> => {
+    const { app, sampler, params, query } = ctx;
     const limit = limitOf(query, 50, 500);
-    const [queue, dead] = await bounded(Promise.all([queueDetail(app, params.queue!, limit), app.inspect.deadLetters(params.queue!, { limit: DEAD_IN_VIEW })]));
+    const points = pointsOf(query, sampler);
+    const [queue, dead, conn] = await bounded(Promise.all([queueDetail(app, params.queue!, limit), app.inspect.deadLetters(params.queue!, { limit: DEAD_IN_VIEW }), app.connection()]));
+    if (!queue.paused && isEmpty(queue)) await assertKnown(ctx);
     const at = Date.now();
-    return { at, queue, rates: sampler.series(queue.queue, sampler.latest?.at ?? at), dead: dead.map(decode).sort((a, b) => b.at - a.at) };
+    return { at, queue, rates: sampler.series(queue.queue, sampler.latest?.at ?? at, points), dead: dead.map(decode).sort((a, b) => b.at - a.at), deadOrder: conn.broker.capabilities.deadLetterOrder };
   }),
   route('GET', 'queues/:queue/dead', async ({ app, params, query }): Promise<DeadLettersView> => {
     const letters = await bounded(app.inspect.deadLetters(params.queue!, { limit: limitOf(query, 100, 10_000) }));
@@ -60,7 +67,10 @@ export const ROUTES: Route[] = [
     return { at: snap.at, workers: snap.workers };
   }),
   route('GET', 'schedules', async ({ app }): Promise<SchedulesView> => ({ at: Date.now(), schedules: await bounded(app.inspect.schedules()) })),
-  route('POST', 'queues/:queue/pause', async ({ app, params }) => {
+  route('POST', 'queues/:queue/pause', async (ctx) => {
+    const { app, params } = ctx;
+    const stats = await bounded(app.connection().then((conn) => conn.broker.stats(params.queue!)));
+    if (isEmpty(stats)) await assertKnown(ctx);
     await bounded(app.control.pause(params.queue!));
     return { queue: params.queue, paused: true };
   }),
@@ -97,6 +107,31 @@ function limitOf(query: URLSearchParams, fallback: number, max: number): number 
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'BAD_REQUEST', `limit must be an integer from 1 to ${max} (got ${text})`);
   return n;
+}
+
+function pointsOf(query: URLSearchParams, sampler: Sampler): number {
+  const max = sampler.rates.capacity;
+  const text = query.get('points');
+  if (text === null) return Math.min(DEFAULT_POINTS, max);
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, 'BAD_REQUEST', `points must be an integer from 1 to ${max} (the history kept) (got ${text})`);
+  return n;
+}
+
+function isEmpty(stats: QueueStats): boolean {
+  return stats.ready + stats.delayed + stats.inFlight + stats.dead + stats.completed + stats.failed === 0;
+}
+
+/**
+ * 404 for a queue nothing knows (not in the workers' registry, not paused, not in `queues`; the
+ * caller saw it empty), so a typo in a URL shows an error, and pausing it creates no phantom queue.
+ */
+async function assertKnown({ sampler, settings, params }: RouteContext): Promise<void> {
+  const queue = params.queue!;
+  if (settings.queues.includes(queue)) return;
+  const snap = await sampler.current();
+  if (snap.queues.some((q) => q.queue === queue)) return;
+  throw new HttpError(404, 'NOT_FOUND', `no queue ${JSON.stringify(queue)}: no worker has served it, it is not paused and it holds no tasks (check the name)`);
 }
 
 /** Every call to the broker or store has a bound: past it, a 503 that says so. */

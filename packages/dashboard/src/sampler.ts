@@ -63,9 +63,9 @@ export class Sampler {
     return this.#snapshot;
   }
 
-  /** The rate series of a queue (all queues when null), as of the latest read. */
-  series(queue: string | null, at: number): Series {
-    return this.rates.series(queue, Math.floor((at - SERIES_LAG_MS) / 1_000) * 1_000);
+  /** The last `points` of the rate series of a queue (all queues when null), as of the latest read. */
+  series(queue: string | null, at: number, points?: number): Series {
+    return this.rates.series(queue, Math.floor((at - SERIES_LAG_MS) / 1_000) * 1_000, points);
   }
 
   close(): void {

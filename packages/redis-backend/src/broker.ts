@@ -47,7 +47,7 @@ const STATES = { p: 'pending', s: 'scheduled', a: 'active', r: 'retrying' } as c
  * 5. Holds its result store on the same connection, so acks write results atomically.
  */
 export class RedisBroker implements Broker {
-  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true, sharedDedup: true };
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: true, taskStates: true, sharedDedup: true, deadLetterOrder: 'newest' as const };
   readonly results: RedisResultBackend;
   readonly #client: Client;
   readonly #scripts: Scripts;

@@ -30,7 +30,7 @@ interface Waiter {
  * 6. Lists waiting messages without taking them (`peek`).
  */
 export class MemoryBroker implements Broker {
-  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true, sharedDedup: true };
+  readonly capabilities = { delays: true, priorities: true, deadLetter: true, cluster: false, taskStates: true, sharedDedup: true, deadLetterOrder: 'newest' as const };
   readonly results = new MemoryResultBackend();
   readonly #queues = new Map<string, MemoryQueue>();
   readonly #waiters = new Set<Waiter>();
