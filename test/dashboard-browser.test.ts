@@ -8,6 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { createApp, type App, type AppOptions } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { createDashboard, serveDashboard, type ServedDashboard, type ServeOptions } from '@celeriac/dashboard';
+import type { QueuesView } from '../packages/dashboard/src/api.js';
 import { Worker } from '@celeriac/worker';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,36 @@ async function setup(options: AppOptions, dashboard: (queue: string) => ServeOpt
   const server = await serveDashboard(app, { port: 0, ...dashboard(queue) });
   served.push(server);
   return { app, queue, job, startWorker, url: server.url };
+}
+
+/**
+ * `app`'s dashboard on node:http under `mount` (as Express's `app.use(mount, handler)` would hand it
+ * the request), counting the requests the server saw per path and how many are under way. `at()`
+ * reads the server's sampler clock (the `at` of /api/queues, a new snapshot every second) without
+ * being counted.
+ */
+async function mountDashboard(app: App, mount = '') {
+  const dashboard = createDashboard(app);
+  const seen = new Map<string, number>();
+  const underWay = new Map<string, number>();
+  const add = (map: Map<string, number>, path: string, n: number) => map.set(path, (map.get(path) ?? 0) + n);
+  const server = createServer((req, res) => {
+    const path = req.url!.split('?')[0]!;
+    if (mount && path !== mount && !path.startsWith(`${mount}/`)) return void res.writeHead(404).end();
+    if (req.headers['x-test-probe'] === undefined) {
+      add(seen, path, 1);
+      add(underWay, path, 1);
+      res.on('close', () => add(underWay, path, -1));
+    }
+    if (mount) Object.assign(req, { originalUrl: req.url, url: req.url!.slice(mount.length) || '/' });
+    dashboard.handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // The browser keeps idle connections open: drop them, or close() waits for them.
+  served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) });
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${mount}`;
+  const at = async () => ((await (await fetch(`${base}/api/queues`, { headers: { 'x-test-probe': '1' } })).json()) as QueuesView).at;
+  return { base, at, seen: (path: string) => seen.get(path) ?? 0, underWay: (path: string) => underWay.get(path) ?? 0 };
 }
 
 const row = (page: Page, queue: string) => page.locator(`[data-testid="queue-row"][data-queue="${queue}"]`);
@@ -283,16 +314,8 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
   it('mounted under a prefix: deep links load, links and back/forward stay under it', { timeout: BROWSER_TEST_MS }, async () => {
     const { queue, job, app } = await setup({ broker: urlWith(prefix) });
     await job.enqueue({ note: 'x' });
-    const dashboard = createDashboard(app);
     const mount = '/admin/queues';
-    const server = createServer((req, res) => {
-      if (req.url !== mount && !req.url!.startsWith(`${mount}/`)) return void res.writeHead(404).end();
-      Object.assign(req, { originalUrl: req.url, url: req.url!.slice(mount.length) || '/' }); // as Express's app.use(mount, handler)
-      dashboard.handler(req, res);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    served.push({ url: '', close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) }); // the browser keeps idle connections open
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${mount}`;
+    const { base } = await mountDashboard(app, mount);
     const bare = await open(base); // the mount URL as typed, without its trailing slash, is the overview
     await expect.poll(() => row(bare, queue).count(), POLL).toBe(1);
     expect(await byTestId(bare, 'not-found').count()).toBe(0);
@@ -322,22 +345,44 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await expect.poll(() => byTestId(page, 'error-banner').count(), POLL).toBe(0);
   });
 
+  it('each page polls its endpoint at most once per refreshMs: requests the server saw over its sampler ticks', { timeout: BROWSER_TEST_MS }, async () => {
+    const { app, queue, job } = await setup({ broker: urlWith(prefix) });
+    await job.enqueue({ note: 'x' });
+    const { base, at, seen } = await mountDashboard(app);
+    const overview = await open(`${base}/`);
+    const queuePage = await open(`${base}/queues/${queue}`);
+    const endpoints = ['/api/queues', `/api/queues/${queue}`];
+    await expect.poll(() => Math.min(...endpoints.map(seen)), POLL).toBeGreaterThanOrEqual(1);
+    const from = await at();
+    const before = endpoints.map(seen);
+    await expect.poll(at, POLL).toBeGreaterThanOrEqual(from + 5_000);
+    const ticks = ((await at()) - from) / 1_000;
+    const polls = endpoints.map((e, i) => seen(e) - before[i]!);
+    // refreshMs is 1 s: a poll a tick, plus one for the sampler's snapshot being up to a tick old at each end.
+    for (const n of polls) expect(n).toBeGreaterThanOrEqual(2);
+    for (const n of polls) expect(n).toBeLessThanOrEqual(ticks + 2);
+    expect(seen('/api/info')).toBe(2); // once per page
+    expect(await textNow(row(overview, queue).getByTestId('queue-ready'))).toBe('1');
+    expect(await text(queuePage, 'count-ready')).toBe('1');
+  });
+
   it('polls while the tab is shown, not at all while it is hidden, and again once shown', { timeout: BROWSER_TEST_MS }, async () => {
-    const { url } = await setup({ broker: urlWith(prefix) });
-    const page = await open(url);
-    const calls: string[] = [];
-    page.on('request', (r) => {
-      if (new URL(r.url()).pathname === '/api/queues') calls.push(r.url());
-    });
-    await expect.poll(() => calls.length, POLL).toBeGreaterThanOrEqual(2);
+    const { app } = await setup({ broker: urlWith(prefix) });
+    const { base, at, seen, underWay } = await mountDashboard(app);
+    const page = await open(`${base}/`);
+    const polls = () => seen('/api/queues');
+    await expect.poll(polls, POLL).toBeGreaterThanOrEqual(2);
     // Headless Chromium never hides a tab: say it is hidden, as the browser would.
     await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }); document.dispatchEvent(new Event('visibilitychange'))`);
-    await new Promise((resolve) => setTimeout(resolve, 1_500)); // a request already under way may still land
-    const hidden = calls.length;
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    expect(calls.length).toBe(hidden);
+    // A request already under way may still land: wait for a sampler tick with none under way.
+    const hiddenAt = await at();
+    await expect.poll(async () => (await at()) >= hiddenAt + 1_000 && underWay('/api/queues') === 0, POLL).toBe(true);
+    const hidden = polls();
+    const quietFrom = await at();
+    await expect.poll(at, POLL).toBeGreaterThanOrEqual(quietFrom + 2_000); // two refresh periods: a poll would have come
+    expect(polls()).toBe(hidden);
     await page.evaluate(`Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }); document.dispatchEvent(new Event('visibilitychange'))`);
-    await expect.poll(() => calls.length, POLL).toBeGreaterThan(hidden);
+    await expect.poll(polls, POLL).toBeGreaterThan(hidden);
   });
 
   it('on RabbitMQ alone: the hint in a banner, the named queues with their counts, no control actions', { timeout: BROWSER_TEST_MS }, async () => {
