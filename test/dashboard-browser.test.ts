@@ -22,7 +22,9 @@ import { urlWith } from './redis/helpers.js';
 // The dashboard's pages in real Chromium, against the real server on Redis, Redis Cluster and
 // RabbitMQ (with a Redis store, and alone): what a person sees and clicks, checked against what
 // the brokers say. Without /usr/bin/chromium every test skips, saying what to install.
-// SCREENSHOTS=1 (npm run screenshots) also saves docs/images/dashboard-{overview,task}.png.
+// Every run saves screenshots of the overview and a failed task's page per broker in
+// .cache/screenshots/ (gitignored) to look at; SCREENSHOTS=1 (npm run screenshots) also makes the
+// README's docs/images/dashboard-{overview,task}.png from realistic traffic.
 
 const { prefix, backends, apps, workers } = controlBackends('dash-ui');
 const BACKENDS = backends.filter((b) => b.name !== 'memory');
@@ -64,6 +66,13 @@ const byTestId = (page: Page, id: string) => page.getByTestId(id);
 const textNow = async (locator: Locator) => (await locator.allTextContents())[0]?.trim() ?? '';
 const text = (page: Page, id: string) => textNow(byTestId(page, id));
 const POLL = { timeout: 10_000, interval: 100 };
+
+/** Saves what the page shows now as .cache/screenshots/<name>.png (every run: an artifact to look at, not compared). */
+async function saveScreenshot(page: Page, name: string) {
+  const dir = new URL('../.cache/screenshots/', import.meta.url);
+  await mkdir(dir, { recursive: true });
+  await page.screenshot({ path: fileURLToPath(new URL(`${name}.png`, dir)), fullPage: true });
+}
 
 /** The XSS payload shows as text, no <img> was made from it, its handler never ran. */
 async function expectInert(page: Page) {
@@ -130,7 +139,7 @@ async function mountDashboard(app: App, mount = '') {
 const row = (page: Page, queue: string) => page.locator(`[data-testid="queue-row"][data-queue="${queue}"]`);
 
 describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dashboard in Chromium' : `the dashboard in Chromium (skipped: ${CHROMIUM_MISSING})`, () => {
-  describe.each(BACKENDS)('on $name', ({ options }) => {
+  describe.each(BACKENDS)('on $name', ({ name, options }) => {
 
     it('the overview lists a queue, and its counts follow enqueues without a reload', { timeout: BROWSER_TEST_MS }, async () => {
       const { queue, job, url } = await setup(options());
@@ -141,6 +150,7 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
       await job.enqueueMany([{ payload: { note: 'a' } }, { payload: { note: 'b' } }]);
       await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('3');
       expect(await page.evaluate(() => performance.timeOrigin)).toBe(loaded); // the same page, not reloaded
+      await saveScreenshot(page, `overview-${name}`);
       await row(page, queue).getByTestId('queue-link').click();
       await expect.poll(() => text(page, 'queue-name'), POLL).toBe(queue);
       expect(new URL(page.url()).pathname).toBe(`/queues/${queue}`);
@@ -160,6 +170,7 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
       expect(await text(page, 'task-stack')).toMatch(/^Error: job failed: <img[\s\S]*\n\s+at /);
       expect(await text(page, 'task-worker')).not.toBe('—');
       await expectInert(page);
+      await saveScreenshot(page, `task-${name}`);
       // A deep link survives a reload.
       await page.reload();
       await expect.poll(() => text(page, 'task-state'), POLL).toBe('failed');
