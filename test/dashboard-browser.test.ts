@@ -349,10 +349,11 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
     // The server's answer while its broker is out (the API tests make a real one; here the page's side of it).
     const outage = { error: { code: 'UNAVAILABLE', message: 'the broker did not answer within 5000 ms' } };
-    await page.route('**/api/queues', (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(outage) }));
+    const queuesView = (u: URL) => u.pathname === '/api/queues'; // whatever its query (?points=…)
+    await page.route(queuesView, (route) => route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify(outage) }));
     await expect.poll(() => text(page, 'error-banner'), POLL).toContain('the broker did not answer within 5000 ms');
     expect(await textNow(row(page, queue).getByTestId('queue-ready'))).toBe('1');
-    await page.unroute('**/api/queues');
+    await page.unroute(queuesView);
     await expect.poll(() => byTestId(page, 'error-banner').count(), POLL).toBe(0);
   });
 
