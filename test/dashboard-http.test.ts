@@ -1,10 +1,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { createApp, type App } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { createDashboard, serveDashboard, type Info } from '@celeriac/dashboard';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { serveMetrics } from '@celeriac/worker';
+import { Registry } from 'prom-client';
 import { REDIS_URL, removePrefix, uniquePrefix, urlWith } from './redis/helpers.js';
 import { api, errorCode, raw, serve as serveOn, summary } from './support/dashboard-http.js';
 import { FaultProxy } from './support/fault-proxy.js';
@@ -72,9 +75,61 @@ describe('dashboard HTTP rules', () => {
     expect((await raw(allowing, 'api/info', { headers: { Host: 'attacker.example' } })).status).toBe(403);
   });
 
+  it('without a token, only a loopback connection is answered: a forged Host: localhost over another interface is 403', async (ctx) => {
+    const address = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!address) {
+      console.warn('SKIPPED: this machine has no non-loopback IPv4 interface, so a request from another address cannot be made');
+      return ctx.skip();
+    }
+    const { app } = memoryApp();
+    const dashboard = createDashboard(app);
+    const server = createServer(dashboard.handler);
+    await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+    served.push({ close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) });
+    const port = (server.address() as AddressInfo).port;
+    for (const path of ['api/info', 'metrics', '', 'api/queues']) {
+      const res = await raw(`http://${address}:${port}/`, path, { headers: { Host: `localhost:${port}` } });
+      expect([path, res.status, errorCode(res.text)]).toEqual([path, 403, 'FORBIDDEN']);
+    }
+    const loopback = await raw(`http://127.0.0.1:${port}/`, 'api/info', { headers: { Host: `localhost:${port}` } });
+    expect(loopback.status).toBe(200);
+  });
+
+  it("the worker's metrics server follows the same rule: without a token, a request naming another host is refused", async () => {
+    const metrics = await serveMetrics(new Registry(), { port: 0 });
+    served.push(metrics);
+    const port = new URL(metrics.url).port;
+    const forged = await raw(metrics.url, 'metrics', { headers: { Host: `attacker.example:${port}` } });
+    expect([forged.status, errorCode(forged.text)]).toEqual([403, 'FORBIDDEN']);
+    expect((await raw(metrics.url, 'metrics')).status).toBe(200);
+  });
+
+  it('the Bearer scheme is case-insensitive and a configured token is trimmed (a stray newline from a file)', async () => {
+    const { app } = memoryApp();
+    const url = await serve(app, { token: ' s3cret\n' });
+    for (const header of ['Bearer s3cret', 'bearer s3cret', 'BEARER  s3cret']) expect([header, (await raw(url, 'api/info', { headers: { Authorization: header } })).status]).toEqual([header, 200]);
+    expect((await raw(url, 'api/info', { headers: { Authorization: 'Bearer s3cre' } })).status).toBe(401);
+    expect(() => createDashboard(app, { token: '  ' })).toThrow(/token must not be empty/);
+  });
+
+  it('behind a proxy: with a token the Origin is not checked (a cross-site page cannot send Authorization); without one, allowed hosts are accepted origins', async () => {
+    const { app, queue } = memoryApp();
+    const json = { 'Content-Type': 'application/json' };
+    const pause = `api/queues/${queue}/pause`;
+    const tokened = await serve(app, { token: 's3cret', queues: [queue] });
+    const res = await raw(tokened, pause, { method: 'POST', headers: { ...json, Authorization: 'Bearer s3cret', Host: 'backend.internal:5555', Origin: 'https://dash.example.com' }, body: '{}' });
+    expect(res.status).toBe(200);
+    expect((await raw(tokened, `api/queues/${queue}/resume`, { method: 'POST', headers: { ...json, Origin: 'https://dash.example.com' }, body: '{}' })).status).toBe(401);
+    await app.control.resume(queue);
+    const allowing = await serve(app, { allowedHosts: ['ops.internal'], queues: [queue] });
+    // The proxy (on this machine) passes Host on as 127.0.0.1; the browser's Origin is the proxy's name.
+    expect((await raw(allowing, pause, { method: 'POST', headers: { ...json, Origin: 'https://ops.internal' }, body: '{}' })).status).toBe(200);
+    expect((await raw(allowing, pause, { method: 'POST', headers: { ...json, Host: 'ops.internal', Origin: 'https://attacker.example' }, body: '{}' })).status).toBe(403);
+  });
+
   it('actions are POSTs of JSON from this origin only, with bodies up to 64 KiB; nothing happens otherwise', async () => {
     const { app, queue } = memoryApp();
-    const url = await serve(app);
+    const url = await serve(app, { queues: [queue] });
     const json = { 'Content-Type': 'application/json' };
     const pause = `api/queues/${queue}/pause`;
     const get = await raw(url, pause);
@@ -129,7 +184,7 @@ describe('dashboard HTTP rules', () => {
   it('every answer carries the security headers; the page is not cached and the API is not either', async () => {
     const { app } = memoryApp();
     const url = await serve(app);
-    const csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+    const csp = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
     for (const path of ['', 'queues/x', 'api/info', 'api/nope', 'metrics', 'assets/app.js']) {
       const res = await raw(url, path);
       expect([path, res.headers['content-security-policy'], res.headers['x-content-type-options'], res.headers['referrer-policy']]).toEqual([path, csp, 'nosniff', 'no-referrer']);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { App } from '@celeriac/core';
 import type { Registry } from 'prom-client';
-import { checkAction, checkHost, checkToken, type AccessRules } from './access.js';
+import { checkAccess, checkAction, type AccessRules } from './access.js';
 import { dashboardMetrics } from './metrics.js';
 import { parseDashboardOptions, type DashboardOptions, type DashboardSettings } from './options.js';
 import { HttpError, readJsonBody, sendError, sendJson, setSecurityHeaders } from './respond.js';
@@ -35,11 +35,10 @@ export function createDashboard(app: App, options?: DashboardOptions): Dashboard
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     setSecurityHeaders(res);
-    checkHost(req, rules);
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
     const path = pathOf(req, settings);
     const api = path === '/api' || path.startsWith('/api/');
-    if (api || path === '/metrics') checkToken(req, rules);
+    checkAccess(req, rules, api || path === '/metrics');
     if (api) return answerApi(req, res, method, path);
     if (method !== 'GET') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed here: pages are read with GET`, { Allow: 'GET, HEAD' });
     if (path === '/metrics') {
@@ -62,7 +61,7 @@ export function createDashboard(app: App, options?: DashboardOptions): Dashboard
       const allow = [...new Set(matching.map((m) => m.r.method))].join(', ');
       throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}: use ${allow}${allow === 'POST' ? ' (actions are POST only)' : ''}`, { Allow: allow });
     }
-    if (method === 'POST') checkAction(req);
+    if (method === 'POST') checkAction(req, rules);
     const body = method === 'POST' ? await readJsonBody(req) : {};
     const query = new URL(req.url ?? '/', 'http://dashboard.invalid').searchParams;
     sendJson(res, 200, await found.r.run({ app, sampler, settings, params: found.params!, query, body }));

@@ -9,7 +9,13 @@ const dashboardSchema = z.object({
   /** Queues always listed, besides those the registry knows (on RabbitMQ alone, the only ones listed). */
   queues: z.array(z.string().regex(queueNamePattern, 'queue names use letters, digits and _ . : - (at most 200)')).default([]),
   /** When set, every /api and /metrics request needs `Authorization: Bearer <token>`. */
-  token: z.string().min(1, 'token must not be empty (leave it out for no token)').nullish().transform((t) => t ?? null),
+  /** Surrounding blanks are dropped (a newline read from a file with the secret). */
+  token: z
+    .string()
+    .transform((t) => t.trim())
+    .pipe(z.string().min(1, 'token must not be empty (leave it out for no token)'))
+    .nullish()
+    .transform((t) => t ?? null),
   /** How far back the rate series go (default 15 min). */
   historyMs: z.number().int().min(60_000, 'historyMs must be at least 60000 (1 min)').max(86_400_000, 'historyMs must be at most 86400000 (24 h)').default(15 * 60_000),
   /** How often the pages refresh (default and minimum 1000). */

@@ -1,6 +1,6 @@
 import type { TaskCounts, WorkerInfo } from '@celeriac/core';
 import { describe, expect, it } from 'vitest';
-import { CountsLedger, GONE_KEEP_MS, RateSeries, type CountsDelta } from './rates.js';
+import { CountsLedger, GONE_KEEP_MS, MAX_REMEMBERED, RateSeries, type CountsDelta } from './rates.js';
 
 const T0 = 1_000_000_000; // a whole second: bucket boundaries fall on it
 
@@ -24,9 +24,39 @@ describe('CountsLedger', () => {
     expect(ledger.observe([worker('w1', T0 - 60_000, T0 + 500, [counts('q', 't', { succeeded: 100, failed: 3 })])], T0 + 1_600)).toEqual([]);
     const next = ledger.observe([worker('w1', T0 - 60_000, T0 + 2_500, [counts('q', 't', { succeeded: 104, failed: 4, retried: 2 }), counts('q', 'u', { expired: 1 })])], T0 + 2_600);
     expect(next).toEqual([
-      { queue: 'q', task: 't', succeeded: 4, failed: 1, retried: 2, expired: 0, revoked: 0, from: T0 + 500, to: T0 + 2_500 },
-      { queue: 'q', task: 'u', succeeded: 0, failed: 0, retried: 0, expired: 1, revoked: 0, from: T0 + 500, to: T0 + 2_500 },
+      { queue: 'q', task: 't', succeeded: 4, failed: 1, retried: 2, expired: 0, revoked: 0, from: T0 + 600, to: T0 + 2_600 },
+      { queue: 'q', task: 'u', succeeded: 0, failed: 0, retried: 0, expired: 1, revoked: 0, from: T0 + 600, to: T0 + 2_600 },
     ]);
+  });
+
+  it('a worker gone for longer than a minute that comes back with the same id counts only what is new, not its whole history again', () => {
+    const ledger = new CountsLedger(T0);
+    ledger.observe([worker('w', T0 + 1, T0 + 2_000, [counts('q', 't', { succeeded: 500 })])], T0 + 2_000);
+    for (let t = T0 + 3_000; t < T0 + 30 * 60_000; t += 60_000) ledger.observe([], t); // half an hour without its record
+    const back = ledger.observe([worker('w', T0 + 1, T0 + 30 * 60_000, [counts('q', 't', { succeeded: 503 })])], T0 + 30 * 60_000);
+    expect(back).toEqual([{ queue: 'q', task: 't', succeeded: 3, failed: 0, retried: 0, expired: 0, revoked: 0, from: T0 + 2_000, to: T0 + 30 * 60_000 }]);
+    ledger.observe([], T0 + 30 * 60_000 + 1);
+    ledger.observe([], T0 + 30 * 60_000 + 1 + GONE_KEEP_MS);
+    expect(ledger.size).toBe(0);
+  });
+
+  it(`remembers at most ${MAX_REMEMBERED} workers, forgetting the longest unseen first`, () => {
+    const ledger = new CountsLedger(T0);
+    const many = Array.from({ length: MAX_REMEMBERED + 5 }, (_, i) => worker(`w${i}`, T0 - 1_000, T0 + 500, [counts('q', 't', { succeeded: 1 })]));
+    ledger.observe(many, T0 + 1_000);
+    expect(ledger.size).toBe(MAX_REMEMBERED);
+  });
+
+  it("clock skew: whether a worker is new is judged by its own uptime against the dashboard's time between reads, and its deltas land on the dashboard's clock", () => {
+    const HOUR = 3_600_000;
+    const ledger = new CountsLedger(T0);
+    // Its clock is an hour ahead; it ran long before the dashboard: a baseline, not 900 tasks at once.
+    expect(ledger.observe([worker('ahead', T0 + HOUR - 600_000, T0 + HOUR + 900, [counts('q', 't', { succeeded: 900 })])], T0 + 1_000)).toEqual([]);
+    // Its clock is an hour behind; it started between two reads: counted from its start, in the dashboard's seconds.
+    const late = ledger.observe([worker('behind', T0 - HOUR + 2_000, T0 - HOUR + 4_000, [counts('q', 't', { succeeded: 4 })])], T0 + 4_000);
+    expect(late).toEqual([{ queue: 'q', task: 't', succeeded: 4, failed: 0, retried: 0, expired: 0, revoked: 0, from: T0 + 2_000, to: T0 + 4_000 }]);
+    const next = ledger.observe([worker('behind', T0 - HOUR + 2_000, T0 - HOUR + 6_000, [counts('q', 't', { succeeded: 6 })])], T0 + 6_100);
+    expect(next).toEqual([{ queue: 'q', task: 't', succeeded: 2, failed: 0, retried: 0, expired: 0, revoked: 0, from: T0 + 4_000, to: T0 + 6_000 }]);
   });
 
   it('a worker started after the dashboard (a restart comes back with a new id) counts from its start', () => {
@@ -46,7 +76,7 @@ describe('CountsLedger', () => {
     ]);
   });
 
-  it('a worker that left is kept a minute (a late heartbeat resumes from its last counts), then forgotten', () => {
+  it('a worker that left is kept for GONE_KEEP_MS (a late heartbeat resumes from its last counts), then forgotten', () => {
     const ledger = new CountsLedger(T0);
     ledger.observe([worker('w', T0 + 1, T0 + 2_000, [counts('q', 't', { succeeded: 2 })])], T0 + 2_000);
     ledger.observe([], T0 + 3_000);

@@ -4,14 +4,20 @@ import type { Series } from './api.js';
 /**
  * Tasks per second, counted from the workers' registry records (pure logic, no I/O):
  * 1. `CountsLedger` turns each worker's cumulative `counts` into deltas between two of its
- *    records; a worker first seen after the dashboard started counts from its start, one that
- *    ran before counts from its first record; a record without `counts` (an older worker) is no
- *    data; a worker that left is forgotten a minute later.
- * 2. `RateSeries` spreads each delta evenly over the time between the two records' `lastSeen`
+ *    records. A worker first seen counts from its start when it started since the previous
+ *    observation (its own uptime, `lastSeen - startedAt`, against the dashboard's time between
+ *    observations: no comparison across clocks), else its first record is a baseline. A record
+ *    without `counts` (an older worker) is no data. A worker that left is remembered for hours
+ *    (at most `MAX_REMEMBERED` of them, oldest forgotten first), so one that comes back with the
+ *    same id counts only what is new.
+ * 2. Deltas are placed on the dashboard's clock: each worker's times are shifted by the smallest
+ *    gap seen between its `lastSeen` and the dashboard reading it (its clock's offset, plus the
+ *    shortest delay), so a worker whose clock is off still lands in the right seconds.
+ * 3. `RateSeries` spreads each delta evenly over the time between the two records' `lastSeen`
  *    (heartbeats are 2 s apart), in 1-s buckets kept for `historyMs`.
  */
 
-/** What one worker ended or retried of one task in one queue between two of its records, `from` < `to` (ms). */
+/** What one worker ended or retried of one task in one queue between two of its records, `from` < `to` (ms, the dashboard's clock). */
 export interface CountsDelta extends TaskCounts {
   from: number;
   to: number;
@@ -19,52 +25,74 @@ export interface CountsDelta extends TaskCounts {
 
 const OUTCOMES = ['succeeded', 'failed', 'retried', 'expired', 'revoked'] as const;
 
-/** How long a worker's last counts are kept once its record is gone (it may show up again after a slow heartbeat). */
-export const GONE_KEEP_MS = 60_000;
+/** How long a worker's last counts are kept once its record is gone (it may come back with the same id). */
+export const GONE_KEEP_MS = 6 * 3_600_000;
+
+/** Most workers remembered at once (a bound on memory whatever the churn). */
+export const MAX_REMEMBERED = 10_000;
+
+/** Slack on "started since the previous observation": the read's own duration and a heartbeat. */
+const NEW_SLACK_MS = 5_000;
 
 interface Seen {
   lastSeen: number;
   counts: Map<string, TaskCounts>;
   goneSince: number | null;
+  /** Dashboard time minus worker time, the smallest seen (see 2 above). */
+  offset: number;
 }
 
 export class CountsLedger {
+  /** By id, least recently seen first (an entry is moved to the end when seen). */
   readonly #workers = new Map<string, Seen>();
+  #observed: number;
 
-  /** @param since when the dashboard started: workers started later are counted from their start. */
-  constructor(private readonly since: number) {}
+  /** @param since when the dashboard started: the first observation's "previous" one. */
+  constructor(since: number) {
+    this.#observed = since;
+  }
 
-  /** The deltas since the previous records; `workers` is the whole registry now. */
+  /** The deltas since the previous records; `workers` is the whole registry now, read at `now`. */
   observe(workers: readonly WorkerInfo[], now: number): CountsDelta[] {
     const deltas: CountsDelta[] = [];
-    const present = new Set<string>();
     for (const w of workers) {
       if (!Array.isArray(w.counts)) continue;
-      present.add(w.id);
       const counts = new Map(w.counts.map((c) => [key(c), c]));
       const seen = this.#workers.get(w.id);
       if (!seen) {
-        this.#workers.set(w.id, { lastSeen: w.lastSeen, counts, goneSince: null });
-        if (w.startedAt >= this.since) deltas.push(...diff(new Map(), counts, w.startedAt, w.lastSeen));
+        const offset = now - w.lastSeen;
+        this.#remember(w.id, { lastSeen: w.lastSeen, counts, goneSince: null, offset });
+        const fresh = w.lastSeen - w.startedAt <= now - this.#observed + NEW_SLACK_MS;
+        if (fresh) deltas.push(...diff(new Map(), counts, w.startedAt + offset, w.lastSeen + offset));
         continue;
       }
+      this.#remember(w.id, seen);
       seen.goneSince = null;
+      seen.offset = Math.min(seen.offset, now - w.lastSeen);
       if (w.lastSeen <= seen.lastSeen) continue;
-      deltas.push(...diff(seen.counts, counts, seen.lastSeen, w.lastSeen));
+      deltas.push(...diff(seen.counts, counts, seen.lastSeen + seen.offset, w.lastSeen + seen.offset));
       seen.lastSeen = w.lastSeen;
       seen.counts = counts;
     }
+    const present = new Set(workers.map((w) => w.id));
     for (const [id, seen] of this.#workers) {
       if (present.has(id)) continue;
       seen.goneSince ??= now;
       if (now - seen.goneSince >= GONE_KEEP_MS) this.#workers.delete(id);
     }
+    this.#observed = now;
     return deltas;
   }
 
   /** Workers whose counts are remembered (for tests). */
   get size(): number {
     return this.#workers.size;
+  }
+
+  #remember(id: string, seen: Seen): void {
+    this.#workers.delete(id);
+    this.#workers.set(id, seen);
+    if (this.#workers.size > MAX_REMEMBERED) this.#workers.delete(this.#workers.keys().next().value!);
   }
 }
 

@@ -10,7 +10,7 @@ import type { ApiError } from './api.js';
 /** Largest POST body accepted. */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
+export const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
 
 /** An answer other than 200: its status, stable code and message for a person. */
 export class HttpError extends Error {

@@ -2,7 +2,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ValidationError } from '@celeriac/core';
 import type { Registry } from 'prom-client';
-import { assertBindable, hasBearer } from './http-access.js';
+import { assertBindable, refuseAccess } from './http-access.js';
 
 /** How a token for the worker's metrics is given (named by the refusal to listen without one). */
 export const METRICS_TOKEN_NAMES = { flag: '--metrics-token', env: 'CELERIAC_METRICS_TOKEN' } as const;
@@ -33,7 +33,8 @@ export interface MetricsServer {
 export async function serveMetrics(registry: Registry, { host = '127.0.0.1', port, token }: MetricsServerOptions): Promise<MetricsServer> {
   assertBindable(host, token, METRICS_TOKEN_NAMES, (m) => new ValidationError('INVALID_OPTIONS', m));
   const server = createServer((req, res) => {
-    if (token && !hasBearer(req, token)) return error(res, 401, 'UNAUTHORIZED', 'send Authorization: Bearer <token> (the --metrics-token of the worker)', { 'WWW-Authenticate': 'Bearer' });
+    const refusal = refuseAccess(req, { token: token?.trim() || null, allowedHosts: [] });
+    if (refusal) return error(res, refusal.status, refusal.code, refusal.status === 401 ? 'send Authorization: Bearer <token> (the --metrics-token of the worker)' : refusal.message, refusal.headers);
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') return error(res, 404, 'NOT_FOUND', 'metrics are served at GET /metrics');
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'METHOD_NOT_ALLOWED', 'use GET /metrics', { Allow: 'GET, HEAD' });
