@@ -179,7 +179,27 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
   });
 
   // The queue page's actions and the task page's revoke, on every broker.
-  describe.each(BACKENDS)('on $name', ({ options }) => {
+  describe.each(BACKENDS)('on $name', ({ name, options }) => {
+    it('with a token, "show all" lists every dead letter in the page, past the 20 of the queue view', { timeout: BROWSER_TEST_MS }, async () => {
+      const { queue, job, startWorker, url } = await setup(options(), () => ({ token: 's3cret-token' }));
+      await startWorker();
+      const handles = await job.enqueueMany(Array.from({ length: 22 }, (_, i) => ({ payload: { note: `dies ${i}`, fail: true } })));
+      await Promise.all(handles.map((h) => expect(h.result({ timeoutMs: 20_000 })).rejects.toMatchObject({ state: 'failed' })));
+      const page = await open(`${url}queues/${queue}`);
+      await byTestId(page, 'token-input').fill('s3cret-token');
+      await byTestId(page, 'token-submit').click();
+      await expect.poll(() => text(page, 'count-dead'), POLL).toBe('22'); // (RabbitMQ may bury a letter just after its failure is stored)
+      const rows = page.getByTestId('dead-row');
+      await expect.poll(() => rows.count(), POLL).toBe(20);
+      expect(await text(page, 'dead-more')).toBe(`Showing the ${name.startsWith('amqp') ? 'oldest' : 'newest'} 20 of 22.`); // RabbitMQ reads its dead letters from the head
+      await byTestId(page, 'dead-show-all').click(); // fetched by the page, with its token (a raw API link would answer 401)
+      await expect.poll(() => rows.count(), POLL).toBe(22);
+      expect(await byTestId(page, 'dead-more').count()).toBe(0);
+      expect(new Set(await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-id'))))).toEqual(new Set(handles.map((h) => h.id)));
+      await byTestId(page, 'dead-show-all').click();
+      await expect.poll(() => rows.count(), POLL).toBe(20);
+    });
+
     it('a dead letter redriven from its button runs again and succeeds; its error shows as text', { timeout: BROWSER_TEST_MS }, async () => {
       const { app, queue, job, startWorker, url } = await setup(options());
       await startWorker();
@@ -436,25 +456,6 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await page.reload(); // kept for the tab's session: not asked again
     await expect.poll(() => textNow(row(page, queue).getByTestId('queue-ready')), POLL).toBe('1');
     expect(await byTestId(page, 'token-form').count()).toBe(0);
-  });
-
-  it('with a token, "show all" lists every dead letter in the page, past the 20 of the queue view', { timeout: BROWSER_TEST_MS }, async () => {
-    const { queue, job, startWorker, url } = await setup({ broker: urlWith(prefix) }, () => ({ token: 's3cret-token' }));
-    await startWorker();
-    const handles = await job.enqueueMany(Array.from({ length: 22 }, (_, i) => ({ payload: { note: `dies ${i}`, fail: true } })));
-    await Promise.all(handles.map((h) => expect(h.result({ timeoutMs: 20_000 })).rejects.toMatchObject({ state: 'failed' })));
-    const page = await open(`${url}queues/${queue}`);
-    await byTestId(page, 'token-input').fill('s3cret-token');
-    await byTestId(page, 'token-submit').click();
-    const rows = page.getByTestId('dead-row');
-    await expect.poll(() => rows.count(), POLL).toBe(20);
-    expect(await text(page, 'dead-more')).toBe('Showing the newest 20 of 22.');
-    await byTestId(page, 'dead-show-all').click(); // fetched by the page, with its token (a raw API link would answer 401)
-    await expect.poll(() => rows.count(), POLL).toBe(22);
-    expect(await byTestId(page, 'dead-more').count()).toBe(0);
-    expect(new Set(await rows.evaluateAll((els) => els.map((el) => el.getAttribute('data-id'))))).toEqual(new Set(handles.map((h) => h.id)));
-    await byTestId(page, 'dead-show-all').click();
-    await expect.poll(() => rows.count(), POLL).toBe(20);
   });
 
   it('a task opened from the search box is then polled in its own queue only', { timeout: BROWSER_TEST_MS }, async () => {
