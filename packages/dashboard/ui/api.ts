@@ -52,23 +52,30 @@ export function setToken(value: string): void {
   }
 }
 
-/** How long one request may take before it counts as an error (the pages poll again after). */
-const REQUEST_TIMEOUT_MS = 15_000;
+/** How long a GET may take before it counts as an error (the pages poll again after). */
+const READ_TIMEOUT_MS = 15_000;
+/** Purge, redrive and discard: the server gives them 120 s (BULK_TIMEOUT_MS); wait a little longer so its own answer arrives. */
+export const BULK_TIMEOUT_MS = 130_000;
 
-async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function request<T>(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (token !== null) headers.Authorization = `Bearer ${token}`;
   if (method === 'POST') headers['Content-Type'] = 'application/json';
-  const init: RequestInit = { method, headers, cache: 'no-store', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+  // A timer rather than AbortSignal.timeout: the same clock as the rest of the page (tests can move it).
+  const abort = new AbortController();
+  const timer = window.setTimeout(() => abort.abort(), timeoutMs);
+  const init: RequestInit = { method, headers, cache: 'no-store', signal: abort.signal };
   if (method === 'POST') init.body = JSON.stringify(body ?? {});
   let response: Response;
+  let text: string;
   try {
     response = await fetch(path, init);
-  } catch (err) {
-    const timedOut = err instanceof DOMException && err.name === 'TimeoutError';
-    throw new ApiFailure(0, 'NETWORK', timedOut ? `the dashboard server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s` : 'cannot reach the dashboard server');
+    text = await response.text();
+  } catch {
+    throw new ApiFailure(0, 'NETWORK', abort.signal.aborted ? `the dashboard server did not answer within ${timeoutMs / 1000} s` : 'cannot reach the dashboard server');
+  } finally {
+    window.clearTimeout(timer);
   }
-  const text = await response.text();
   let parsed: unknown = null;
   try {
     parsed = text === '' ? null : JSON.parse(text);
@@ -83,8 +90,9 @@ async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown):
 }
 
 export const api = {
-  get: <T>(path: string) => request<T>('GET', path),
-  post: <T>(path: string, body?: unknown) => request<T>('POST', path, body),
+  get: <T>(path: string) => request<T>('GET', path, undefined, READ_TIMEOUT_MS),
+  /** An action; `timeoutMs` is BULK_TIMEOUT_MS for the ones over many tasks (purge, redrive, discard). */
+  post: <T>(path: string, body?: unknown, timeoutMs = READ_TIMEOUT_MS) => request<T>('POST', path, body, timeoutMs),
 };
 
 /** `api/queues/<queue>/...` with each segment encoded. */

@@ -31,7 +31,7 @@ function TokenForm({ refused, onToken }: { refused: boolean; onToken: (token: st
     ${refused ? html`<p class="tone-bad" data-testid="token-refused">The server refused that token.</p>` : null}
     <label for="token-input">Token</label>
     <div class="token-row">
-      <input id="token-input" type="password" autocomplete="current-password" data-testid="token-input" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} />
+      <input id="token-input" type="password" autocomplete="off" data-testid="token-input" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} />
       <button type="submit" class="btn btn-primary" data-testid="token-submit">Open</button>
     </div>
   </form>`;

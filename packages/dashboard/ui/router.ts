@@ -30,7 +30,8 @@ function decode(segment: string): string | null {
 
 export function parseRoute(pathname: string, search: string): Route {
   const base = basePath();
-  const rest = pathname.startsWith(base) ? pathname.slice(base.length) : pathname.replace(/^\//, '');
+  // The mount URL without its trailing slash (`/admin/queues` for the base `/admin/queues/`) is the root too.
+  const rest = pathname.startsWith(base) ? pathname.slice(base.length) : pathname === base.slice(0, -1) ? '' : pathname.replace(/^\//, '');
   const parts = rest.split('/').filter((p) => p !== '');
   const [first, second] = parts;
   if (parts.length === 0) return { page: 'overview' };

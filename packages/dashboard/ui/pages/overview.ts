@@ -2,13 +2,13 @@
 import { html } from 'htm/preact';
 import type { Info, QueueSummary, QueuesView } from '../../src/api.ts';
 import { count } from '../format.ts';
-import { RateChart } from '../parts/chart.ts';
+import { CHART_POINTS, RateChart } from '../parts/chart.ts';
 import { ErrorBanner, NoDataYet, Section, Table, Tiles, type Tile } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
-/** A table's sparklines show up to five minutes of 1-s points (the big chart, the whole history), at least one. */
-const sparkPoints = (length: number) => Math.min(300, Math.max(60, length));
+/** A table's sparklines show up to five minutes of 1-s points, at least one. */
+const sparkPoints = (length: number) => Math.min(CHART_POINTS, Math.max(60, length));
 
 function totals(queues: QueueSummary[]) {
   return queues.reduce((t, q) => ({ ready: t.ready + q.ready, delayed: t.delayed + q.delayed, inFlight: t.inFlight + q.inFlight, dead: t.dead + q.dead }), { ready: 0, delayed: 0, inFlight: 0, dead: 0 });
@@ -31,7 +31,7 @@ function QueueRow({ q, rates }: { q: QueueSummary; rates: boolean }) {
 }
 
 export function OverviewPage({ info }: { info: Info }) {
-  const { data, error } = usePoll<QueuesView>('api/queues', info.refreshMs);
+  const { data, error } = usePoll<QueuesView>(`api/queues?points=${CHART_POINTS}`, info.refreshMs);
   if (!data) return html`<${NoDataYet} error=${error} />`;
   const t = totals(data.queues);
   // Rates and workers come from the workers' registry: not there without the control plane (RabbitMQ alone).

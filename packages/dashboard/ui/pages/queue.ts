@@ -5,17 +5,20 @@
  * tasks or pause: the workers' registry is not there.
  */
 import { html } from 'htm/preact';
-import type { DeadLetterView, Info, QueueView, RedriveResult } from '../../src/api.ts';
+import { useState } from 'preact/hooks';
+import type { DeadLettersView, DeadLetterView, Info, QueueView, RedriveResult } from '../../src/api.ts';
 import type { QueuedTask } from '@celeriac/core';
-import { api, apiPath } from '../api.ts';
+import { api, apiPath, BULK_TIMEOUT_MS } from '../api.ts';
 import { count, duration, jsonLine } from '../format.ts';
 import { ActionButton, NoticeLine, useActions, type Actions } from '../parts/actions.ts';
-import { RateChart } from '../parts/chart.ts';
+import { CHART_POINTS, RateChart } from '../parts/chart.ts';
 import { ErrorBanner, NoDataYet, NotFound, Section, Table, Tiles, When } from '../parts/common.ts';
 import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
 const LIST_LIMIT = 50;
+/** The most dead letters the page lists when asked for all of them. */
+const ALL_DEAD_LIMIT = 1_000;
 
 function redriven(result: RedriveResult): string {
   const refused = result.refused.map((r) => `${r.id}: ${r.reason}`).join('; ');
@@ -44,14 +47,30 @@ function Waiting({ title, tasks, queue, delayed, testid }: { title: string; task
   <//>`;
 }
 
-function DeadLetters({ queue, letters, total, actions }: { queue: string; letters: DeadLetterView[]; total: number; actions: Actions }) {
+interface DeadLettersProps {
+  info: Info;
+  queue: string;
+  /** The few the queue view carries, and which end of the list they are from. */
+  letters: DeadLetterView[];
+  order: QueueView['deadOrder'];
+  total: number;
+  actions: Actions;
+}
+
+function DeadLetters({ info, queue, letters, order, total, actions }: DeadLettersProps) {
+  // All of them (up to ALL_DEAD_LIMIT), polled through the API like the rest only while asked for.
+  const [showAll, setShowAll] = useState(false);
+  const all = usePoll<DeadLettersView>(showAll ? `${apiPath('queues', queue, 'dead')}?limit=${ALL_DEAD_LIMIT}` : null, info.refreshMs);
+  const shown = showAll && all.data ? all.data.letters : letters;
   const one = (verb: 'redrive' | 'discard', id: string) => async () =>
     verb === 'redrive'
-      ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }))
-      : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] })).discarded)} dead letter.`;
-  return html`<${Section} title="Dead letters" count=${total} testid="dead-letters">
-    <${Table} head=${['Task id', 'Task', 'Why', 'Died', '']} testid="dead-table" empty=${letters.length === 0 ? 'No dead letters.' : null}>
-      ${letters.map(
+      ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }, BULK_TIMEOUT_MS))
+      : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] }, BULK_TIMEOUT_MS)).discarded)} dead letter.`;
+  const toggle = html`<button type="button" class="btn btn-small" data-testid="dead-show-all" onClick=${() => setShowAll(!showAll)}>${showAll ? 'Show fewer' : `Show all ${count(total)}`}</button>`;
+  return html`<${Section} title="Dead letters" count=${total} testid="dead-letters" actions=${total > letters.length || showAll ? toggle : null}>
+    ${showAll && html`<${ErrorBanner} error=${all.error} stale=${all.data !== null} />`}
+    <${Table} head=${['Task id', 'Task', 'Why', 'Died', '']} testid="dead-table" empty=${shown.length === 0 ? 'No dead letters.' : null}>
+      ${shown.map(
         (d) => html`<tr key=${d.id} data-testid="dead-row" data-id=${d.id}>
           <td><${TaskLink} id=${d.id} queue=${queue} /></td>
           <td>${d.task ?? html`<span class="muted">unreadable</span>`}</td>
@@ -67,26 +86,26 @@ function DeadLetters({ queue, letters, total, actions }: { queue: string; letter
         </tr>`,
       )}
     <//>
-    ${total > letters.length ? html`<p class="muted more">Showing the newest ${count(letters.length)} of ${count(total)}; all of them: <a href=${apiPath('queues', queue, 'dead')} target="_blank" rel="noopener">${apiPath('queues', queue, 'dead')}</a></p>` : null}
+    ${total > shown.length ? html`<p class="muted more" data-testid="dead-more">Showing the ${order} ${count(shown.length)} of ${count(total)}.</p>` : null}
   <//>`;
 }
 
 export function QueuePage({ info, queue }: { info: Info; queue: string }) {
-  const { data, error, refresh } = usePoll<QueueView>(`${apiPath('queues', queue)}?limit=${LIST_LIMIT}`, info.refreshMs);
+  const { data, error, refresh } = usePoll<QueueView>(`${apiPath('queues', queue)}?limit=${LIST_LIMIT}&points=${CHART_POINTS}`, info.refreshMs);
   const actions = useActions(refresh);
   if (!data) {
     if (error?.status === 404) return html`<${NotFound} what=${`No queue named ${queue}.`} />`;
     return html`<${NoDataYet} error=${error} />`;
   }
   const q = data.queue;
-  const post = <T>(verb: string, body?: unknown) => api.post<T>(apiPath('queues', queue, verb), body);
+  const post = <T>(verb: string, body?: unknown, timeoutMs?: number) => api.post<T>(apiPath('queues', queue, verb), body, timeoutMs);
   const controls = html`
     ${info.control &&
     (q.paused
       ? html`<${ActionButton} label="Resume" actions=${actions} testid="resume" action=${async () => (await post('resume'), `Resumed ${queue}: workers take its tasks again.`)} />`
       : html`<${ActionButton} label="Pause" actions=${actions} testid="pause" action=${async () => (await post('pause'), `Paused ${queue}: workers finish what they run and take no more of its tasks.`)} />`)}
-    <${ActionButton} label="Redrive all" actions=${actions} testid="redrive-all" confirm=${`Put all ${count(q.dead)} dead letters of ${queue} back in the queue?`} action=${async () => redriven(await post<RedriveResult>('redrive', {}))} />
-    <${ActionButton} label="Purge" danger=${true} actions=${actions} testid="purge" confirm=${`Delete all ${count(q.ready)} ready tasks of ${queue}? This cannot be undone.`} confirmLabel="Purge ready tasks" action=${async () => `Purged ${count((await post<{ purged: number }>('purge')).purged)} tasks.`} />`;
+    <${ActionButton} label="Redrive all" actions=${actions} testid="redrive-all" confirm=${`Put all ${count(q.dead)} dead letters of ${queue} back in the queue?`} action=${async () => redriven(await post<RedriveResult>('redrive', {}, BULK_TIMEOUT_MS))} />
+    <${ActionButton} label="Purge" danger=${true} actions=${actions} testid="purge" confirm=${`Delete all ${count(q.ready)} ready and ${count(q.delayed)} delayed tasks of ${queue}? This cannot be undone.`} confirmLabel="Purge ready and delayed tasks" action=${async () => `Purged ${count((await post<{ purged: number }>('purge', undefined, BULK_TIMEOUT_MS)).purged)} tasks.`} />`;
   return html`<${ErrorBanner} error=${error} stale=${true} />
     <div class="page-head">
       <h1><span class="muted">Queue</span> <span data-testid="queue-name">${q.queue}</span>${q.paused ? html` <span class="badge state-paused" data-testid="queue-paused">paused</span>` : null}</h1>
@@ -120,5 +139,5 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
     <//>`}
     <${Waiting} title="Ready (next to run)" tasks=${q.readyTasks} queue=${queue} delayed=${false} testid="ready" />
     <${Waiting} title="Delayed" tasks=${q.delayedTasks} queue=${queue} delayed=${true} testid="delayed" />
-    <${DeadLetters} queue=${queue} letters=${data.dead} total=${q.dead} actions=${actions} />`;
+    <${DeadLetters} info=${info} queue=${queue} letters=${data.dead} order=${data.deadOrder} total=${q.dead} actions=${actions} />`;
 }

@@ -3,6 +3,7 @@
  * timestamps and worker. Actions: revoke, and revoke-terminate (which aborts it if running).
  */
 import { html } from 'htm/preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Info, RevokeResult, TaskView } from '../../src/api.ts';
 import { api, apiPath } from '../api.ts';
 import { duration, timestamp } from '../format.ts';
@@ -22,8 +23,19 @@ function Stamp({ at, testid }: { at: number | null; testid: string }) {
 }
 
 export function TaskPage({ info, id, queue }: { info: Info; id: string; queue: string | null }) {
-  const path = `${apiPath('tasks', id)}${queue ? `?queue=${encodeURIComponent(queue)}` : ''}`;
-  const { data, error, refresh } = usePoll<TaskView>(path, info.refreshMs);
+  // Opened by id alone (the search box), the first answer names the task's queue: from then on
+  // look in that queue only, as a link from a queue page does, instead of in every queue.
+  const [found, setFound] = useState<string | null>(null);
+  const where = queue ?? found;
+  const path = `${apiPath('tasks', id)}${where ? `?queue=${encodeURIComponent(where)}` : ''}`;
+  const polled = usePoll<TaskView>(path, info.refreshMs);
+  const { error, refresh } = polled;
+  const last = useRef<TaskView | null>(null); // shown while the narrower path's first answer comes
+  if (polled.data) last.current = polled.data;
+  const data = polled.data ?? last.current;
+  useEffect(() => {
+    if (where === null && polled.data) setFound(polled.data.task.queue);
+  }, [where, polled.data]);
   const actions = useActions(refresh);
   if (!data) {
     if (error?.status === 404) return html`<${NotFound} what=${`No task with id ${id}${queue ? ` in queue ${queue}` : ''}: it may never have existed, or its result expired.`} />`;

@@ -16,6 +16,9 @@ type Line = 'processed' | 'failed';
 
 const SMOOTH_POINTS = 5;
 
+/** The most points a chart draws: five minutes of 1-s points, asked of the API with `?points=`. */
+export const CHART_POINTS = 300;
+
 function smooth(values: number[]): number[] {
   let sum = 0;
   return values.map((v, i) => {
