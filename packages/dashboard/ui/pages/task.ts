@@ -5,6 +5,7 @@
 import { html } from 'htm/preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Info, RevokeResult, TaskView } from '../../src/api.ts';
+type TaskInfo = TaskView['task'];
 import { api, apiPath } from '../api.ts';
 import { duration, timestamp } from '../format.ts';
 import { ActionButton, NoticeLine, useActions } from '../parts/actions.ts';
@@ -80,6 +81,14 @@ export function TaskPage({ info, id, queue }: { info: Info; id: string; queue: s
     ${t.result !== undefined && html`<${Section} title="Result"><${JsonBlock} value=${t.result} testid="task-result" /><//>`}
     ${t.progress !== null && t.progress !== undefined && html`<${Section} title="Progress"><${JsonBlock} value=${t.progress} testid="task-progress" /><//>`}
     <${Section} title="Payload">
-      ${t.payload === null || t.payload === undefined ? html`<p class="empty" data-testid="task-payload">Not known here${t.state === 'pending' ? ' (this broker cannot look a waiting task up by id)' : ''}.</p>` : html`<${JsonBlock} value=${t.payload} testid="task-payload" />`}
+      ${t.payload === null || t.payload === undefined ? html`<p class="empty" data-testid="task-payload">${missingPayload(t)}</p>` : html`<${JsonBlock} value=${t.payload} testid="task-payload" />`}
     <//>`;
+}
+
+/** Why a task page has no payload to show, in words an operator can act on. */
+function missingPayload(t: TaskInfo): string {
+  if (t.payloadOmitted === 'too large') return 'Not kept: its JSON is larger than 64 KiB.';
+  if (t.state === 'pending') return 'Not known here (this broker cannot look a waiting task up by id).';
+  if (t.finishedAt !== null) return `Not kept for ${t.state} tasks: the result store keeps payloads as createApp({ keepPayload }) says (default: failures only).`;
+  return 'Not known here.';
 }
