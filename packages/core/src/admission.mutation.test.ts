@@ -105,6 +105,7 @@ describe('claimTaskId: a task whose failure an earlier delivery stored (store ap
 
 describe('claimIdempotencyKey: a keyed duplicate', () => {
   it("stores the key's outcome under its own id with its own payload, enqueue time and worker, and no start time", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
     const { app, broker, store, queue, fetchOne, run } = pipelineSetup({ keepPayload: 'always' });
     let runs = 0;
     const t = app.task('charge', { input: z.object({ n: z.number() }) }, ({ n }) => (++runs, `charged ${n}`));
@@ -113,7 +114,9 @@ describe('claimIdempotencyKey: a keyed duplicate', () => {
     // A second message under the key that got past publish (as with per-process dedup).
     await t.enqueue({ n: 2 }, { idempotencyKey: 'elsewhere' });
     const d = await fetchOne();
+    // Enqueued after the original finished: its record must not say it finished before it was enqueued.
     const second = { ...d.message, idempotencyKey: 'order-1', createdAt: d.message.createdAt + 5_000 };
+    vi.setSystemTime(second.createdAt + 1_000);
     const delivery: Delivery = { message: second, token: d.token, lapses: 0, ack: (x) => d.ack(x), retry: (n, at) => d.retry(n, at), deadLetter: (r, x, e) => d.deadLetter(r, x, e), release: (at) => d.release(at) };
     expect(await run(delivery, { worker: 'worker-b' })).toBe('duplicate');
     expect(runs).toBe(1);
@@ -121,6 +124,8 @@ describe('claimIdempotencyKey: a keyed duplicate', () => {
     const dup = (await store.get(second))!;
     expect(dup).toMatchObject({ id: second.id, state: 'succeeded', value: 'charged 1', payload: { n: 2 }, enqueuedAt: second.createdAt, worker: 'worker-b' });
     expect(dup.startedAt).toBeUndefined();
+    expect(dup.finishedAt).toBeGreaterThanOrEqual(original.finishedAt);
+    expect(dup.finishedAt).toBeGreaterThanOrEqual(dup.enqueuedAt!);
     expect(original).toMatchObject({ payload: { n: 1 }, worker: 'worker-a', startedAt: expect.any(Number) });
   });
 });

@@ -80,8 +80,9 @@ async function afterKeyClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | un
   if (claim.status === 'acquired') return undefined;
   if (claim.status === 'done') {
     // The key's success is this task's outcome too: stored under this id, acked, not run again.
-    // Its page shows this message (payload, enqueued) and this worker; no handler ran for it.
-    await settle(run, ranHere(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task }));
+    // Its page shows this message (payload, enqueued) and this worker; no handler ran for it. It
+    // finished now: the original's finishedAt may come before this message was even enqueued.
+    await settle(run, ranHere(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task, finishedAt: Date.now() }));
     return 'duplicate';
   }
   await settling(run).release(Date.now() + KEY_BUSY_DELAY_MS);
