@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
+import { IDLE_TIMEOUT_MS } from '../packages/worker/src/metrics-server.js';
 import { urlWith } from './redis/helpers.js';
 import { controlBackends } from './support/control-backends.js';
 import { FaultProxy } from './support/fault-proxy.js';
@@ -244,6 +245,67 @@ describe('the metrics server', () => {
     expect(await missing.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
     expect((await get(auth, server.url, 'POST')).status).toBe(405);
   });
+
+  it('ends a connection that stays silent, or sends half a request, within a few seconds', async () => {
+    const server = await serveMetrics(new Registry(), { port: 0 });
+    servers.push(server);
+    const { hostname, port } = new URL(server.url);
+    const hold = async (partial: boolean) => {
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => {});
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      if (partial) socket.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n'); // the headers never end
+      return socket;
+    };
+    const sockets = [await hold(false), await hold(true)];
+    try {
+      // Ended after IDLE_TIMEOUT_MS (5 s) and the next deadline check; Node's default left them 30 s.
+      const closed = (socket: ReturnType<typeof connect>) => new Promise<'closed'>((resolve) => socket.once('close', () => resolve('closed')));
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<'held'>((resolve) => (timer = setTimeout(() => resolve('held'), 15_000)));
+      await expect(Promise.all(sockets.map((s) => Promise.race([closed(s), bound])))).resolves.toEqual(['closed', 'closed']);
+      clearTimeout(timer);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  }, 30_000);
+
+  it('answers an authorised scrape while 40 connections without a token are held open', async () => {
+    const server = await serveMetrics(new Registry(), { port: 0, token: 's3cret' });
+    servers.push(server);
+    const { hostname, port } = new URL(server.url);
+    const held = await Promise.all(
+      Array.from({ length: 40 }, () => {
+        const socket = connect(Number(port), hostname);
+        socket.on('error', () => {});
+        return new Promise<typeof socket>((resolve) => socket.once('connect', () => resolve(socket)));
+      }),
+    );
+    try {
+      const res = await fetch(server.url, { headers: { authorization: 'Bearer s3cret' }, signal: AbortSignal.timeout(4_000) });
+      expect(res.status).toBe(200);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  });
+
+  it('does not end a connection whose scrape takes longer than the idle timeout', async () => {
+    const registry = new Registry();
+    new Gauge({
+      name: 'slow_gauge',
+      help: 'collects slowly',
+      registers: [registry],
+      async collect() {
+        await new Promise((r) => setTimeout(r, IDLE_TIMEOUT_MS + 1_500));
+        this.set(1);
+      },
+    });
+    const server = await serveMetrics(registry, { port: 0 });
+    servers.push(server);
+    const res = await fetch(server.url, { signal: AbortSignal.timeout(20_000) });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('slow_gauge 1');
+  }, 30_000);
 
   it('close() ends even while a client holds a half-sent request open', async () => {
     const server = await serveMetrics(new Registry(), { port: 0 });

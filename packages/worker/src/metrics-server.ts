@@ -1,5 +1,5 @@
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { ValidationError } from '@celeriac/core';
 import type { Registry } from 'prom-client';
 import { assertBindable, refuseAccess } from './http-access.js';
@@ -18,8 +18,18 @@ export interface MetricsServerOptions {
 
 /** A request must arrive whole within this; a client that sends half a request is cut off. */
 export const REQUEST_TIMEOUT_MS = 10_000;
-/** Scrapers are few; a flood of connections is refused beyond this. */
-export const MAX_CONNECTIONS = 32;
+/**
+ * A connection that sends nothing for this long while no scrape of it is being answered is ended
+ * (a silent socket, a half-sent request, an idle keep-alive), so held sockets cannot pile up.
+ */
+export const IDLE_TIMEOUT_MS = 5_000;
+/** How often Node checks the request and header deadlines (its default, 30 s, let them run 30 s late). */
+const DEADLINE_CHECK_MS = 1_000;
+/**
+ * Guards the worker's file descriptors, not access: connections are counted before any token
+ * check, so the cap is far above what scrapers need; idle ones are ended after `IDLE_TIMEOUT_MS`.
+ */
+export const MAX_CONNECTIONS = 1_024;
 /** How long `close()` lets requests in progress finish before it ends every connection. */
 export const CLOSE_GRACE_MS = 1_000;
 
@@ -35,14 +45,20 @@ export interface MetricsServer {
  *    (ValidationError naming `--metrics-token` and CELERIAC_METRICS_TOKEN), see http-access.ts.
  * 2. With a token, a request without the right Bearer header gets 401; anything but GET/HEAD
  *    /metrics gets a JSON error (404, 405).
- * 3. Bounded: a request must arrive within `REQUEST_TIMEOUT_MS`, at most `MAX_CONNECTIONS` at once.
+ * 3. Bounded: a connection silent for `IDLE_TIMEOUT_MS` (no request, or half of one) is ended
+ *    within about a second more, a request must arrive whole within `REQUEST_TIMEOUT_MS`, and at
+ *    most `MAX_CONNECTIONS` are open at once (counted before the token check, hence generous).
  * 4. `close()` stops listening and ends idle keep-alive connections at once, and every other
  *    connection (a scrape in progress, a half-sent request) after `CLOSE_GRACE_MS`, so a stopping
  *    worker always exits.
  */
 export async function serveMetrics(registry: Registry, { host = '127.0.0.1', port, token }: MetricsServerOptions): Promise<MetricsServer> {
   assertBindable(host, token, METRICS_TOKEN_NAMES, (m) => new ValidationError('INVALID_OPTIONS', m));
-  const server = createServer((req, res) => {
+  // Sockets whose request is being answered: a slow collection is not idleness.
+  const answering = new WeakSet<object>();
+  const server = createServer({ connectionsCheckingInterval: DEADLINE_CHECK_MS }, (req, res) => {
+    answering.add(req.socket);
+    res.once('close', () => answering.delete(req.socket));
     const refusal = refuseAccess(req, { token: token?.trim() || null, allowedHosts: [] });
     if (refusal) return error(res, refusal.status, refusal.code, refusal.status === 401 ? 'send Authorization: Bearer <token> (the --metrics-token of the worker)' : refusal.message, refusal.headers);
     const path = (req.url ?? '/').split('?')[0];
@@ -59,6 +75,11 @@ export async function serveMetrics(registry: Registry, { host = '127.0.0.1', por
   server.headersTimeout = REQUEST_TIMEOUT_MS;
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.maxConnections = MAX_CONNECTIONS;
+  server.timeout = IDLE_TIMEOUT_MS;
+  // With a listener here Node leaves timed-out sockets to it: end the idle ones, not a scrape in progress.
+  server.on('timeout', (socket: Socket) => {
+    if (!answering.has(socket)) socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
