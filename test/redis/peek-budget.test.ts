@@ -1,10 +1,11 @@
-import { MAX_PEEK_BYTES } from '@celeriac/core';
+import { createApp, MAX_PEEK_BYTES } from '@celeriac/core';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisFixture, type RedisFixture } from './helpers.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 const BODY = 900 * 1024; // each message a little under the default 1 MiB limit
+const fits = Math.ceil(MAX_PEEK_BYTES / (BODY + 200)); // bodies read until the total reaches the budget
 
 // A peek runs as one script, which blocks Redis: with big messages it stops reading bodies once
 // its reply holds MAX_PEEK_BYTES (the first always), rather than copying up to MAX_PEEK of them.
@@ -16,7 +17,6 @@ describe('redis: peek of big messages stops at its byte budget', () => {
   afterAll(async () => fx?.close());
 
   const big = (queue: string, i: number, eta: number | null) => makeMessage(queue, { payload: { i, blob: 'x'.repeat(BODY) }, eta });
-  const fits = Math.ceil(MAX_PEEK_BYTES / (BODY + 200)); // bodies read until the total reaches the budget
 
   it.each(['ready', 'delayed'] as const)('%s: returns the first messages up to the budget, in order, fewer than the limit', async (state) => {
     const queue = uniqueQueue('pb');
@@ -32,5 +32,54 @@ describe('redis: peek of big messages stops at its byte budget', () => {
     const queue = uniqueQueue('pb1');
     await fx.broker.publish([big(queue, 0, null)], KEY_TTL);
     expect(await fx.broker.peek(queue, { state: 'ready', limit: 1 })).toHaveLength(1);
+  });
+});
+
+// The dead-letter listing is one script too: it reads letters from the newest and stops once its
+// reply holds MAX_PEEK_BYTES (the newest always); a redrive of them all still finds every one.
+describe('redis: dead letters of big messages', () => {
+  let fx: RedisFixture;
+  beforeAll(async () => {
+    fx = await redisFixture('deadbytes');
+  });
+  afterAll(async () => fx?.close());
+
+  async function bury(queue: string, count: number): Promise<string[]> {
+    const msgs = Array.from({ length: count }, (_, i) => makeMessage(queue, { payload: { i, blob: 'x'.repeat(BODY) } }));
+    for (const m of msgs) {
+      await fx.broker.publish([m], KEY_TTL);
+      const [d] = await fx.broker.fetch({ queues: [queue], max: 1, leaseMs: 30_000, waitMs: 1_000 });
+      await d!.deadLetter(`dead ${m.id}`);
+    }
+    return msgs.map((m) => m.id);
+  }
+
+  it('lists the newest letters up to the budget, oldest first, fewer than the limit', async () => {
+    const queue = uniqueQueue('db');
+    const ids = await bury(queue, fits + 2);
+    const listed = await fx.broker.deadLetters(queue, 100);
+    expect(listed.length).toBeGreaterThan(0);
+    expect(listed.length).toBeLessThan(ids.length);
+    expect(listed.map((l) => l.id)).toEqual(ids.slice(ids.length - listed.length));
+    const bytes = listed.map((l) => JSON.stringify(l).length);
+    expect(bytes.slice(1).reduce((a, b) => a + b, 0)).toBeLessThan(MAX_PEEK_BYTES); // stopped once at the budget
+    expect(await fx.broker.deadLetterIds(queue)).toEqual(ids);
+    expect(await fx.broker.stats(queue)).toMatchObject({ dead: ids.length });
+  });
+
+  it('always lists the newest letter, however big', async () => {
+    const queue = uniqueQueue('db1');
+    const [id] = await bury(queue, 1);
+    expect((await fx.broker.deadLetters(queue, 1)).map((l) => l.id)).toEqual([id]);
+  });
+
+  it('app.control.redrive of them all puts back every letter, past the listing budget', async () => {
+    const queue = uniqueQueue('db2');
+    const ids = await bury(queue, fits + 2);
+    const app = createApp({ broker: fx.broker, defaultQueue: queue });
+    const result = await app.control.redrive(queue);
+    expect([...result.redriven].sort()).toEqual([...ids].sort());
+    expect(await fx.broker.deadLetterIds(queue)).toEqual([]);
+    await fx.broker.purge(queue);
   });
 });

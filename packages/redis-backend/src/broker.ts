@@ -152,6 +152,10 @@ export class RedisBroker implements Broker {
     return this.#dead.list(this.#keys.of(queue), limit);
   }
 
+  deadLetterIds(queue: string): Promise<string[]> {
+    return this.#dead.ids(this.#keys.of(queue));
+  }
+
   redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
     return this.#dead.redrive(this.#keys.of(queue), options.ids);
   }

@@ -1,4 +1,4 @@
-import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, redriveMessage, type BrokerOptions, type DeadLetter, type RedriveResult } from '@celeriac/core';
+import { DEAD_LETTER_NOT_FOUND, DEAD_LETTER_QUEUED, MAX_PEEK_BYTES, redriveMessage, type BrokerOptions, type DeadLetter, type RedriveResult } from '@celeriac/core';
 import type { QueueKeys } from './keys.js';
 import type { Client, Scripts } from './scripts.js';
 
@@ -13,7 +13,7 @@ const MAX_PURGE_ROUNDS = 10_000;
 
 /**
  * The operator's side of a Redis queue's dead letters (rules 8-10 of the Broker contract).
- * 1. Lists them, newest `limit`, after applying retention (lua/dead-letters-2.lua).
+ * 1. Lists them, newest `limit` within `MAX_PEEK_BYTES`, after applying retention (lua/dead-letters-2.lua).
  * 2. Redrives: reads the letters, has core build each fresh message (`redriveMessage`: parsing and
  *    the attempt/lastError rule live there), then moves them in one script call per chunk, so each
  *    letter leaves the dead letters and is queued in the same atomic step (lua/redrive-7.lua).
@@ -28,13 +28,18 @@ export class DeadLetters {
 
   async list(keys: QueueKeys, limit: number): Promise<DeadLetter[]> {
     if (limit <= 0) return [];
-    const entries = (await this.scripts.run('dead-letters', keys.dead, [...this.#retention(), Math.ceil(limit), ''])) as string[];
+    const entries = (await this.scripts.run('dead-letters', keys.dead, [...this.#retention(), Math.ceil(limit), '', MAX_PEEK_BYTES])) as string[];
     return entries.map((text) => JSON.parse(text) as DeadLetter);
+  }
+
+  /** Every letter's id (within retention), oldest first: no bodies, so no byte budget. */
+  async ids(keys: QueueKeys): Promise<string[]> {
+    return (await this.scripts.run('dead-letters', keys.dead, [...this.#retention(), this.options.deadLetters.maxCount, '1'])) as string[];
   }
 
   async redrive(keys: QueueKeys, ids?: readonly string[]): Promise<RedriveResult> {
     const out: RedriveResult = { redriven: [], refused: [] };
-    const chosen = ids ?? ((await this.scripts.run('dead-letters', keys.dead, [...this.#retention(), this.options.deadLetters.maxCount, '1'])) as string[]);
+    const chosen = ids ?? (await this.ids(keys));
     for (let start = 0; start < chosen.length; start += REDRIVE_CHUNK) {
       await this.#redriveChunk(keys, chosen.slice(start, start + REDRIVE_CHUNK), out);
     }

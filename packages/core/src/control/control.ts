@@ -74,7 +74,9 @@ export class Control {
     assertQueueName(queue);
     // The letters there are now; named ids that are not among them are the broker's to refuse,
     // and nothing below touches them (their revocations, their outcomes).
-    const dead = new Set((await conn.broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id));
+    // Ids only where the backend can: a listing of letters stops at a byte budget (Broker.deadLetters).
+    const broker = conn.broker;
+    const dead = new Set(broker.deadLetterIds ? await broker.deadLetterIds(queue) : (await broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id));
     const ids = options.ids ?? [...dead];
     if (ids.length === 0) return { redriven: [], refused: [] };
     const letters = ids.filter((id) => dead.has(id));
