@@ -31,7 +31,7 @@ import { H } from './names.js';
 import { parseAmqpUrl, type AmqpOptions } from './options.js';
 import { Publisher, UnroutableError } from './publisher.js';
 import { purgeQueues } from './purge.js';
-import { BackendError, withTimeout } from '@celeriac/core';
+import { BackendError, MAX_PEEK_BYTES, withTimeout } from '@celeriac/core';
 import type { Options } from 'amqplib';
 import { AmqpResults } from './results.js';
 import { Retention } from './retention.js';
@@ -291,7 +291,13 @@ export class AmqpBroker implements Broker {
   }
 
   deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
-    return operatorBound(readDeadLetters(this.link, queue, limit), `reading the dead letters of ${queue}`);
+    return operatorBound(readDeadLetters(this.link, queue, limit, MAX_PEEK_BYTES), `reading the dead letters of ${queue}`);
+  }
+
+  /** AMQP cannot read ids without the bodies: all the letters (within retention), no byte budget. */
+  async deadLetterIds(queue: string): Promise<string[]> {
+    const all = readDeadLetters(this.link, queue, this.limits.deadLetters.maxCount, Number.POSITIVE_INFINITY);
+    return (await operatorBound(all, `reading the dead letters of ${queue}`)).map((letter) => letter.id);
   }
 
   redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {

@@ -1,3 +1,4 @@
+import { MAX_PEEK_BYTES } from '@celeriac/core';
 import { sleep, uniqueQueue } from '@celeriac/core/testing';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,5 +80,20 @@ describe('amqp: dead-letter retention', () => {
     const deadline = Date.now() + 5_000;
     while ((await deadCount(q)) > 3 && Date.now() < deadline) await sleep(50);
     expect((await b.deadLetters(q)).map((d) => d.raw)).toEqual(['kept-2', 'new-0', 'new-1']);
+  });
+
+  // A listing holds the letters unacked while it reads them (a redrive walking the queue misses
+  // them then): it stops once their bodies reach MAX_PEEK_BYTES; deadLetterIds still sees them all.
+  it('lists the oldest letters up to the byte budget, fewer than the limit; deadLetterIds lists them all', async () => {
+    const b = await broker({ maxCount: 100, maxAgeMs: 60_000 });
+    const q = uniqueQueue('ad');
+    const body = 900 * 1024;
+    const fits = Math.ceil(MAX_PEEK_BYTES / body);
+    const bodies = Array.from({ length: fits + 2 }, (_, i) => `${i} ${'x'.repeat(body)}`);
+    await bury(b, q, bodies);
+    const listed = await b.deadLetters(q, 100);
+    expect(listed.map((d) => d.raw.split(' ')[0])).toEqual(bodies.slice(0, fits).map((_, i) => String(i)));
+    expect(await b.deadLetterIds(q)).toHaveLength(bodies.length);
+    expect(await deadCount(q)).toBe(bodies.length);
   });
 });

@@ -48,17 +48,20 @@ function count(link: Link, name: string): Promise<number> {
 
 /**
  * Reads up to `limit` dead letters, oldest first, without removing them: `basic.get` without ack
- * on a throwaway channel whose close hands them all back in place.
+ * on a throwaway channel whose close hands them all back in place. Stops once their bodies reach
+ * `maxBytes` (after at least one): this process holds them, and the broker holds them unacked,
+ * where a redrive or discard walking the same queue cannot see them, so a listing is kept short.
  */
-export function readDeadLetters(link: Link, queue: string, limit: number): Promise<DeadLetter[]> {
+export function readDeadLetters(link: Link, queue: string, limit: number, maxBytes: number): Promise<DeadLetter[]> {
   return onQueue(
     link,
     async (ch) => {
       await ch.checkQueue(deadQueue(queue));
       const out: DeadLetter[] = [];
-      while (out.length < limit) {
+      for (let bytes = 0; out.length < limit && bytes < maxBytes; ) {
         const msg = await ch.get(deadQueue(queue), { noAck: false });
         if (!msg) break;
+        bytes += msg.content.length;
         out.push(letterOf(msg));
       }
       return out;

@@ -175,13 +175,15 @@ export interface Broker {
    * Up to `limit` (default 100) dead letters, oldest first: the most recent ones where the backend
    * can read from the tail (memory, Redis), the oldest where it reads a queue from its head (AMQP).
    * Fewer than `limit` may come back although more are dead: a backend that copies letters into
-   * one reply (Redis) stops once it holds `MAX_PEEK_BYTES` (always at least the newest one), so a
-   * listing of big letters cannot stall the server. Use `deadLetterIds` for a complete list.
+   * one reply (Redis) or holds them unacked while it lists (AMQP) stops once they reach
+   * `MAX_PEEK_BYTES` (always at least one), so a listing of big letters cannot stall the server.
+   * Use `deadLetterIds` for a complete list.
    */
   deadLetters(queue: string, limit?: number): Promise<DeadLetter[]>;
   /**
    * The ids of all the queue's dead letters (within retention), oldest first, without their
-   * bodies. Absent where `deadLetters(queue, deadLetters.maxCount)` lists them all (memory, AMQP).
+   * bodies where the backend can (Redis). Absent where `deadLetters(queue, deadLetters.maxCount)`
+   * lists them all (memory).
    */
   deadLetterIds?(queue: string): Promise<string[]>;
   /**
