@@ -282,7 +282,7 @@ describe('the metrics server', () => {
       }),
     );
     try {
-      const res = await fetch(server.url, { headers: { authorization: 'Bearer s3cret' }, signal: AbortSignal.timeout(4_000) });
+      const res = await fetch(server.url, { headers: { authorization: 'Bearer s3cret' }, signal: AbortSignal.timeout(10_000) });
       expect(res.status).toBe(200);
     } finally {
       for (const s of held) s.destroy();
