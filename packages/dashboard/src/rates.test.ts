@@ -107,6 +107,16 @@ describe('RateSeries', () => {
   });
 
 
+  it('two seconds 128 apart (still colliding after one doubling of 64 slots) both keep their counts', () => {
+    const series = new RateSeries(86_400_000, T0);
+    series.add(delta({ succeeded: 5, from: T0 + 8_000, to: T0 + 9_000 }), T0 + 9_000);
+    series.add(delta({ succeeded: 7, from: T0 + 136_000, to: T0 + 137_000 }), T0 + 137_000);
+    for (const queue of ['q', null]) {
+      const got = series.series(queue, T0 + 137_000, 137).processed;
+      expect([got[8], got[136], got.reduce((a, b) => a + b)]).toEqual([5, 7, 12]);
+    }
+  });
+
   it('spreads a delta evenly over the seconds between two records, per queue and for all queues', () => {
     const series = new RateSeries(60_000, T0);
     series.add(delta({ succeeded: 3, failed: 1, from: T0 + 1_000, to: T0 + 3_000 }), T0 + 10_000);

@@ -208,7 +208,8 @@ export class RateSeries {
     if (second < oldest) return;
     for (const ring of rings) {
       let i = slot(second, ring.second.length);
-      if (ring.second[i] !== second && ring.second[i]! >= oldest && ring.second.length < this.#size) {
+      // Doubling may not be enough: seconds 2× the old length apart share a slot again.
+      while (ring.second[i] !== second && ring.second[i]! >= oldest && ring.second.length < this.#size) {
         this.#grow(ring, oldest);
         i = slot(second, ring.second.length);
       }
