@@ -14,6 +14,9 @@ function queueNameRule(name: string, ctx: z.RefinementCtx): void {
   }
 }
 
+/** Default `readTimeoutMs`: how long one read of the queues and workers may take before the API answers 503 (the read goes on). */
+export const READ_TIMEOUT_MS = 2_000;
+
 const dashboardSchema = z.object({
   /** Queues always listed, besides those the registry knows (on RabbitMQ alone, the only ones listed). */
   queues: z.array(z.string().superRefine(queueNameRule)).default([]),
@@ -29,6 +32,8 @@ const dashboardSchema = z.object({
   historyMs: z.number().int().min(60_000, 'historyMs must be at least 60000 (1 min)').max(86_400_000, 'historyMs must be at most 86400000 (24 h)').default(15 * 60_000),
   /** How often the pages refresh (default and minimum 1000). */
   refreshMs: z.number().int().min(1_000, 'refreshMs must be at least 1000').max(60_000, 'refreshMs must be at most 60000').default(1_000),
+  /** How long one read of the queues and workers may take before the API answers 503 meanwhile (default 2000); raise it for a store that is always slow. */
+  readTimeoutMs: z.number().int().min(100, 'readTimeoutMs must be at least 100').max(60_000, 'readTimeoutMs must be at most 60000').default(READ_TIMEOUT_MS),
   /** Where the dashboard is mounted, e.g. `/admin/queues`; default: what the framework stripped off `req.url` (`req.originalUrl`), else none. */
   basePath: z
     .string()
