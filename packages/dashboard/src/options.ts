@@ -1,4 +1,5 @@
 import { assertQueueName, parseOptions } from '@celeriac/core';
+import { allowedHostIssue } from '@celeriac/worker';
 import { z } from 'zod';
 
 /**
@@ -16,6 +17,11 @@ function queueNameRule(name: string, ctx: z.RefinementCtx): void {
 
 /** Default `readTimeoutMs`: how long one read of the queues and workers may take before the API answers 503 (the read goes on). */
 export const READ_TIMEOUT_MS = 2_000;
+
+function allowedHostRule(entry: string, ctx: z.RefinementCtx): void {
+  const issue = allowedHostIssue(entry);
+  if (issue !== null) ctx.addIssue({ code: 'custom', message: issue });
+}
 
 const dashboardSchema = z.object({
   /** Queues always listed, besides those the registry knows (on RabbitMQ alone, the only ones listed). */
@@ -42,10 +48,10 @@ const dashboardSchema = z.object({
     .optional(),
   /**
    * Host names (the `Host` header, without port) accepted without a token besides loopback ones,
-   * e.g. the name of the server the handler is mounted in, behind its own authentication; `['*']`
-   * accepts any. Without a token, other hosts are refused (DNS rebinding).
+   * e.g. the name of the server the handler is mounted in, behind its own authentication. Without
+   * a token, other hosts are refused (DNS rebinding); `*` is refused (set a token instead).
    */
-  allowedHosts: z.array(z.string().min(1)).default([]),
+  allowedHosts: z.array(z.string().min(1).superRefine(allowedHostRule)).default([]),
   /** The broker URL shown on /api/info (password hidden); default: the broker's kind. */
   brokerUrl: z.string().optional(),
   /** The result store URL shown on /api/info when it is apart from the broker (password hidden). */
