@@ -139,6 +139,11 @@ describe.each(backends)('dashboard API on $name', ({ name, options }) => {
     expect(await api(url, `api/queues/${typo}`)).toEqual({ status: 404, body: { error: { code: 'NOT_FOUND', message: expect.stringContaining(`no queue "${typo}"`) } } });
     expect((await post(url, `api/queues/${typo}/pause`)).status).toBe(404);
     expect(await app.control.paused()).not.toContain(typo);
+    // Ahead of a deploy: {"force": true} pauses a valid name nothing knows yet; a bad name is still refused.
+    expect(await post(url, `api/queues/${queue}-later/pause`, { force: true })).toEqual({ status: 200, body: { queue: `${queue}-later`, paused: true } });
+    expect(await app.control.paused()).toContain(`${queue}-later`);
+    expect((await post(url, `api/queues/${encodeURIComponent('bad name!')}/pause`, { force: true })).status).toBe(400);
+    expect((await post(url, `api/queues/${queue}-later/resume`)).status).toBe(200);
     await double.enqueue({ n: 1 }, { queue: typo });
     expect((await api(url, `api/queues/${typo}`)).status).toBe(200); // it holds a task: it exists
     const listed = await serve(app, { queues: [`${queue}-given`] });
