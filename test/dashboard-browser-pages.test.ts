@@ -77,6 +77,43 @@ describe.skipIf(CHROMIUM_MISSING !== null)(CHROMIUM_MISSING === null ? 'the dash
     await expect.poll(() => letter.count(), POLL).toBe(0);
   });
 
+  it('"show all" loads the dead letters once, not every second; "Refresh list" and an action load them again', { timeout: BROWSER_TEST_MS }, async () => {
+    const { queue, job, startWorker, url } = await setup({ broker: urlWith(prefix) });
+    await startWorker();
+    const die = async (n: number) => {
+      const handles = await job.enqueueMany(Array.from({ length: n }, (_, i) => ({ payload: { note: `dies ${i}`, fail: true } })));
+      await Promise.all(handles.map((h) => expect(h.result({ timeoutMs: 20_000 })).rejects.toMatchObject({ state: 'failed' })));
+    };
+    await die(21);
+    const page = await open(`${url}queues/${queue}`);
+    const listings: string[] = [];
+    let views = 0;
+    page.on('request', (r) => {
+      const path = new URL(r.url()).pathname;
+      if (path.endsWith(`/${queue}/dead`)) listings.push(r.url());
+      else if (path.endsWith(`/queues/${queue}`)) views++;
+    });
+    await expect.poll(() => text(page, 'count-dead'), POLL).toBe('21');
+    await byTestId(page, 'dead-show-all').click();
+    const rows = page.getByTestId('dead-row');
+    await expect.poll(() => rows.count(), POLL).toBe(21);
+    expect(listings).toEqual([expect.stringContaining('limit=500')]);
+    await die(1);
+    await expect.poll(() => text(page, 'count-dead'), POLL).toBe('22');
+    const seen = views;
+    await expect.poll(() => views, POLL).toBeGreaterThanOrEqual(seen + 3); // three more refreshes of the page…
+    expect(listings).toHaveLength(1); // …and the full list was not read again
+    expect(await rows.count()).toBe(21);
+    await byTestId(page, 'dead-refresh').click();
+    await expect.poll(() => rows.count(), POLL).toBe(22);
+    expect(listings).toHaveLength(2);
+    await rows.first().getByTestId('discard-one').click();
+    await byTestId(page, 'confirm-yes').click();
+    await expect.poll(() => text(page, 'action-notice'), POLL).toBe('Discarded 1 dead letter.');
+    await expect.poll(() => rows.count(), POLL).toBe(21); // reloaded after the action
+    expect(listings).toHaveLength(3);
+  });
+
   it('a purge waits as long as the server allows it (130 s), a poll 15 s (on the page\'s clock)', { timeout: BROWSER_TEST_MS }, async () => {
     const { queue, job, url } = await setup({ broker: urlWith(prefix) });
     await job.enqueue({ note: 'x' });

@@ -1,6 +1,7 @@
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createApp, type App } from '@celeriac/core';
 import { uniqueQueue } from '@celeriac/core/testing';
 import { createDashboard, serveDashboard, type Info } from '@celeriac/dashboard';
@@ -65,7 +66,7 @@ describe('dashboard HTTP rules', () => {
     const { app } = memoryApp();
     const url = await serve(app);
     const port = new URL(url).port;
-    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'localhost']) expect([host, (await raw(url, 'api/info', { headers: { Host: host } })).status]).toEqual([host, 200]);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, 'localhost', `localhost.:${port}`, `[::ffff:127.0.0.1]:${port}`]) expect([host, (await raw(url, 'api/info', { headers: { Host: host } })).status]).toEqual([host, 200]);
     for (const path of ['api/info', 'metrics', '', 'assets/app.js']) {
       const res = await raw(url, path, { headers: { Host: `attacker.example:${port}` } });
       expect([path, res.status, errorCode(res.text)]).toEqual([path, 403, 'FORBIDDEN']);
@@ -73,6 +74,26 @@ describe('dashboard HTTP rules', () => {
     const allowing = await serve(app, { allowedHosts: ['ops.internal'] });
     expect((await raw(allowing, 'api/info', { headers: { Host: 'ops.internal:8080' } })).status).toBe(200);
     expect((await raw(allowing, 'api/info', { headers: { Host: 'attacker.example' } })).status).toBe(403);
+  });
+
+  it('allowedHosts entries that could never match (a port, a path) and "*" (no host check without a token) are refused at start', () => {
+    const { app } = memoryApp();
+    expect(() => createDashboard(app, { allowedHosts: ['ops.internal:8080'] })).toThrow(/allowedHosts entries are host names without port or path \(got "ops.internal:8080"\)/);
+    expect(() => createDashboard(app, { allowedHosts: ['ops.internal/admin'] })).toThrow(/without port or path/);
+    expect(() => createDashboard(app, { allowedHosts: ['*'] })).toThrow(/allowedHosts "\*" would answer any site without a token/);
+  });
+
+  it('without a token, a Unix socket listener is answered (only this machine reaches it), still with the Host check', async () => {
+    const { app, queue } = memoryApp();
+    const dashboard = createDashboard(app);
+    const server = createServer(dashboard.handler);
+    const socketPath = join(tmpdir(), `${queue}.sock`);
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    served.push({ close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) });
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => request({ socketPath, path: '/api/info', headers: { Host: host } }, (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end());
+    expect(await status('localhost')).toBe(200);
+    expect(await status('attacker.example')).toBe(403);
   });
 
   it('without a token, only a loopback connection is answered: a forged Host: localhost over another interface is 403', async (ctx) => {

@@ -1,4 +1,5 @@
 import { assertQueueName, parseOptions } from '@celeriac/core';
+import { allowedHostIssue } from '@celeriac/worker';
 import { z } from 'zod';
 
 /**
@@ -12,6 +13,14 @@ function queueNameRule(name: string, ctx: z.RefinementCtx): void {
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: (err as Error).message });
   }
+}
+
+/** Default `readTimeoutMs`: how long one read of the queues and workers may take before the API answers 503 (the read goes on). */
+export const READ_TIMEOUT_MS = 2_000;
+
+function allowedHostRule(entry: string, ctx: z.RefinementCtx): void {
+  const issue = allowedHostIssue(entry);
+  if (issue !== null) ctx.addIssue({ code: 'custom', message: issue });
 }
 
 const dashboardSchema = z.object({
@@ -29,6 +38,8 @@ const dashboardSchema = z.object({
   historyMs: z.number().int().min(60_000, 'historyMs must be at least 60000 (1 min)').max(86_400_000, 'historyMs must be at most 86400000 (24 h)').default(15 * 60_000),
   /** How often the pages refresh (default and minimum 1000). */
   refreshMs: z.number().int().min(1_000, 'refreshMs must be at least 1000').max(60_000, 'refreshMs must be at most 60000').default(1_000),
+  /** How long one read of the queues and workers may take before the API answers 503 meanwhile (default 2000); raise it for a store that is always slow. */
+  readTimeoutMs: z.number().int().min(100, 'readTimeoutMs must be at least 100').max(60_000, 'readTimeoutMs must be at most 60000').default(READ_TIMEOUT_MS),
   /** Where the dashboard is mounted, e.g. `/admin/queues`; default: what the framework stripped off `req.url` (`req.originalUrl`), else none. */
   basePath: z
     .string()
@@ -37,10 +48,10 @@ const dashboardSchema = z.object({
     .optional(),
   /**
    * Host names (the `Host` header, without port) accepted without a token besides loopback ones,
-   * e.g. the name of the server the handler is mounted in, behind its own authentication; `['*']`
-   * accepts any. Without a token, other hosts are refused (DNS rebinding).
+   * e.g. the name of the server the handler is mounted in, behind its own authentication. Without
+   * a token, other hosts are refused (DNS rebinding); `*` is refused (set a token instead).
    */
-  allowedHosts: z.array(z.string().min(1)).default([]),
+  allowedHosts: z.array(z.string().min(1).superRefine(allowedHostRule)).default([]),
   /** The broker URL shown on /api/info (password hidden); default: the broker's kind. */
   brokerUrl: z.string().optional(),
   /** The result store URL shown on /api/info when it is apart from the broker (password hidden). */

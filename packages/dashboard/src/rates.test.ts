@@ -40,11 +40,21 @@ describe('CountsLedger', () => {
     expect(ledger.size).toBe(0);
   });
 
-  it(`remembers at most ${MAX_REMEMBERED} workers, forgetting the longest unseen first`, () => {
-    const ledger = new CountsLedger(T0);
-    const many = Array.from({ length: MAX_REMEMBERED + 5 }, (_, i) => worker(`w${i}`, T0 - 1_000, T0 + 500, [counts('q', 't', { succeeded: 1 })]));
-    ledger.observe(many, T0 + 1_000);
+  it(`remembers at most ${MAX_REMEMBERED} workers, forgetting the longest gone first, never one online now`, () => {
+    const warnings: string[] = [];
+    const ledger = new CountsLedger(T0, (m) => warnings.push(m));
+    const many = (n: number, at: number, c: number) => Array.from({ length: n }, (_, i) => worker(`w${i}`, T0 - 1_000, at, [counts('q', 't', { succeeded: c })]));
+    // More online than the cap: all are kept, and their later work is counted; one warning.
+    ledger.observe(many(MAX_REMEMBERED + 5, T0 + 500, 1), T0 + 1_000);
+    expect(ledger.size).toBe(MAX_REMEMBERED + 5);
+    const next = ledger.observe(many(MAX_REMEMBERED + 5, T0 + 2_500, 2), T0 + 3_000);
+    expect(next).toHaveLength(MAX_REMEMBERED + 5);
+    ledger.observe(many(MAX_REMEMBERED + 5, T0 + 4_500, 2), T0 + 5_000);
+    expect(warnings).toHaveLength(1);
+    // Fewer online now: the gone ones are forgotten down to the cap, longest gone first.
+    ledger.observe(many(10, T0 + 6_500, 2), T0 + 7_000);
     expect(ledger.size).toBe(MAX_REMEMBERED);
+    expect(ledger.observe(many(10, T0 + 8_500, 3), T0 + 9_000)).toHaveLength(10);
   });
 
   it("clock skew: whether a worker is new is judged by its own uptime against the dashboard's time between reads, and its deltas land on the dashboard's clock", () => {
@@ -106,6 +116,16 @@ describe('RateSeries', () => {
     expect(got).toEqual(Array.from({ length: 300 }, (_, t) => Math.max(t, 1)));
   });
 
+
+  it('two seconds 128 apart (still colliding after one doubling of 64 slots) both keep their counts', () => {
+    const series = new RateSeries(86_400_000, T0);
+    series.add(delta({ succeeded: 5, from: T0 + 8_000, to: T0 + 9_000 }), T0 + 9_000);
+    series.add(delta({ succeeded: 7, from: T0 + 136_000, to: T0 + 137_000 }), T0 + 137_000);
+    for (const queue of ['q', null]) {
+      const got = series.series(queue, T0 + 137_000, 137).processed;
+      expect([got[8], got[136], got.reduce((a, b) => a + b)]).toEqual([5, 7, 12]);
+    }
+  });
 
   it('spreads a delta evenly over the seconds between two records, per queue and for all queues', () => {
     const series = new RateSeries(60_000, T0);

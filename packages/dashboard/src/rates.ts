@@ -8,8 +8,8 @@ import type { Series } from './api.js';
  *    observation (its own uptime, `lastSeen - startedAt`, against the dashboard's time between
  *    observations: no comparison across clocks), else its first record is a baseline. A record
  *    without `counts` (an older worker) is no data. A worker that left is remembered for hours
- *    (at most `MAX_REMEMBERED` of them, oldest forgotten first), so one that comes back with the
- *    same id counts only what is new.
+ *    (past `MAX_REMEMBERED` workers in all, the longest gone are forgotten first; those online
+ *    now never are), so one that comes back with the same id counts only what is new.
  * 2. Deltas are placed on the dashboard's clock: each worker's times are shifted by the smallest
  *    gap seen between its `lastSeen` and the dashboard reading it (its clock's offset, plus the
  *    shortest delay), so a worker whose clock is off still lands in the right seconds.
@@ -28,7 +28,7 @@ const OUTCOMES = ['succeeded', 'failed', 'retried', 'expired', 'revoked'] as con
 /** How long a worker's last counts are kept once its record is gone (it may come back with the same id). */
 export const GONE_KEEP_MS = 6 * 3_600_000;
 
-/** Most workers remembered at once (a bound on memory whatever the churn). */
+/** Most workers remembered at once, unless more are online (a bound on memory whatever the churn). */
 export const MAX_REMEMBERED = 10_000;
 
 /** Slack on "started since the previous observation": the read's own duration and a heartbeat. */
@@ -46,9 +46,16 @@ export class CountsLedger {
   /** By id, least recently seen first (an entry is moved to the end when seen). */
   readonly #workers = new Map<string, Seen>();
   #observed: number;
+  #warned = false;
 
-  /** @param since when the dashboard started: the first observation's "previous" one. */
-  constructor(since: number) {
+  /**
+   * @param since when the dashboard started: the first observation's "previous" one.
+   * @param warn told once when more workers than `MAX_REMEMBERED` are online at once.
+   */
+  constructor(
+    since: number,
+    private readonly warn: (message: string) => void = (m) => process.emitWarning(m, 'CeleriacWarning'),
+  ) {
     this.#observed = since;
   }
 
@@ -80,6 +87,7 @@ export class CountsLedger {
       seen.goneSince ??= now;
       if (now - seen.goneSince >= GONE_KEEP_MS) this.#workers.delete(id);
     }
+    this.#forgetGone(present.size);
     this.#observed = now;
     return deltas;
   }
@@ -92,7 +100,18 @@ export class CountsLedger {
   #remember(id: string, seen: Seen): void {
     this.#workers.delete(id);
     this.#workers.set(id, seen);
-    if (this.#workers.size > MAX_REMEMBERED) this.#workers.delete(this.#workers.keys().next().value!);
+  }
+
+  /** Over the cap, forgets the longest-gone workers; never one present now (its work would go uncounted). */
+  #forgetGone(presentCount: number): void {
+    for (const [id, seen] of this.#workers) {
+      if (this.#workers.size <= MAX_REMEMBERED) return;
+      if (seen.goneSince !== null) this.#workers.delete(id);
+    }
+    if (presentCount > MAX_REMEMBERED && !this.#warned) {
+      this.#warned = true;
+      this.warn(`${presentCount} workers online, more than the ${MAX_REMEMBERED} the dashboard expects: all are counted, using more memory`);
+    }
   }
 }
 
@@ -208,7 +227,8 @@ export class RateSeries {
     if (second < oldest) return;
     for (const ring of rings) {
       let i = slot(second, ring.second.length);
-      if (ring.second[i] !== second && ring.second[i]! >= oldest && ring.second.length < this.#size) {
+      // Doubling may not be enough: seconds 2× the old length apart share a slot again.
+      while (ring.second[i] !== second && ring.second[i]! >= oldest && ring.second.length < this.#size) {
         this.#grow(ring, oldest);
         i = slot(second, ring.second.length);
       }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BackendError, ControlUnavailableError, assertTaskId, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail, type QueueStats } from '@celeriac/core';
+import { BackendError, ControlUnavailableError, assertQueueName, assertTaskId, describeIssues, parseMessage, redactUrl, withTimeout, type App, type DeadLetter, type QueueDetail, type QueueStats } from '@celeriac/core';
 import { BULK_TIMEOUT_MS, OPERATE_TIMEOUT_MS } from '@celeriac/worker/cli';
 import { z } from 'zod';
 import type { DeadLetterView, DeadLettersView, Info, QueueView, QueuesView, SchedulesView, TaskView, WorkersView } from './api.js';
@@ -68,9 +68,11 @@ export const ROUTES: Route[] = [
   }),
   route('GET', 'schedules', async ({ app }): Promise<SchedulesView> => ({ at: Date.now(), schedules: await bounded(app.inspect.schedules()) })),
   route('POST', 'queues/:queue/pause', async (ctx) => {
-    const { app, params } = ctx;
-    const stats = await bounded(app.connection().then((conn) => conn.broker.stats(params.queue!)));
-    if (isEmpty(stats)) await assertKnown(ctx);
+    const { app, params, body } = ctx;
+    // `force`: pause a queue nothing knows yet (ahead of a deploy); the pages never send it.
+    const { force } = bodyOf(pauseBody, body);
+    if (force) validQueueName(params.queue!);
+    else if (isEmpty(await bounded(app.connection().then((conn) => conn.broker.stats(params.queue!))))) await assertKnown(ctx);
     await bounded(app.control.pause(params.queue!));
     return { queue: params.queue, paused: true };
   }),
@@ -93,12 +95,21 @@ export const ROUTES: Route[] = [
 const ids = z.array(z.string().min(1).max(200)).max(10_000);
 const redriveBody = z.object({ ids: ids.optional() });
 const discardBody = z.object({ ids: ids.min(1, 'name the dead letters to discard: { "ids": ["…"] }') });
+const pauseBody = z.object({ force: z.boolean().optional() });
 const revokeBody = z.object({ terminate: z.boolean().optional(), queue: z.string().min(1).optional() });
 
 function bodyOf<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new HttpError(400, 'BAD_REQUEST', `bad body: ${describeIssues(parsed.error)}`);
   return parsed.data;
+}
+
+function validQueueName(queue: string): void {
+  try {
+    assertQueueName(queue);
+  } catch (err) {
+    throw new HttpError(400, 'BAD_REQUEST', (err as Error).message);
+  }
 }
 
 function limitOf(query: URLSearchParams, fallback: number, max: number): number {
@@ -129,11 +140,13 @@ function isEmpty(stats: QueueStats): boolean {
 async function assertKnown({ app, sampler, settings, params }: RouteContext): Promise<void> {
   const queue = params.queue!;
   if (settings.queues.includes(queue)) return;
-  const snap = await sampler.current();
-  if (snap.queues.some((q) => q.queue === queue)) return;
+  // While the sampler's reads fail, the registry itself decides (not a 503 for a queue it knows).
+  const snap = await sampler.current().catch(() => null);
+  if (snap?.queues.some((q) => q.queue === queue)) return;
   // A queue a worker registered since the sampler's last read: ask the registry itself.
-  if (snap.control && (await bounded(app.inspect.queues())).some((q) => q.queue === queue)) return;
-  throw new HttpError(404, 'NOT_FOUND', `no queue ${JSON.stringify(queue)}: no worker has served it, it is not paused and it holds no tasks (check the name)`);
+  const control = snap?.control ?? !!(await bounded(app.connection())).results.coordination;
+  if (control && (await bounded(app.inspect.queues())).some((q) => q.queue === queue)) return;
+  throw new HttpError(404, 'NOT_FOUND', `no queue ${JSON.stringify(queue)}: no worker has served it, it is not paused and it holds no tasks (check the name; to pause it ahead of its workers, POST {"force": true})`);
 }
 
 /** Every call to the broker or store has a bound: past it, a 503 that says so. */

@@ -1,7 +1,7 @@
 import { createApp, type App, type QueueInfo } from '@celeriac/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseDashboardOptions } from './options.js';
-import { IDLE_AFTER_MS, IDLE_REFRESH_MS, READ_TIMEOUT_MS, Sampler } from './sampler.js';
+import { READ_TIMEOUT_MS, parseDashboardOptions } from './options.js';
+import { IDLE_AFTER_MS, IDLE_REFRESH_MS, Sampler } from './sampler.js';
 
 // The sampler's pacing on an injected clock (fake timers), over a real in-memory app whose queue
 // listing is made slow or hung: how often it reads, and that it recovers.
@@ -42,15 +42,41 @@ describe('Sampler', () => {
     for (let i = 1; i < reads.length; i++) expect(reads[i]!.start - reads[i - 1]!.end!).toBeGreaterThanOrEqual(settings.refreshMs / 2);
   });
 
-  it('a read that never settles is abandoned after its bound: 503 meanwhile, and the next read starts afresh and is served', async () => {
-    behaviour = (n) => (n === 1 ? new Promise(() => {}) : Promise.resolve());
+  it('a read past its bound: 503 meanwhile, no other read starts while it is pending (no pile-up), and its late answer is served', async () => {
+    let answer!: () => void;
+    behaviour = (n) => (n === 1 ? new Promise((r) => (answer = r)) : Promise.resolve());
     sampler = new Sampler(app, settings);
     const first = sampler.current().catch((err: unknown) => err);
     await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS);
     expect(await first).toMatchObject({ status: 503, message: expect.stringMatching(/within 2 s/) });
+    for (let i = 0; i < 10; i++) {
+      await vi.advanceTimersByTimeAsync(settings.refreshMs);
+      await expect(sampler.current()).rejects.toMatchObject({ status: 503 });
+    }
+    expect(reads).toHaveLength(1);
+    answer();
+    await vi.advanceTimersByTimeAsync(0);
+    // The late answer is applied at once and the error cleared: served without waiting for another read.
+    await expect(sampler.current(60_000)).resolves.toMatchObject({ at: Date.now(), control: true });
+    expect(reads).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(settings.refreshMs);
-    expect(reads.length).toBeGreaterThanOrEqual(2);
-    await expect(sampler.current()).resolves.toMatchObject({ control: true });
+    expect(reads).toHaveLength(2);
+  });
+
+  it('a store that always answers later than the bound is still served, not 503 forever; readTimeoutMs raises the bound', async () => {
+    behaviour = () => new Promise((r) => setTimeout(r, READ_TIMEOUT_MS + 500));
+    sampler = new Sampler(app, settings);
+    await vi.advanceTimersByTimeAsync(READ_TIMEOUT_MS + 500);
+    await expect(sampler.current(60_000)).resolves.toMatchObject({ control: true });
+    sampler.close();
+    sampler = new Sampler(app, parseDashboardOptions({ readTimeoutMs: 5_000 }));
+    const answers: unknown[] = [];
+    for (let i = 0; i < 10; i++) {
+      const answer = sampler.current().then(() => 'ok', (err: { status?: number }) => err.status);
+      await vi.advanceTimersByTimeAsync(3_000);
+      answers.push(await answer);
+    }
+    expect(answers).toEqual(Array(10).fill('ok'));
   });
 
   it('with no request for a while it reads every 10 s; a request then reads at once', async () => {
@@ -61,9 +87,12 @@ describe('Sampler', () => {
     await vi.advanceTimersByTimeAsync(5 * IDLE_REFRESH_MS);
     expect(reads.length - before).toBeLessThanOrEqual(5);
     expect(reads.length - before).toBeGreaterThanOrEqual(4);
+    await vi.advanceTimersByTimeAsync(IDLE_REFRESH_MS / 2);
     const asked = Date.now();
-    const snap = await sampler.current();
-    expect(snap.at).toBeGreaterThanOrEqual(asked - 2 * settings.refreshMs);
+    expect(sampler.latest!.at).toBeLessThan(asked - settings.refreshMs);
+    // A generous maxAgeMs would accept the idle snapshot: only the idle rule makes this read now.
+    const snap = await sampler.current(60_000);
+    expect(snap.at).toBeGreaterThanOrEqual(asked);
     // Busy again: back to one read a refresh.
     const busy = reads.length;
     for (let i = 0; i < 5; i++) {

@@ -1,11 +1,8 @@
-import { BackendError, HEARTBEAT_MS, withTimeout, type App, type QueueInfo, type WorkerInfo } from '@celeriac/core';
+import { BackendError, HEARTBEAT_MS, type App, type QueueInfo, type WorkerInfo } from '@celeriac/core';
 import type { Series } from './api.js';
 import type { DashboardSettings } from './options.js';
 import { CountsLedger, RateSeries, type CountsDelta } from './rates.js';
 import { HttpError } from './respond.js';
-
-/** How long one read of the queues and the registry may take before the sampler gives up on it (and starts afresh next time). */
-export const READ_TIMEOUT_MS = 2_000;
 
 /** With no request and no scrape for this long, the sampler reads less often (`IDLE_REFRESH_MS`). */
 export const IDLE_AFTER_MS = 60_000;
@@ -29,8 +26,9 @@ export interface Snapshot {
  * 1. Every `refreshMs` reads every queue's counts (the registry's queues, the paused ones and
  *    `options.queues`) and the worker registry; one read at a time, and at least half of
  *    `refreshMs` between the end of one and the start of the next (a slow broker is not read back
- *    to back). A read past `READ_TIMEOUT_MS` is abandoned (its late answer ignored) and the next
- *    one starts afresh.
+ *    to back). A read past `readTimeoutMs` makes the API answer 503, but it is not abandoned: no
+ *    other read starts while it is pending (reads do not pile up on a hung broker), and its late
+ *    answer, the newest data, is applied when it comes.
  * 2. With no request or scrape for `IDLE_AFTER_MS`, reads every `IDLE_REFRESH_MS`; the next
  *    request finds the snapshot stale and reads at once.
  * 3. Turns the workers' counts into rate series and tells `onDeltas` (the metrics) of each delta.
@@ -45,10 +43,12 @@ export class Sampler {
   #snapshot: Snapshot | null = null;
   #error: Error | null = null;
   #first: Promise<void>;
-  /** The tick under way, if any. */
+  /** The tick under way, if any: it waits for the read at most `readTimeoutMs`. */
   #ticking: Promise<void> | null = null;
-  /** Bumped by each read: a read that is no longer the latest (abandoned) changes nothing. */
-  #generation = 0;
+  /** The read under way, if any, whether a tick still waits for it or not. */
+  #reading: Promise<void> | null = null;
+  /** The read under way is past `readTimeoutMs`: requests answer 503 at once rather than wait for it. */
+  #overdue = false;
   #lastStarted = 0;
   #lastEnded = 0;
   #lastDemand: number;
@@ -86,7 +86,7 @@ export class Sampler {
       if (!this.#ticking) this.#schedule(this.#lastStarted);
     }
     await this.#first;
-    if ((this.#snapshot === null || asked - this.#snapshot.at > maxAgeMs) && !this.#closed) {
+    if ((this.#snapshot === null || asked - this.#snapshot.at > maxAgeMs) && !this.#closed && !this.#overdue) {
       if (this.#ticking) await this.#ticking;
       if ((this.#snapshot === null || this.#snapshot.at < asked - maxAgeMs) && Date.now() - this.#lastEnded >= this.#minGapMs) await this.#kick();
     }
@@ -122,14 +122,28 @@ export class Sampler {
     return this.#ticking;
   }
 
+  /** Starts a read unless one is pending, and waits for it at most `readTimeoutMs`. */
   async #tick(): Promise<void> {
-    const generation = ++this.#generation;
-    try {
-      await withTimeout(this.#read(generation), READ_TIMEOUT_MS, () => new BackendError(`no answer from the broker or store within ${READ_TIMEOUT_MS / 1_000} s`));
-      this.#error = null;
-    } catch (err) {
-      this.#error = err instanceof Error ? err : new Error(String(err));
-    }
+    this.#reading ??= this.#read().then(
+      () => void (this.#error = null),
+      (err: unknown) => void (this.#error = err instanceof Error ? err : new Error(String(err))),
+    ).finally(() => {
+      this.#reading = null;
+      this.#overdue = false;
+      // A late answer: the tick gave up on it, so the next read is paced from now.
+      if (!this.#ticking) {
+        this.#lastEnded = Date.now();
+        this.#schedule(this.#lastStarted);
+      }
+    });
+    const limit = this.settings.readTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limit)));
+    const timedOut = await Promise.race([this.#reading.then(() => false), late]);
+    clearTimeout(timer);
+    if (!timedOut) return;
+    this.#overdue = true;
+    this.#error = new BackendError(`no answer from the broker or store within ${limit / 1_000} s (readTimeoutMs)`);
   }
 
   #schedule(started: number): void {
@@ -142,13 +156,13 @@ export class Sampler {
     this.#timer.unref();
   }
 
-  async #read(generation: number): Promise<void> {
+  async #read(): Promise<void> {
     const conn = await this.app.connection();
     const control = !!conn.results.coordination;
     const [listed, workers] = control ? await Promise.all([this.app.inspect.queues(), this.app.inspect.workers()]) : [[], []];
     const names = new Set(listed.map((q) => q.queue));
     const extra = await Promise.all(this.settings.queues.filter((q) => !names.has(q)).map(async (q): Promise<QueueInfo> => ({ ...(await conn.broker.stats(q)), paused: false })));
-    if (generation !== this.#generation || this.#closed) return; // abandoned: a newer read has started
+    if (this.#closed) return;
     const queues = [...listed, ...extra].sort((a, b) => a.queue.localeCompare(b.queue));
     const at = Date.now();
     const deltas = this.#ledger.observe(workers, at);

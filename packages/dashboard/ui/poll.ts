@@ -2,6 +2,7 @@
  * Live data for a page: GETs one API path now and then every `refreshMs` after the last answer,
  * never while the tab is hidden (it catches up as soon as the tab shows again). An error keeps
  * the last data and is reported next to it, so a broker blip does not blank the page.
+ * `refreshMs` null: loads once, and again only on `refresh()` (a large list).
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { api, ApiFailure } from './api.ts';
@@ -15,7 +16,7 @@ export interface Polled<T> {
   refresh: () => void;
 }
 
-export function usePoll<T>(path: string | null, refreshMs: number): Polled<T> {
+export function usePoll<T>(path: string | null, refreshMs: number | null): Polled<T> {
   const [state, setState] = useState<Omit<Polled<T>, 'refresh'>>({ data: null, error: null, at: 0 });
   const kick = useRef<() => void>(() => undefined);
 
@@ -26,6 +27,7 @@ export function usePoll<T>(path: string | null, refreshMs: number): Polled<T> {
     let timer: number | undefined;
     let inFlight = false;
     let again = false;
+    let answered = false;
 
     const tick = async () => {
       window.clearTimeout(timer);
@@ -44,17 +46,18 @@ export function usePoll<T>(path: string | null, refreshMs: number): Polled<T> {
         if (!stopped) setState((prev) => ({ ...prev, error: failure }));
       } finally {
         inFlight = false;
+        answered = true;
       }
       if (stopped) return;
       if (again) {
         again = false;
         void tick();
-      } else {
+      } else if (refreshMs !== null) {
         timer = window.setTimeout(() => void tick(), refreshMs);
       }
     };
     const onVisibility = () => {
-      if (!document.hidden) void tick();
+      if (!document.hidden && (refreshMs !== null || !answered)) void tick();
     };
     kick.current = () => void tick();
     document.addEventListener('visibilitychange', onVisibility);

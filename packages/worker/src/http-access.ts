@@ -1,5 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, type Server } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 
 /**
@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
  * 1. It listens on a loopback address unless told otherwise.
  * 2. Any other address needs a token; every request must then carry `Authorization: Bearer <token>`.
  * 3. Without a token, a request must come over a loopback connection (both ends 127.0.0.0/8 or
- *    ::1) and name a loopback host or an allowed one in `Host` (a page on another site whose name
+ *    ::1, or a Unix socket / named pipe) and name a loopback host or an allowed one in `Host`
+ *    (a trailing dot and IPv4-mapped IPv6 allowed; a page on another site whose name
  *    was pointed at 127.0.0.1, DNS rebinding, is refused). The `Host` header alone proves nothing:
  *    the client chooses it. A reverse proxy on the same machine makes every request look local, so
  *    behind one, set a token or authenticate in the proxy.
@@ -16,7 +17,7 @@ import type { IncomingMessage } from 'node:http';
 export interface AccessRules {
   /** When set, requests that need it carry `Authorization: Bearer <token>`. */
   token: string | null;
-  /** Host names (the `Host` header, without port) accepted without a token besides loopback ones, over a loopback connection; `*`: any. */
+  /** Host names (the `Host` header, without port; see `allowedHostIssue`) accepted without a token besides loopback ones, over a loopback connection. */
   allowedHosts: readonly string[];
 }
 
@@ -38,7 +39,7 @@ export function refuseAccess(req: IncomingMessage, rules: AccessRules, needsToke
     return { status: 401, code: 'UNAUTHORIZED', message: 'this needs its token: send Authorization: Bearer <token>', headers: { 'WWW-Authenticate': 'Bearer realm="celeriac"' } };
   }
   const { remoteAddress, localAddress } = req.socket ?? {};
-  if (!remoteAddress || !localAddress || !isLoopback(remoteAddress) || !isLoopback(localAddress)) {
+  if (!overPipe(req) && (!remoteAddress || !localAddress || !isLoopback(remoteAddress) || !isLoopback(localAddress))) {
     return forbidden(`requests from ${remoteAddress ?? 'an unknown address'} are refused: without a token only this machine is answered, over 127.0.0.1 or ::1 (set a token)`);
   }
   const name = hostOf(req.headers.host);
@@ -46,31 +47,54 @@ export function refuseAccess(req: IncomingMessage, rules: AccessRules, needsToke
   return forbidden(`requests for host ${JSON.stringify(req.headers.host ?? '')} are refused: without a token only loopback names are answered (set a token, or list the name in allowedHosts)`);
 }
 
-/** Whether `name` (a host name without port) is in `rules.allowedHosts`. */
+/** Whether `name` (a host name without port, as `hostOf` gives it) is in `rules.allowedHosts`. */
 export function allowed(rules: AccessRules, name: string): boolean {
-  return rules.allowedHosts.some((h) => h === '*' || h.toLowerCase() === name.toLowerCase());
+  return rules.allowedHosts.some((h) => hostOf(isIP(h) === 6 ? `[${h}]` : h) === name);
 }
 
-/** The host name of a `Host` header (lower-cased, no port, IPv6 without brackets' port), or null when it does not parse. */
+/**
+ * Why an `allowedHosts` entry could never match, or null when it is fine: it must be a host name
+ * or address without port or path (`*`, any host, would turn off the checks of rule 3: refused).
+ */
+export function allowedHostIssue(entry: string): string | null {
+  if (entry === '*') return 'allowedHosts "*" would answer any site without a token (DNS rebinding, cross-site actions): set a token instead';
+  const host = isIP(entry) === 6 ? `[${entry}]` : entry;
+  let url: URL | null = null;
+  try {
+    url = new URL(`http://${host}`);
+  } catch {
+    // reported below
+  }
+  if (url === null || url.port !== '' || url.host.replace(/\.$/, '') !== host.toLowerCase().replace(/\.$/, '')) return `allowedHosts entries are host names without port or path (got ${JSON.stringify(entry)})`;
+  return null;
+}
+
+/** The host name of a `Host` header (lower-cased, no port, no trailing dot; IPv6 in brackets), or null when it does not parse. */
 export function hostOf(header: string | undefined): string | null {
   if (!header) return null;
   try {
-    return new URL(`http://${header}`).hostname;
+    return new URL(`http://${header}`).hostname.replace(/\.$/, '');
   } catch {
     return null;
   }
+}
+
+/** A Unix socket or Windows named pipe: only this machine reaches it (its file permissions decide who). */
+function overPipe(req: IncomingMessage): boolean {
+  return typeof (req.socket as { server?: Server } | undefined)?.server?.address() === 'string';
 }
 
 function forbidden(message: string): Refusal {
   return { status: 403, code: 'FORBIDDEN', message, headers: {} };
 }
 
-/** True for `localhost`, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address). */
+/** True for `localhost`, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address), with or without a trailing dot. */
 export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  const h = host.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
   if (h === 'localhost' || h.endsWith('.localhost')) return true;
   if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
+  // IPv4-mapped: written with dots, or as URL parsing writes it (`::ffff:7f00:1`).
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h);
   return false;
 }
 

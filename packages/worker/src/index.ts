@@ -15,7 +15,7 @@ export type { Clock } from './clock.js';
 export { loadApp, main } from './cli/main.js';
 export { QUEUE_STATES, TASK_OUTCOMES, deadLettersTotal, queuePaused, queueTasks, taskDuration, taskRetries, tasksTotal, workersOnline } from './metric-definitions.js';
 export type { QueueState, TaskOutcome } from './metric-definitions.js';
-export { allowed, assertBindable, hasBearer, hostOf, isLoopback, refuseAccess, type AccessRules, type Refusal } from './http-access.js';
+export { allowed, allowedHostIssue, assertBindable, hasBearer, hostOf, isLoopback, refuseAccess, type AccessRules, type Refusal } from './http-access.js';
 export { SCRAPE_TIMEOUT_MS, workerMetrics } from './metrics.js';
 export type { WorkerMetrics } from './metrics.js';
 export { METRICS_TOKEN_NAMES, serveMetrics } from './metrics-server.js';

@@ -5,7 +5,7 @@
  * tasks or pause: the workers' registry is not there.
  */
 import { html } from 'htm/preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import type { DeadLettersView, DeadLetterView, Info, QueueView, RedriveResult } from '../../src/api.ts';
 import type { QueuedTask } from '@celeriac/core';
 import { api, apiPath, BULK_TIMEOUT_MS } from '../api.ts';
@@ -17,8 +17,8 @@ import { usePoll } from '../poll.ts';
 import { href } from '../router.ts';
 
 const LIST_LIMIT = 50;
-/** The most dead letters the page lists when asked for all of them. */
-const ALL_DEAD_LIMIT = 1_000;
+/** The most dead letters the page lists when asked for all of them (each with its whole message). */
+const ALL_DEAD_LIMIT = 500;
 
 function redriven(result: RedriveResult): string {
   const refused = result.refused.map((r) => `${r.id}: ${r.reason}`).join('; ');
@@ -48,25 +48,30 @@ function Waiting({ title, tasks, queue, delayed, testid }: { title: string; task
 }
 
 interface DeadLettersProps {
-  info: Info;
   queue: string;
   /** The few the queue view carries, and which end of the list they are from. */
   letters: DeadLetterView[];
   order: QueueView['deadOrder'];
   total: number;
   actions: Actions;
+  /** Counts the actions done on the page: each reloads the full list. */
+  acted: number;
 }
 
-function DeadLetters({ info, queue, letters, order, total, actions }: DeadLettersProps) {
-  // All of them (up to ALL_DEAD_LIMIT), polled through the API like the rest only while asked for.
+function DeadLetters({ queue, letters, order, total, actions, acted }: DeadLettersProps) {
+  // All of them (up to ALL_DEAD_LIMIT), loaded once when asked for, again on Refresh or after an
+  // action: not every second (full messages; on RabbitMQ a listing holds the letters it reads).
   const [showAll, setShowAll] = useState(false);
-  const all = usePoll<DeadLettersView>(showAll ? `${apiPath('queues', queue, 'dead')}?limit=${ALL_DEAD_LIMIT}` : null, info.refreshMs);
+  const all = usePoll<DeadLettersView>(showAll ? `${apiPath('queues', queue, 'dead')}?limit=${ALL_DEAD_LIMIT}` : null, null);
+  useEffect(() => {
+    all.refresh();
+  }, [acted]);
   const shown = showAll && all.data ? all.data.letters : letters;
   const one = (verb: 'redrive' | 'discard', id: string) => async () =>
     verb === 'redrive'
       ? redriven(await api.post<RedriveResult>(apiPath('queues', queue, 'redrive'), { ids: [id] }, BULK_TIMEOUT_MS))
       : `Discarded ${count((await api.post<{ discarded: number }>(apiPath('queues', queue, 'discard'), { ids: [id] }, BULK_TIMEOUT_MS)).discarded)} dead letter.`;
-  const toggle = html`<button type="button" class="btn btn-small" data-testid="dead-show-all" onClick=${() => setShowAll(!showAll)}>${showAll ? 'Show fewer' : `Show all ${count(total)}`}</button>`;
+  const toggle = html`${showAll && html`<button type="button" class="btn btn-small" data-testid="dead-refresh" onClick=${all.refresh}>Refresh list</button> `}<button type="button" class="btn btn-small" data-testid="dead-show-all" onClick=${() => setShowAll(!showAll)}>${showAll ? 'Show fewer' : `Show all ${count(total)}`}</button>`;
   return html`<${Section} title="Dead letters" count=${total} testid="dead-letters" actions=${total > letters.length || showAll ? toggle : null}>
     ${showAll && html`<${ErrorBanner} error=${all.error} stale=${all.data !== null} />`}
     <${Table} head=${['Task id', 'Task', 'Why', 'Died', '']} testid="dead-table" empty=${shown.length === 0 ? 'No dead letters.' : null}>
@@ -92,7 +97,8 @@ function DeadLetters({ info, queue, letters, order, total, actions }: DeadLetter
 
 export function QueuePage({ info, queue }: { info: Info; queue: string }) {
   const { data, error, refresh } = usePoll<QueueView>(`${apiPath('queues', queue)}?limit=${LIST_LIMIT}&points=${CHART_POINTS}`, info.refreshMs);
-  const actions = useActions(refresh);
+  const [acted, setActed] = useState(0);
+  const actions = useActions(() => (refresh(), setActed((n) => n + 1)));
   if (!data) {
     if (error?.status === 404) return html`<${NotFound} what=${`No queue named ${queue}.`} />`;
     return html`<${NoDataYet} error=${error} />`;
@@ -139,5 +145,5 @@ export function QueuePage({ info, queue }: { info: Info; queue: string }) {
     <//>`}
     <${Waiting} title="Ready (next to run)" tasks=${q.readyTasks} queue=${queue} delayed=${false} testid="ready" />
     <${Waiting} title="Delayed" tasks=${q.delayedTasks} queue=${queue} delayed=${true} testid="delayed" />
-    <${DeadLetters} info=${info} queue=${queue} letters=${data.dead} order=${data.deadOrder} total=${q.dead} actions=${actions} />`;
+    <${DeadLetters} queue=${queue} letters=${data.dead} order=${data.deadOrder} total=${q.dead} actions=${actions} acted=${acted} />`;
 }
