@@ -1,7 +1,7 @@
 import { createApp, type App, type QueueInfo } from '@celeriac/core';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { READ_TIMEOUT_MS, parseDashboardOptions } from './options.js';
-import { IDLE_AFTER_MS, IDLE_REFRESH_MS, Sampler } from './sampler.js';
+import { ABANDON_AFTER_MS, IDLE_AFTER_MS, IDLE_REFRESH_MS, Sampler } from './sampler.js';
 
 // The sampler's pacing on an injected clock (fake timers), over a real in-memory app whose queue
 // listing is made slow or hung: how often it reads, and that it recovers.
@@ -61,6 +61,20 @@ describe('Sampler', () => {
     expect(reads).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(settings.refreshMs);
     expect(reads).toHaveLength(2);
+  });
+
+  it('a read that never settles is given up after ABANDON_AFTER_MS: a fresh read starts and is served; the old answer changes nothing', async () => {
+    let stale!: () => void;
+    behaviour = (n) => (n === 1 ? new Promise((r) => (stale = r)) : Promise.resolve());
+    sampler = new Sampler(app, settings);
+    await vi.advanceTimersByTimeAsync(ABANDON_AFTER_MS - READ_TIMEOUT_MS);
+    expect(reads).toHaveLength(1); // still pending, not yet given up: no pile-up
+    await vi.advanceTimersByTimeAsync(2 * READ_TIMEOUT_MS + settings.refreshMs); // the next tick after the bound
+    expect(reads).toHaveLength(2); // given up: a fresh read
+    const fresh = await sampler.current(60_000);
+    stale(); // the abandoned read answers at last, older than what is served
+    await vi.advanceTimersByTimeAsync(0);
+    expect((await sampler.current(60_000)).at).toBeGreaterThanOrEqual(fresh.at);
   });
 
   it('a store that always answers later than the bound is still served, not 503 forever; readTimeoutMs raises the bound', async () => {

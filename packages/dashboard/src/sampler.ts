@@ -10,6 +10,9 @@ export const IDLE_AFTER_MS = 60_000;
 /** How often an idle sampler reads: the rate series lose nothing (the workers' counts are cumulative). */
 export const IDLE_REFRESH_MS = 10_000;
 
+/** A read pending this long is given up for good (a call that never settles), so a new one may start. */
+export const ABANDON_AFTER_MS = 30_000;
+
 /** The series end this far behind the read: the last heartbeat of every worker has landed by then. */
 const SERIES_LAG_MS = HEARTBEAT_MS + 1_000;
 
@@ -28,7 +31,9 @@ export interface Snapshot {
  *    `refreshMs` between the end of one and the start of the next (a slow broker is not read back
  *    to back). A read past `readTimeoutMs` makes the API answer 503, but it is not abandoned: no
  *    other read starts while it is pending (reads do not pile up on a hung broker), and its late
- *    answer, the newest data, is applied when it comes.
+ *    answer, the newest data, is applied when it comes. A read still pending after
+ *    `ABANDON_AFTER_MS` (a call that never settles) is given up for good, its answer ignored, and
+ *    a fresh read may start: at most one such stuck read per `ABANDON_AFTER_MS`, and every wait ends.
  * 2. With no request or scrape for `IDLE_AFTER_MS`, reads every `IDLE_REFRESH_MS`; the next
  *    request finds the snapshot stale and reads at once.
  * 3. Turns the workers' counts into rate series and tells `onDeltas` (the metrics) of each delta.
@@ -49,6 +54,9 @@ export class Sampler {
   #reading: Promise<void> | null = null;
   /** The read under way is past `readTimeoutMs`: requests answer 503 at once rather than wait for it. */
   #overdue = false;
+  /** Bumped when a pending read is abandoned: an answer of an older generation changes nothing. */
+  #generation = 0;
+  #readStartedAt = 0;
   #lastStarted = 0;
   #lastEnded = 0;
   #lastDemand: number;
@@ -124,10 +132,18 @@ export class Sampler {
 
   /** Starts a read unless one is pending, and waits for it at most `readTimeoutMs`. */
   async #tick(): Promise<void> {
-    this.#reading ??= this.#read().then(
-      () => void (this.#error = null),
-      (err: unknown) => void (this.#error = err instanceof Error ? err : new Error(String(err))),
+    if (this.#reading && Date.now() - this.#readStartedAt > ABANDON_AFTER_MS) {
+      this.#generation++; // it never settled: forget it, and read afresh
+      this.#reading = null;
+    }
+    const generation = this.#generation;
+    const current = () => generation === this.#generation;
+    if (!this.#reading) this.#readStartedAt = Date.now();
+    this.#reading ??= this.#read(current).then(
+      () => void (current() && (this.#error = null)),
+      (err: unknown) => void (current() && (this.#error = err instanceof Error ? err : new Error(String(err)))),
     ).finally(() => {
+      if (!current()) return;
       this.#reading = null;
       this.#overdue = false;
       // A late answer: the tick gave up on it, so the next read is paced from now.
@@ -156,13 +172,14 @@ export class Sampler {
     this.#timer.unref();
   }
 
-  async #read(): Promise<void> {
+  /** One read of the counts and the registry; applied only while `current()` (not abandoned meanwhile). */
+  async #read(current: () => boolean): Promise<void> {
     const conn = await this.app.connection();
     const control = !!conn.results.coordination;
     const [listed, workers] = control ? await Promise.all([this.app.inspect.queues(), this.app.inspect.workers()]) : [[], []];
     const names = new Set(listed.map((q) => q.queue));
     const extra = await Promise.all(this.settings.queues.filter((q) => !names.has(q)).map(async (q): Promise<QueueInfo> => ({ ...(await conn.broker.stats(q)), paused: false })));
-    if (this.#closed) return;
+    if (this.#closed || !current()) return;
     const queues = [...listed, ...extra].sort((a, b) => a.queue.localeCompare(b.queue));
     const at = Date.now();
     const deltas = this.#ledger.observe(workers, at);
