@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { TASK_OUTCOMES, queuePaused, queueTasks, taskRetries, tasksTotal, workersOnline } from '@celeriac/worker';
+import { TASK_OUTCOMES, queuePaused, queueTasks, setQueueDepths, taskRetries, tasksTotal, workersOnline } from '@celeriac/worker';
 import type { Sampler } from './sampler.js';
 
 /**
@@ -20,12 +20,7 @@ export function dashboardMetrics(sampler: Sampler, now: () => number = Date.now)
   queueTasks(registry, function () {
     const latest = sampler.latest;
     this.reset();
-    for (const q of latest?.queues ?? []) {
-      this.set({ queue: q.queue, state: 'ready' }, q.ready);
-      this.set({ queue: q.queue, state: 'delayed' }, q.delayed);
-      this.set({ queue: q.queue, state: 'in_flight' }, q.inFlight);
-      this.set({ queue: q.queue, state: 'dead' }, q.dead);
-    }
+    for (const q of latest?.queues ?? []) setQueueDepths(this, q);
   });
   queuePaused(registry, function () {
     const latest = sampler.latest;

@@ -13,7 +13,7 @@ export type { ScheduleInfo, SchedulerOptions } from './scheduler.js';
 export { ManualClock, systemClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { loadApp, main } from './cli/main.js';
-export { QUEUE_STATES, TASK_OUTCOMES, deadLettersTotal, queuePaused, queueTasks, taskDuration, taskRetries, tasksTotal, workersOnline } from './metric-definitions.js';
+export { QUEUE_STATES, TASK_OUTCOMES, deadLettersTotal, queuePaused, queueTasks, setQueueDepths, taskDuration, taskRetries, tasksTotal, workersOnline } from './metric-definitions.js';
 export type { QueueState, TaskOutcome } from './metric-definitions.js';
 export { allowed, allowedHostIssue, assertBindable, hasBearer, hostOf, isLoopback, refuseAccess, type AccessRules, type Refusal } from './http-access.js';
 export { SCRAPE_TIMEOUT_MS, workerMetrics } from './metrics.js';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { QueueStats } from '@celeriac/core';
 
 /**
  * The names, help and labels of celeriac's Prometheus metrics, written once: the worker's
@@ -39,6 +40,14 @@ export function taskDuration(registry: Registry) {
 /** Queue depths; `collect` sets them when scraped (read from the broker then, bounded by the caller). */
 export function queueTasks(registry: Registry, collect: Collect<Gauge<'queue' | 'state'>>) {
   return new Gauge({ name: 'celeriac_queue_tasks', help: 'Tasks in each queue by state: ready, delayed, in_flight (leased by a worker), dead (dead letters).', labelNames: ['queue', 'state'] as const, registers: [registry], collect });
+}
+
+/** Sets a queue's four depth gauges (`celeriac_queue_tasks`) from its counts. */
+export function setQueueDepths(gauge: Gauge<'queue' | 'state'>, s: QueueStats): void {
+  gauge.set({ queue: s.queue, state: 'ready' }, s.ready);
+  gauge.set({ queue: s.queue, state: 'delayed' }, s.delayed);
+  gauge.set({ queue: s.queue, state: 'in_flight' }, s.inFlight);
+  gauge.set({ queue: s.queue, state: 'dead' }, s.dead);
 }
 
 export function queuePaused(registry: Registry, collect: Collect<Gauge<'queue'>>) {

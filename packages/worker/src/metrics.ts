@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { withTimeout, type App, type Logger, type QueueStats, type TaskEvent, type TaskMessage } from '@celeriac/core';
-import { deadLettersTotal, queuePaused, queueTasks, TASK_OUTCOMES, taskDuration, taskRetries, tasksTotal } from './metric-definitions.js';
+import { withTimeout, type App, type Logger, type TaskEvent, type TaskMessage } from '@celeriac/core';
+import { deadLettersTotal, queuePaused, queueTasks, setQueueDepths, TASK_OUTCOMES, taskDuration, taskRetries, tasksTotal } from './metric-definitions.js';
 import { taskLabel } from './task-counts.js';
 import type { Worker } from './worker.js';
 
@@ -62,7 +62,7 @@ export async function workerMetrics(worker: Worker, app: App, registry = new Reg
   queueTasks(registry, async function () {
     const all = await stats.read();
     this.reset();
-    for (const s of all ?? []) setDepths(this, s);
+    for (const s of all ?? []) setQueueDepths(this, s);
   });
   queuePaused(registry, function () {
     this.reset();
@@ -90,13 +90,6 @@ export async function workerMetrics(worker: Worker, app: App, registry = new Reg
       for (const name of added) registry.removeSingleMetric(name);
     },
   };
-}
-
-function setDepths(gauge: { set(labels: { queue: string; state: string }, value: number): void }, s: QueueStats): void {
-  gauge.set({ queue: s.queue, state: 'ready' }, s.ready);
-  gauge.set({ queue: s.queue, state: 'delayed' }, s.delayed);
-  gauge.set({ queue: s.queue, state: 'in_flight' }, s.inFlight);
-  gauge.set({ queue: s.queue, state: 'dead' }, s.dead);
 }
 
 /**
