@@ -82,7 +82,8 @@ async function afterKeyClaim(run: Run, claim: KeyClaim): Promise<RunOutcome | un
     // The key's success is this task's outcome too: stored under this id, acked, not run again.
     // Its page shows this message (payload, enqueued) and this worker; no handler ran for it. It
     // finished now: the original's finishedAt may come before this message was even enqueued.
-    await settle(run, ranHere(run, { ...claim.record, id: run.message.id, queue: run.message.queue, task: run.message.task, finishedAt: Date.now() }));
+    const { payload: _p, payloadOmitted: _o, startedAt: _s, worker: _w, ...outcome } = claim.record; // the original's run, not this one's
+    await settle(run, ranHere(run, { ...outcome, id: run.message.id, queue: run.message.queue, task: run.message.task, finishedAt: Date.now() }));
     return 'duplicate';
   }
   await settling(run).release(Date.now() + KEY_BUSY_DELAY_MS);

@@ -105,16 +105,12 @@ export function record(run: Run, state: TaskResult['state'], extra: { value?: un
 export const MAX_KEPT_PAYLOAD_BYTES = 64 * 1024;
 
 /**
- * Writes into `result` what this delivery knows of the task: its payload (as `keepPayload` says,
- * by `result.state`), when it was enqueued, when this attempt started (if its handler ran) and
- * this worker. Anything `result` had for those is replaced.
+ * Writes into `result` (an outcome without them) what this delivery knows of the task: its payload
+ * (as `keepPayload` says, by `result.state`), when it was enqueued, when this attempt started (if
+ * its handler ran) and this worker.
  */
 export function ranHere(run: Run, result: TaskResult): TaskResult {
   const { message } = run;
-  delete result.payload;
-  delete result.payloadOmitted;
-  delete result.startedAt;
-  delete result.worker;
   const keep = run.app.options.keepPayload;
   if (keep === 'always' || (keep === 'failures' && result.state !== 'succeeded')) {
     // Only the kept ones are measured: with the default, a success serializes nothing extra.
