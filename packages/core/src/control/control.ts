@@ -1,6 +1,7 @@
 import type { App, Connection } from '../app.js';
 import type { RedriveResult } from '../broker.js';
 import { ValidationError } from '../errors.js';
+import { DEAD_LETTER_NOT_FOUND } from '../redrive.js';
 import { GLOBAL_SCOPE } from '../coordination.js';
 import { assertQueueName, assertTaskId } from '../names.js';
 import { CONTROL_POLL_MS, coordinationOf, KINDS, MIN_REVOCATION_TTL_MS, readControlState, type PauseRecord, type Revocation } from './state.js';
@@ -72,16 +73,20 @@ export class Control {
   async redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {
     const conn = await this.app.connection();
     assertQueueName(queue);
-    // The letters there are now; named ids that are not among them are the broker's to refuse,
-    // and nothing below touches them (their revocations, their outcomes).
+    // The letters there now decide: only those are prepared for the move (revocations lifted,
+    // outcomes forgotten) and moved. A named id not among them is refused as not found, never moved
+    // unprepared (on RabbitMQ a listing under way elsewhere hides the letters it holds; moved after
+    // all, such a letter would meet its old failed outcome and be buried again without running).
     // Ids only where the backend can: a listing of letters stops at a byte budget (Broker.deadLetters).
     const broker = conn.broker;
     const dead = new Set(broker.deadLetterIds ? await broker.deadLetterIds(queue) : (await broker.deadLetters(queue, this.app.options.deadLetters.maxCount)).map((d) => d.id));
     const ids = options.ids ?? [...dead];
-    if (ids.length === 0) return { redriven: [], refused: [] };
     const letters = ids.filter((id) => dead.has(id));
+    const unseen = ids.filter((id) => !dead.has(id)).map((id) => ({ id, reason: DEAD_LETTER_NOT_FOUND }));
+    if (letters.length === 0) return { redriven: [], refused: unseen };
+    const withUnseen = (result: RedriveResult): RedriveResult => ({ redriven: result.redriven, refused: [...result.refused, ...unseen] });
     await this.#liftRevocations(conn, queue, letters);
-    if (conn.results === conn.broker.results) return conn.broker.redrive(queue, { ids });
+    if (conn.results === conn.broker.results) return withUnseen(await conn.broker.redrive(queue, { ids: letters }));
     // A store apart from the broker still holds the failed outcome: the task claim would say "done"
     // and the redriven task be skipped. Forgotten before the move (no worker may see it after), and
     // put back for every letter still dead afterwards (refused, or the move failed midway).
@@ -90,8 +95,8 @@ export class Control {
     await conn.results.forget(refs);
     let result: RedriveResult | undefined;
     try {
-      result = await conn.broker.redrive(queue, { ids });
-      return result;
+      result = await conn.broker.redrive(queue, { ids: letters });
+      return withUnseen(result);
     } finally {
       const moved = new Set(result?.redriven ?? []);
       await Promise.all(
