@@ -83,7 +83,7 @@ describe('dashboard HTTP rules', () => {
     expect(() => createDashboard(app, { allowedHosts: ['*'] })).toThrow(/allowedHosts "\*" would answer any site without a token/);
   });
 
-  it('without a token, a Unix socket listener is answered (only this machine reaches it), still with the Host check', async () => {
+  it('without a token, a Unix socket listener is refused (a proxy in front would pass on anyone as "localhost"); with one, answered', async () => {
     const { app, queue } = memoryApp();
     const dashboard = createDashboard(app);
     const server = createServer(dashboard.handler);
@@ -92,8 +92,16 @@ describe('dashboard HTTP rules', () => {
     served.push({ close: async () => (await dashboard.close(), await new Promise<void>((r) => (server.close(() => r()), server.closeAllConnections()))) });
     const status = (host: string) =>
       new Promise<number>((resolve, reject) => request({ socketPath, path: '/api/info', headers: { Host: host } }, (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end());
-    expect(await status('localhost')).toBe(200);
+    expect(await status('localhost')).toBe(403);
     expect(await status('attacker.example')).toBe(403);
+    const withToken = createDashboard(app, { token: 's3cret' });
+    server.removeAllListeners('request');
+    server.on('request', withToken.handler);
+    served.push({ close: () => withToken.close() });
+    const authorised = (token: string) =>
+      new Promise<number>((resolve, reject) => request({ socketPath, path: '/api/info', headers: { Host: 'localhost', Authorization: `Bearer ${token}` } }, (res) => (res.resume(), resolve(res.statusCode!))).on('error', reject).end());
+    expect(await authorised('s3cret')).toBe(200);
+    expect(await authorised('wrong')).toBe(401);
   });
 
   it('without a token, only a loopback connection is answered: a forged Host: localhost over another interface is 403', async (ctx) => {

@@ -1,13 +1,14 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { isIP, type Server } from 'node:net';
+import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 
 /**
  * Who may talk to what celeriac serves over HTTP (worker metrics, the dashboard), one rule for both:
  * 1. It listens on a loopback address unless told otherwise.
  * 2. Any other address needs a token; every request must then carry `Authorization: Bearer <token>`.
- * 3. Without a token, a request must come over a loopback connection (both ends 127.0.0.0/8 or
- *    ::1, or a Unix socket / named pipe) and name a loopback host or an allowed one in `Host`
+ * 3. Without a token, a request must come over a loopback TCP connection (both ends 127.0.0.0/8 or
+ *    ::1; not a Unix socket or named pipe, which is what a reverse proxy in front of a server
+ *    usually connects to: it would make every request from anywhere look local) and name a loopback host or an allowed one in `Host`
  *    (a trailing dot and IPv4-mapped IPv6 allowed; a page on another site whose name
  *    was pointed at 127.0.0.1, DNS rebinding, is refused). The `Host` header alone proves nothing:
  *    the client chooses it. A reverse proxy on the same machine makes every request look local, so
@@ -39,8 +40,9 @@ export function refuseAccess(req: IncomingMessage, rules: AccessRules, needsToke
     return { status: 401, code: 'UNAUTHORIZED', message: 'this needs its token: send Authorization: Bearer <token>', headers: { 'WWW-Authenticate': 'Bearer realm="celeriac"' } };
   }
   const { remoteAddress, localAddress } = req.socket ?? {};
-  if (!overPipe(req) && (!remoteAddress || !localAddress || !isLoopback(remoteAddress) || !isLoopback(localAddress))) {
-    return forbidden(`requests from ${remoteAddress ?? 'an unknown address'} are refused: without a token only this machine is answered, over 127.0.0.1 or ::1 (set a token)`);
+  if (!remoteAddress || !localAddress || !isLoopback(remoteAddress) || !isLoopback(localAddress)) {
+    const from = remoteAddress ?? 'a Unix socket or pipe (a proxy in front could be passing on anyone)';
+    return forbidden(`requests from ${from} are refused: without a token only this machine is answered, over 127.0.0.1 or ::1 (set a token)`);
   }
   const name = hostOf(req.headers.host);
   if (name !== null && (isLoopback(name) || allowed(rules, name))) return null;
@@ -77,11 +79,6 @@ export function hostOf(header: string | undefined): string | null {
   } catch {
     return null;
   }
-}
-
-/** A Unix socket or Windows named pipe: only this machine reaches it (its file permissions decide who). */
-function overPipe(req: IncomingMessage): boolean {
-  return typeof (req.socket as { server?: Server } | undefined)?.server?.address() === 'string';
 }
 
 function forbidden(message: string): Refusal {
