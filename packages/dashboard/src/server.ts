@@ -22,7 +22,8 @@ export async function serveDashboard(app: App, options: ServeOptions = {}): Prom
   const { host, port } = parseServeOptions(options);
   assertBindable(host, options.token, { flag: '--token', env: 'CELERIAC_DASHBOARD_TOKEN' }, (message) => new ValidationError('INVALID_OPTIONS', message));
   const { host: _host, port: _port, ...rest } = options;
-  const dashboard = createDashboard(app, { ...rest, allowedHosts: [...(rest.allowedHosts ?? []), host] });
+  // No need to allow `host` itself: a loopback one passes as loopback, and any other needs the token (then no host list applies).
+  const dashboard = createDashboard(app, rest);
   const server = createServer(dashboard.handler);
   try {
     await new Promise<void>((resolve, reject) => {

@@ -60,15 +60,15 @@ export function allowed(rules: AccessRules, name: string): boolean {
  */
 export function allowedHostIssue(entry: string): string | null {
   if (entry === '*') return 'allowedHosts "*" would answer any site without a token (DNS rebinding, cross-site actions): set a token instead';
-  const host = isIP(entry) === 6 ? `[${entry}]` : entry;
   let url: URL | null = null;
   try {
-    url = new URL(`http://${host}`);
+    url = new URL(`http://${isIP(entry) === 6 ? `[${entry}]` : entry}`);
   } catch {
     // reported below
   }
-  if (url === null || url.port !== '' || url.host.replace(/\.$/, '') !== host.toLowerCase().replace(/\.$/, '')) return `allowedHosts entries are host names without port or path (got ${JSON.stringify(entry)})`;
-  return null;
+  // Any spelling the URL parser normalises (upper case, 127.1, uncompressed IPv6) matches as `hostOf` normalises the Host header.
+  const bare = url !== null && url.port === '' && url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password && !/[/?#@]/.test(entry);
+  return bare ? null : `allowedHosts entries are host names without port or path (got ${JSON.stringify(entry)})`;
 }
 
 /** The host name of a `Host` header (lower-cased, no port, no trailing dot; IPv6 in brackets), or null when it does not parse. */
