@@ -2,11 +2,12 @@ import { consoleLogger, createApp, type App, type TaskResult } from '@celeriac/c
 import { uniqueQueue } from '@celeriac/core/testing';
 import { serveMetrics, Worker, workerMetrics, type MetricsServer } from '@celeriac/worker';
 import { Gauge, Registry } from 'prom-client';
-import { connect } from 'node:net';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AMQP_URL } from '../packages/amqp-backend/src/testing.js';
-import { IDLE_TIMEOUT_MS } from '../packages/worker/src/metrics-server.js';
+import { IDLE_TIMEOUT_MS, REPLY_TIMEOUT_MS } from '../packages/worker/src/metrics-server.js';
 import { urlWith } from './redis/helpers.js';
 import { controlBackends } from './support/control-backends.js';
 import { FaultProxy } from './support/fault-proxy.js';
@@ -306,6 +307,46 @@ describe('the metrics server', () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('slow_gauge 1');
   }, 30_000);
+
+  // Issue 11: the idle timeout spares a socket being answered, and once the socket buffers are
+  // full nothing moves on it, so a client that asked and never read held its socket for ever.
+  it('cuts off a client that sends a request and never reads the reply, REPLY_TIMEOUT_MS after the reply started', async () => {
+    const registry = new Registry();
+    const wide = new Gauge({ name: 'wide_gauge', help: 'many long series', labelNames: ['key'], registers: [registry] });
+    const pad = 'x'.repeat(1_000);
+    // About 8 MB: more than the loopback socket buffers of both ends take (4 MB + 128 KB here).
+    for (let i = 0; i < 8_000; i++) wide.set({ key: `${i}-${pad}` }, i);
+    const whole = Buffer.byteLength(await registry.metrics());
+    const server = await serveMetrics(registry, { port: 0 });
+    servers.push(server);
+    // The server's end of the connection, whose close is what the test waits for (the client reads nothing, so sees nothing).
+    let onSocket: (message: unknown) => void = () => {};
+    const accepted = new Promise<Socket>((resolve) => (onSocket = (message) => resolve((message as { socket: Socket }).socket)));
+    subscribe('net.server.socket', onSocket);
+    const { hostname, port } = new URL(server.url);
+    const client = connect(Number(port), hostname);
+    client.on('error', () => {});
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve) => client.once('connect', resolve));
+      client.write('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+      const serverEnd = await accepted;
+      const closed = new Promise<'closed'>((resolve) => serverEnd.once('close', () => resolve('closed')));
+      const bound = new Promise<'held'>((resolve) => (timer = setTimeout(() => resolve('held'), REPLY_TIMEOUT_MS + 20_000)));
+      expect(await Promise.race([closed, bound])).toBe('closed');
+      // Cut off, not finished: reading now gets what the socket buffers held, then the end.
+      let received = 0;
+      client.on('data', (chunk: Buffer) => (received += chunk.length));
+      const ended = new Promise<'ended'>((resolve) => client.once('close', () => resolve('ended')));
+      expect(await Promise.race([ended, bound])).toBe('ended');
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThan(whole);
+    } finally {
+      clearTimeout(timer);
+      unsubscribe('net.server.socket', onSocket);
+      client.destroy();
+    }
+  }, REPLY_TIMEOUT_MS + 30_000);
 
   it('close() ends even while a client holds a half-sent request open', async () => {
     const server = await serveMetrics(new Registry(), { port: 0 });

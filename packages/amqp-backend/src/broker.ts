@@ -20,7 +20,7 @@ import {
   type Settlement,
   type TaskMessage,
 } from '@celeriac/core';
-import { DeadLetterQueue } from './dead.js';
+import { DeadLetterQueue, letterIdOf, letterOf } from './dead.js';
 import { Dedup } from './dedup.js';
 import { Intake, type Arrival } from './intake.js';
 import { lapsesOf, mustRewrite } from './lapses.js';
@@ -291,13 +291,16 @@ export class AmqpBroker implements Broker {
   }
 
   deadLetters(queue: string, limit = 100): Promise<DeadLetter[]> {
-    return operatorBound(readDeadLetters(this.link, queue, limit, MAX_PEEK_BYTES), `reading the dead letters of ${queue}`);
+    return operatorBound(readDeadLetters(this.link, queue, limit, MAX_PEEK_BYTES, letterOf), `reading the dead letters of ${queue}`);
   }
 
-  /** AMQP cannot read ids without the bodies: all the letters (within retention), no byte budget. */
-  async deadLetterIds(queue: string): Promise<string[]> {
-    const all = readDeadLetters(this.link, queue, this.limits.deadLetters.maxCount, Number.POSITIVE_INFINITY);
-    return (await operatorBound(all, `reading the dead letters of ${queue}`)).map((letter) => letter.id);
+  /**
+   * AMQP cannot read ids without the bodies: all the letters (within retention), no byte budget,
+   * each body dropped as soon as its id is read (10,000 letters of 1 MiB must not all be held).
+   */
+  deadLetterIds(queue: string): Promise<string[]> {
+    const ids = readDeadLetters(this.link, queue, this.limits.deadLetters.maxCount, Number.POSITIVE_INFINITY, letterIdOf);
+    return operatorBound(ids, `reading the dead letters of ${queue}`);
   }
 
   redrive(queue: string, options: { ids?: readonly string[] } = {}): Promise<RedriveResult> {

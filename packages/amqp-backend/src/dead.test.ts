@@ -1,8 +1,11 @@
 import { MAX_PEEK_BYTES } from '@celeriac/core';
 import { sleep, uniqueQueue } from '@celeriac/core/testing';
-import amqp from 'amqplib';
+import amqp, { type Channel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpBroker } from './broker.js';
+import { letterIdOf } from './dead.js';
+import type { Link } from './link.js';
+import { readDeadLetters } from './stats.js';
 import { AMQP_URL } from './testing.js';
 
 // Issue 8, defect 15: dead letters grew without bound. `<queue>:dead` keeps BrokerOptions.deadLetters
@@ -95,5 +98,35 @@ describe('amqp: dead-letter retention', () => {
     expect(listed.map((d) => d.raw.split(' ')[0])).toEqual(bodies.slice(0, fits).map((_, i) => String(i)));
     expect(await b.deadLetterIds(q)).toHaveLength(bodies.length);
     expect(await deadCount(q)).toBe(bodies.length);
+  });
+
+  // Issue 11: deadLetterIds read every letter whole and kept all the bodies until the end of the
+  // walk (10,000 letters of 1 MiB held at once). Each message is now mapped to what is kept as it
+  // is read, before the next one is fetched, and only the mapped value stays.
+  it('maps each letter as it is read and keeps only what the mapper returns (ids, no bodies)', async () => {
+    const b = await broker({ maxCount: 100, maxAgeMs: 60_000 });
+    const q = uniqueQueue('ad');
+    await bury(b, q, ['bad-0', 'bad-1', 'bad-2']);
+    const steps: string[] = [];
+    const watched = {
+      withChannel: <T>(work: (ch: Channel) => Promise<T>) =>
+        b.link.withChannel((ch) => {
+          const get = ch.get.bind(ch);
+          ch.get = (...args) => {
+            steps.push('get');
+            return get(...args);
+          };
+          return work(ch);
+        }),
+    } as Link;
+    const ids = await readDeadLetters(watched, q, 100, Number.POSITIVE_INFINITY, (msg) => {
+      steps.push('map');
+      return letterIdOf(msg);
+    });
+    const letters = await b.deadLetters(q);
+    expect(ids).toEqual(letters.map((d) => d.id));
+    expect(new Set(ids).size).toBe(3);
+    expect(steps).toEqual(['get', 'map', 'get', 'map', 'get', 'map', 'get']);
+    expect(await b.deadLetterIds(q)).toEqual(ids);
   });
 });

@@ -15,10 +15,17 @@ export function letterOf(msg: Message): DeadLetter {
   const headers = msg.properties.headers ?? {};
   const raw = msg.content.toString();
   const at = Number(headers[H.deadAt] ?? 0);
-  const error = errorHeader(headers[H.error]);
+  return { id: idOf(raw, at), raw, reason: String(headers[H.reason] ?? ''), error: errorHeader(headers[H.error]), at };
+}
+
+/** Only the letter's id (as `letterOf` gives it): a walk for ids keeps no body. */
+export function letterIdOf(msg: Message): string {
+  return idOf(msg.content.toString(), Number(msg.properties.headers?.[H.deadAt] ?? 0));
+}
+
+function idOf(raw: string, at: number): string {
   const parsed = parseMessage(raw);
-  const id = parsed.ok ? parsed.message.id : `raw-${createHash('sha256').update(`${at}\n${raw}`).digest('hex').slice(0, 24)}`;
-  return { id, raw, reason: String(headers[H.reason] ?? ''), error, at };
+  return parsed.ok ? parsed.message.id : `raw-${createHash('sha256').update(`${at}\n${raw}`).digest('hex').slice(0, 24)}`;
 }
 
 /** The letter's error header; one that is not JSON (written by hand, or garbled) is kept as its text, never a reason to fail a listing. */
@@ -97,7 +104,7 @@ export class DeadLetterQueue {
     const wanted = new Set(ids);
     let removed = 0;
     await this.#walk(queue, async (ch, msg) => {
-      if (!wanted.has(letterOf(msg).id)) return 'keep';
+      if (!wanted.has(letterIdOf(msg))) return 'keep';
       ch.ack(msg);
       removed++;
       return 'taken';

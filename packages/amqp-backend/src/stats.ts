@@ -1,6 +1,5 @@
-import type { DeadLetter, QueueStats } from '@celeriac/core';
-import type { Channel } from 'amqplib';
-import { letterOf } from './dead.js';
+import type { QueueStats } from '@celeriac/core';
+import type { Channel, Message } from 'amqplib';
 import type { Link } from './link.js';
 import { DELAY_LEVELS, deadQueue, delayQueue, workQueue } from './names.js';
 import type { Counters } from './settler.js';
@@ -51,18 +50,20 @@ function count(link: Link, name: string): Promise<number> {
  * on a throwaway channel whose close hands them all back in place. Stops once their bodies reach
  * `maxBytes` (after at least one): this process holds them, and the broker holds them unacked,
  * where a redrive or discard walking the same queue cannot see them, so a listing is kept short.
+ * Each message is turned by `map` as it is read and only what `map` returns is kept: a walk for
+ * ids (`letterIdOf`) holds one body at a time, however many letters and bytes the queue has.
  */
-export function readDeadLetters(link: Link, queue: string, limit: number, maxBytes: number): Promise<DeadLetter[]> {
+export function readDeadLetters<T>(link: Link, queue: string, limit: number, maxBytes: number, map: (msg: Message) => T): Promise<T[]> {
   return onQueue(
     link,
     async (ch) => {
       await ch.checkQueue(deadQueue(queue));
-      const out: DeadLetter[] = [];
+      const out: T[] = [];
       for (let bytes = 0; out.length < limit && bytes < maxBytes; ) {
         const msg = await ch.get(deadQueue(queue), { noAck: false });
         if (!msg) break;
         bytes += msg.content.length;
-        out.push(letterOf(msg));
+        out.push(map(msg));
       }
       return out;
     },

@@ -23,6 +23,12 @@ export const REQUEST_TIMEOUT_MS = 10_000;
  * (a silent socket, a half-sent request, an idle keep-alive), so held sockets cannot pile up.
  */
 export const IDLE_TIMEOUT_MS = 5_000;
+/**
+ * A reply must be taken whole within this once it starts being written. The idle timeout spares a
+ * socket being answered, and a client that asks and never reads leaves nothing moving on it once
+ * the socket buffers are full: without this deadline it would hold the socket for ever.
+ */
+export const REPLY_TIMEOUT_MS = 10_000;
 /** How often Node checks the request and header deadlines (its default, 30 s, let them run 30 s late). */
 const DEADLINE_CHECK_MS = 1_000;
 /**
@@ -46,8 +52,10 @@ export interface MetricsServer {
  * 2. With a token, a request without the right Bearer header gets 401; anything but GET/HEAD
  *    /metrics gets a JSON error (404, 405).
  * 3. Bounded: a connection silent for `IDLE_TIMEOUT_MS` (no request, or half of one) is ended
- *    within about a second more, a request must arrive whole within `REQUEST_TIMEOUT_MS`, and at
- *    most `MAX_CONNECTIONS` are open at once (counted before the token check, hence generous).
+ *    within about a second more, a request must arrive whole within `REQUEST_TIMEOUT_MS`, a reply
+ *    must be read whole within `REPLY_TIMEOUT_MS` of its start (a slow collection before it is
+ *    not counted), and at most `MAX_CONNECTIONS` are open at once (counted before the token
+ *    check, hence generous).
  * 4. `close()` stops listening and ends idle keep-alive connections at once, and every other
  *    connection (a scrape in progress, a half-sent request) after `CLOSE_GRACE_MS`, so a stopping
  *    worker always exits.
@@ -65,10 +73,7 @@ export async function serveMetrics(registry: Registry, { host = '127.0.0.1', por
     if (path !== '/metrics') return error(res, 404, 'NOT_FOUND', 'metrics are served at GET /metrics');
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 405, 'METHOD_NOT_ALLOWED', 'use GET /metrics', { Allow: 'GET, HEAD' });
     registry.metrics().then(
-      (text) => {
-        res.writeHead(200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' });
-        res.end(req.method === 'HEAD' ? undefined : text);
-      },
+      (text) => reply(res, 200, { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, req.method === 'HEAD' ? undefined : text),
       (err: unknown) => error(res, 500, 'INTERNAL', `could not collect the metrics: ${String(err)}`),
     );
   });
@@ -104,6 +109,13 @@ export async function serveMetrics(registry: Registry, { host = '127.0.0.1', por
 }
 
 function error(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify({ error: { code, message } }));
+  reply(res, status, { 'Content-Type': 'application/json; charset=utf-8', ...headers }, JSON.stringify({ error: { code, message } }));
+}
+
+/** Writes the whole reply; one not taken by the client within `REPLY_TIMEOUT_MS` ends its connection. */
+function reply(res: ServerResponse, status: number, headers: Record<string, string>, body: string | undefined): void {
+  const cut = setTimeout(() => res.destroy(), REPLY_TIMEOUT_MS).unref();
+  res.once('close', () => clearTimeout(cut)); // finished, or the connection ended
+  res.writeHead(status, headers);
+  res.end(body);
 }
