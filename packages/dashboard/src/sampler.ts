@@ -13,6 +13,9 @@ export const IDLE_REFRESH_MS = 10_000;
 /** A read pending this long is given up for good (a call that never settles), so a new one may start. */
 export const ABANDON_AFTER_MS = 30_000;
 
+/** Abandoned reads left pending at most: past them, the sampler waits for one to settle (the API says 503 meanwhile). */
+export const MAX_ABANDONED = 3;
+
 /** The series end this far behind the read: the last heartbeat of every worker has landed by then. */
 const SERIES_LAG_MS = HEARTBEAT_MS + 1_000;
 
@@ -33,7 +36,9 @@ export interface Snapshot {
  *    other read starts while it is pending (reads do not pile up on a hung broker), and its late
  *    answer, the newest data, is applied when it comes. A read still pending after
  *    `ABANDON_AFTER_MS` (a call that never settles) is given up for good, its answer ignored, and
- *    a fresh read may start: at most one such stuck read per `ABANDON_AFTER_MS`, and every wait ends.
+ *    a fresh read may start: at most one such stuck read per `ABANDON_AFTER_MS`, and at most
+ *    `MAX_ABANDONED` pending at once (then it waits for one to settle, answering 503). A snapshot
+ *    is dated when its read began.
  * 2. With no request or scrape for `IDLE_AFTER_MS`, reads every `IDLE_REFRESH_MS`; the next
  *    request finds the snapshot stale and reads at once.
  * 3. Turns the workers' counts into rate series and tells `onDeltas` (the metrics) of each delta.
@@ -57,6 +62,8 @@ export class Sampler {
   /** Bumped when a pending read is abandoned: an answer of an older generation changes nothing. */
   #generation = 0;
   #readStartedAt = 0;
+  /** Abandoned reads still pending (calls that never settled). */
+  #abandoned = 0;
   #lastStarted = 0;
   #lastEnded = 0;
   #lastDemand: number;
@@ -132,14 +139,18 @@ export class Sampler {
 
   /** Starts a read unless one is pending, and waits for it at most `readTimeoutMs`. */
   async #tick(): Promise<void> {
-    if (this.#reading && Date.now() - this.#readStartedAt > ABANDON_AFTER_MS) {
-      this.#generation++; // it never settled: forget it, and read afresh
+    if (this.#reading && Date.now() - this.#readStartedAt > ABANDON_AFTER_MS && this.#abandoned < MAX_ABANDONED) {
+      // It never settled: forget it, and read afresh (the call goes on: at most MAX_ABANDONED of them).
+      this.#generation++;
+      this.#abandoned++;
+      const forgotten = this.#reading;
+      void forgotten.finally(() => this.#abandoned--);
       this.#reading = null;
     }
     const generation = this.#generation;
     const current = () => generation === this.#generation;
     if (!this.#reading) this.#readStartedAt = Date.now();
-    this.#reading ??= this.#read(current).then(
+    this.#reading ??= this.#read(current, this.#readStartedAt).then(
       () => void (current() && (this.#error = null)),
       (err: unknown) => void (current() && (this.#error = err instanceof Error ? err : new Error(String(err)))),
     ).finally(() => {
@@ -173,7 +184,7 @@ export class Sampler {
   }
 
   /** One read of the counts and the registry; applied only while `current()` (not abandoned meanwhile). */
-  async #read(current: () => boolean): Promise<void> {
+  async #read(current: () => boolean, startedAt: number): Promise<void> {
     const conn = await this.app.connection();
     const control = !!conn.results.coordination;
     const [listed, workers] = control ? await Promise.all([this.app.inspect.queues(), this.app.inspect.workers()]) : [[], []];
@@ -181,11 +192,12 @@ export class Sampler {
     const extra = await Promise.all(this.settings.queues.filter((q) => !names.has(q)).map(async (q): Promise<QueueInfo> => ({ ...(await conn.broker.stats(q)), paused: false })));
     if (this.#closed || !current()) return;
     const queues = [...listed, ...extra].sort((a, b) => a.queue.localeCompare(b.queue));
-    const at = Date.now();
-    const deltas = this.#ledger.observe(workers, at);
-    for (const d of deltas) this.rates.add(d, at);
+    const now = Date.now();
+    const deltas = this.#ledger.observe(workers, now);
+    for (const d of deltas) this.rates.add(d, now);
     this.rates.retain(new Set([...queues.map((q) => q.queue), ...deltas.map((d) => d.queue)]));
     for (const listener of this.#listeners) listener(deltas);
-    this.#snapshot = { at, control, queues, workers };
+    // Dated when the read began: a late answer holds counts of then, not of when it landed.
+    this.#snapshot = { at: startedAt, control, queues, workers };
   }
 }
