@@ -1,7 +1,8 @@
 import { createApp, MAX_PEEK_BYTES } from '@celeriac/core';
 import { makeMessage, uniqueQueue } from '@celeriac/core/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisFixture, type RedisFixture } from './helpers.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { celeriac, killLeftovers } from '../support/celeriac-cli.js';
+import { redisFixture, urlWith, type RedisFixture } from './helpers.js';
 
 const KEY_TTL = { keyTtlMs: 60_000 };
 const BODY = 900 * 1024; // each message a little under the default 1 MiB limit
@@ -43,6 +44,7 @@ describe('redis: dead letters of big messages', () => {
     fx = await redisFixture('deadbytes');
   });
   afterAll(async () => fx?.close());
+  afterEach(killLeftovers);
 
   async function bury(queue: string, count: number): Promise<string[]> {
     const msgs = Array.from({ length: count }, (_, i) => makeMessage(queue, { payload: { i, blob: 'x'.repeat(BODY) } }));
@@ -65,6 +67,17 @@ describe('redis: dead letters of big messages', () => {
     expect(bytes.slice(1).reduce((a, b) => a + b, 0)).toBeLessThan(MAX_PEEK_BYTES); // stopped once at the budget
     expect(await fx.broker.deadLetterIds(queue)).toEqual(ids);
     expect(await fx.broker.stats(queue)).toMatchObject({ dead: ids.length });
+  });
+
+  it('celeriac inspect dead says how many there are when its listing stops at the budget', async () => {
+    const queue = uniqueQueue('dbc');
+    const ids = await bury(queue, fits + 2);
+    const run = celeriac(['inspect', 'dead', queue, '--broker', urlWith(fx.prefix)]);
+    expect(await run.exited).toBe(0);
+    const rows = run.stdout.filter((l) => ids.some((id) => l.startsWith(id)));
+    expect(rows.length).toBeLessThan(ids.length);
+    expect(run.stderr).toContain(`showing ${rows.length} of ${ids.length} dead letters: a listing stops at 4 MiB of letters (redrive without --id takes them all)`);
+    await fx.broker.discard(queue, { ids });
   });
 
   it('always lists the newest letter, however big', async () => {

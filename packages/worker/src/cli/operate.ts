@@ -107,12 +107,17 @@ const INSPECT: Record<string, Command> = {
     },
   },
   dead: {
-    usage: 'celeriac inspect dead <queue> [--limit <n>]\n\nDead letters of a queue (default 100), each with the id that redrive and discard take.',
+    usage:
+      'celeriac inspect dead <queue> [--limit <n>]\n\nDead letters of a queue (default 100), each with the id that redrive and discard take.\nA listing stops at 4 MiB of letters (big letters: fewer than --limit); the table then says how many there are.',
     flags: ['limit'],
     positionals: 1,
     run: async (app, [queue], values, io) => {
-      const dead = await app.inspect.deadLetters(queue!, values.limit === undefined ? {} : { limit: positiveInt('--limit', values.limit) });
+      const limit = values.limit === undefined ? 100 : positiveInt('--limit', values.limit);
+      const dead = await app.inspect.deadLetters(queue!, { limit });
       if (values.json) return print(io, json(dead));
+      // Fewer than asked: all there are, or a listing cut at its byte budget (say which).
+      const total = dead.length < limit ? (await (await app.connection()).broker.stats(queue!)).dead : dead.length;
+      if (total > dead.length) io.err(`showing ${dead.length} of ${total} dead letters: a listing stops at 4 MiB of letters (redrive without --id takes them all)`);
       return print(io, formatTable(['ID', 'AT', 'REASON'], dead.map((d) => [d.id, when(d.at), d.reason])));
     },
   },
